@@ -1,0 +1,5 @@
+import sys
+
+from evl_core.cli import console_main
+
+sys.exit(console_main())

@@ -1,0 +1,165 @@
+"""The ``evl`` dispatcher: ``evl [options] <command> [<args>]``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Iterable, Sequence, TextIO
+
+from evl_core import EVL_ABI_PREREQ, __version__
+from evl_core.errors import EvlError
+from evl_core.getopt import NO_ARGUMENT, REQUIRED_ARGUMENT, Getopt, GetoptError, LongOption
+
+SHORTOPTS = "+P:Vvh"
+LONGOPTS = (
+    LongOption("prefix", REQUIRED_ARGUMENT, "P"),
+    LongOption("version", NO_ARGUMENT, "V"),
+    LongOption("help", NO_ARGUMENT, "h"),
+)
+
+USAGE = """\
+usage: evl [options] <command> [<args>]
+-P --prefix=<dir>      directory of external evl-* commands
+-V --version           print the version and the EVL ABI level required
+-h --help              this help
+"""
+
+DEBUG_ENV = "EVL_DEBUG"
+
+
+def version_line() -> str:
+    return f"evl-tools {__version__} [requires ABI {EVL_ABI_PREREQ}]"
+
+
+def build_parser() -> Any:
+    """The dispatcher's options as an argparse parser, for its man page."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="evl", description="Run a command of the EVL command set.",
+        usage="evl [options] <command> [<args>]",
+    )
+    parser.add_argument("-P", "--prefix", metavar="DIR",
+                        help="directory of external evl-* commands (default: <prefix>/libexec/evl "
+                             "of the installation); it is appended to PATH")
+    parser.add_argument("-V", "--version", action="store_true",
+                        help="print the version and the EVL ABI level the tools require")
+    parser.add_argument("command", nargs="?", help="the command to run, e.g. net, help")
+    parser.add_argument("args", nargs="*", help="the command's own arguments")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    plugins: Iterable[Any] = (),
+    autoload: bool | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Run ``evl`` on ``argv``; ``plugins`` registers extra plugin objects (a test seam)."""
+    real_process = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    env = dict(os.environ if env is None else env)
+
+    cmddir = None
+    try:
+        parser = Getopt(argv, SHORTOPTS, LONGOPTS)
+        for key, value in parser:
+            if key == "P":
+                cmddir = value
+            elif key in ("V", "v"):
+                stdout.write(version_line() + "\n")
+                return 0
+            elif key == "h":
+                stdout.write(USAGE)
+                return 0
+    except GetoptError as exc:
+        stderr.write(f"evl: {exc}\n{USAGE}")
+        return 2
+
+    from evl_core import externals, plugins as plugin_loading
+
+    cmddir = os.path.abspath(cmddir) if cmddir else externals.default_cmddir()
+    registry = plugin_loading.load(plugins, autoload=autoload, stderr=stderr)
+    operands = parser.operands
+    name, args = (operands[0], operands[1:]) if operands else ("help", [])
+    if not operands:
+        stdout.write(USAGE)
+
+    from evl_core.hookspecs import Context
+
+    ctx = Context(
+        prog=f"evl-{name}", name=name, plugin_manager=registry.plugin_manager,
+        commands=registry.commands, cmddir=cmddir, stdout=stdout, stderr=stderr,
+        env=externals.child_env(cmddir, env), conflicts=registry.conflicts, plugin_labels=registry.labels,
+    )
+    if name in registry.conflicts:
+        stderr.write("evl: " + plugin_loading.conflict_message(name, registry.conflicts[name]) + "\n")
+        return 1
+    command = registry.commands.get(name)
+    if command is not None:
+        return run_command(command, args, ctx)
+    path = externals.find(name, cmddir, env)
+    if path is None:
+        stderr.write(f"evl: no '{name}' command. Try 'evl --help'.\n")
+        return 1
+    return externals.run(path, name, args, ctx.env, replace_process=real_process)
+
+
+def run_command(command: Any, args: list[str], ctx: Any) -> int:
+    """Run a plugin command, turning expected failures into one stderr line."""
+    from evl_core.lazy import resolve
+
+    try:
+        if command.raw_args:
+            return int(resolve(command.handler)(args, ctx) or 0)
+        if args == ["-@"]:
+            ctx.stdout.write(command.summary + "\n")
+            return 0
+        from evl_core.hookspecs import build_parser_for
+
+        parsed = build_parser_for(command, ctx.prog).parse_args(args)
+        return int(resolve(command.handler)(parsed, ctx) or 0)
+    except SystemExit as exc:  # argparse usage errors and --help
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except EvlError as exc:
+        if ctx.env.get(DEBUG_ENV):
+            import traceback
+
+            traceback.print_exc(file=ctx.stderr)
+        ctx.stderr.write(exc.format(ctx.prog) + "\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        ctx.stderr.write(f"{ctx.prog}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`evl net -Q ... | head`): not our failure.
+        _silence_stdout()
+        return 141
+    except Exception as exc:
+        import traceback
+
+        if ctx.env.get(DEBUG_ENV):
+            traceback.print_exc(file=ctx.stderr)
+            hint = ""
+        else:
+            hint = f" (set {DEBUG_ENV}=1 for a traceback)"
+        ctx.stderr.write(f"{ctx.prog}: internal error: {type(exc).__name__}: {exc}{hint}\n")
+        return 1
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def console_main() -> int:
+    """Entry point of the ``evl`` console script."""
+    return main()

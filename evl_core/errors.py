@@ -1,0 +1,40 @@
+"""One error model for every command: an expected failure is an EvlError."""
+
+from __future__ import annotations
+
+import os
+
+
+class EvlError(Exception):
+    """An expected failure, printed as ``<prog>: <message>[: <strerror>]``.
+
+    ``errno`` is optional: some failures (a bad board file, a malformed
+    argument) have no kernel error behind them.
+    """
+
+    def __init__(self, message: str, errno: int | None = None, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errno = errno
+        self.exit_code = exit_code
+
+    def format(self, prog: str) -> str:
+        if self.errno:
+            return f"{prog}: {self.message}: {strerror(self.errno)}"
+        return f"{prog}: {self.message}"
+
+    @classmethod
+    def from_oserror(cls, message: str, exc: OSError) -> "EvlError":
+        """Wrap an OSError raised by a transport, keeping its errno."""
+        if exc.errno:
+            return cls(message, exc.errno)
+        return cls(f"{message}: {exc}")
+
+
+class UsageError(EvlError):
+    """A command-line mistake: the command prints its usage after the message."""
+
+
+def strerror(errno: int) -> str:
+    # glibc spells ENOTSUP/EOPNOTSUPP this way too; os.strerror matches it on Linux.
+    return os.strerror(errno)

@@ -1,0 +1,69 @@
+"""``evl help`` and ``evl plugins``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from evl_core import externals
+from evl_core.hookspecs import Context
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evl help",
+        description="List every command, plugin and external alike, with its one-line description.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the list as JSON")
+    return parser
+
+
+def command_lines(ctx: Context) -> list[tuple[str, str, str]]:
+    """(name, description, origin) of every command, sorted by name."""
+    rows = {name: (name, cmd.summary, "plugin") for name, cmd in ctx.commands.items()}
+    for name, claimants in ctx.conflicts.items():
+        rows[name] = (name, "(unavailable: claimed by " + " and ".join(claimants) + ")", "conflict")
+    found = {n: p for n, p in externals.list_all(ctx.cmddir, ctx.env).items() if n not in rows}
+    # Each external is a process start; ask them all at once.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        summaries = pool.map(lambda path: externals.describe(path, ctx.env), found.values())
+        for (name, path), summary in zip(found.items(), summaries):
+            rows[name] = (name, summary, path)
+    return [rows[name] for name in sorted(rows)]
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    lines = command_lines(ctx)
+    if args.json:
+        out = [{"name": n, "summary": s, "origin": o} for n, s, o in lines]
+        ctx.stdout.write(json.dumps(out) + "\n")
+        return 0
+    ctx.stdout.write("\navailable commands:\n\n")
+    for name, summary, _origin in lines:
+        ctx.stdout.write("%-12s %s\n" % (name, summary))
+    return 0
+
+
+def build_plugins_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evl plugins", description="List the loaded plugins and the hooks they implement.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the list as JSON")
+    return parser
+
+
+def run_plugins(args: argparse.Namespace, ctx: Context) -> int:
+    pm = ctx.plugin_manager
+    rows = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: str(item[0])):
+        if plugin is None:
+            continue
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or ())
+        rows.append({"name": name, "origin": ctx.plugin_labels.get(name, name), "hooks": hooks})
+    if args.json:
+        ctx.stdout.write(json.dumps(rows) + "\n")
+        return 0
+    for row in rows:
+        ctx.stdout.write(f"{row['origin']:<32} {', '.join(row['hooks'])}\n")
+    return 0

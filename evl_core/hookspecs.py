@@ -1,0 +1,95 @@
+"""The whole plugin contract of ``evl``.
+
+A plugin is a module (or object) with ``@hookimpl`` functions, registered
+through the ``evl`` entry-point group::
+
+    [project.entry-points.evl]
+    mycmd = "evl_mycmd.plugin"
+
+Built-in commands are registered through these very hooks.  Keep plugin
+modules tiny: name handlers and parser builders as ``"module:attr"`` strings so
+that listing commands imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TextIO, Union
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from pluggy import PluginManager
+
+PROJECT = "evl"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: A callable, or a ``"module:attr"`` string resolved when first needed.
+Ref = Union[str, Callable[..., Any]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``evl <name>`` command.
+
+    ``parser`` builds the command's :class:`argparse.ArgumentParser`; it is
+    what ``evl <name> args`` parses with and what its man page is generated
+    from.  ``handler(args, ctx) -> int`` runs the command and returns its exit
+    status.  A command with ``raw_args=True`` parses its own argument list
+    (getopt-compatible commands): its handler receives the list of strings and
+    its parser serves documentation only.  ``manpage`` may name a callable
+    returning extra ``(heading, roff text)`` sections for the man page.
+    """
+
+    name: str
+    summary: str
+    parser: Ref
+    handler: Ref
+    raw_args: bool = False
+    manpage: Ref | None = None
+
+
+@dataclass
+class Context:
+    """What a handler may use besides its arguments."""
+
+    prog: str
+    name: str
+    plugin_manager: "PluginManager"
+    commands: Mapping[str, Command]
+    cmddir: str
+    stdout: TextIO
+    stderr: TextIO
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: Commands claimed by several plugins: name -> the claimants' labels.
+    conflicts: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: plugin name -> "name (distribution version)"
+    plugin_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@hookspec(historic=True)
+def evl_addhooks(pluginmanager: "PluginManager") -> None:
+    """Add a plugin's own hook specifications, e.g. ``pluginmanager.add_hookspecs(mod)``.
+
+    Called for every plugin as it is registered, so a plugin may extend the
+    contract for others (the ``net`` plugin declares its transports and
+    formatters this way).
+    """
+
+
+@hookspec
+def evl_commands() -> Sequence[Command]:
+    """Return the commands this plugin provides, as :class:`Command` records."""
+
+
+def build_parser_for(command: Command, prog: str) -> "argparse.ArgumentParser":
+    """Build a command's parser and give it the program name users see."""
+    from evl_core.lazy import resolve
+
+    parser = resolve(command.parser)()
+    parser.prog = prog
+    return parser

@@ -1,0 +1,108 @@
+"""What each ``evl net`` command does, in terms of transport operations.
+
+Each handler returns a Result (data, no text) or raises an EvlError worded
+like the C tool's messages: ``cannot enable out-of-band port on eth9``.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from evl_core.errors import EvlError
+from evl_net.request import Request, Result
+from evl_net.transports import NEIGH_MAYROUTE, NEIGH_PERMANENT, Transport
+
+
+def _fail(message: str, exc: OSError) -> EvlError:
+    detail = getattr(exc, "detail", None)
+    if detail:
+        message = f"{message} ({detail})"
+    return EvlError.from_oserror(message, exc)
+
+
+def enable(request: Request, arg: Any, transport: Transport) -> Result:
+    ifname = request.ifname
+    try:
+        data = transport.enable_port(ifname, request.pool_size or 0, request.buffer_size or 0)
+    except OSError as exc:
+        raise _fail(f"cannot enable out-of-band port on {ifname}", exc) from None
+    return Result("enable", ifname, data)
+
+
+def disable(request: Request, arg: Any, transport: Transport) -> Result:
+    ifname = request.ifname
+    try:
+        data = transport.disable_port(ifname)
+    except OSError as exc:
+        raise _fail(f"cannot disable out-of-band port on {ifname}", exc) from None
+    return Result("disable", ifname, data)
+
+
+def set_filter(request: Request, path: str | None, transport: Transport) -> Result:
+    ifname = request.ifname
+    obj = None
+    if path:
+        try:
+            with open(path, "rb") as f:
+                obj = f.read()
+        except OSError as exc:
+            raise EvlError(f"cannot set BPF filter on {ifname}: cannot read {path}", exc.errno) from None
+    try:
+        data = transport.set_rx_filter(ifname, obj, path)
+    except OSError as exc:
+        raise _fail(f"cannot set BPF filter on {ifname}", exc) from None
+    return Result("filter", ifname, {"object": path, **data})
+
+
+def set_vlans(request: Request, text: str | None, transport: Transport) -> Result:
+    text = text or ""
+    try:
+        data = transport.set_vlans(text)
+    except OSError as exc:
+        raise _fail(f"invalid VLAN id. list '{text}'", exc) from None
+    return Result("set-vlans", None, {"cleared": not data.get("vlans"), **data})
+
+
+def show_vlans(request: Request, arg: Any, transport: Transport) -> Result:
+    try:
+        text = transport.get_vlans()
+    except OSError as exc:
+        raise _fail("cannot read the VLAN filter", exc) from None
+    from evl_net import vlans
+
+    ids = sorted(vlans.parse(text)) if text else []
+    return Result("show-vlans", None, {"vlans": text, "ids": ids})
+
+
+def solicit(request: Request, host: str, transport: Transport) -> Result:
+    flags = NEIGH_MAYROUTE if request.gateway else 0
+    if "solicit-permanent" in request.seen:
+        flags |= NEIGH_PERMANENT
+    try:
+        data = transport.solicit(host, request.ifname, flags)
+    except OSError as exc:
+        if exc.errno == errno.ESRCH:
+            raise EvlError(f"invalid host/IP address '{host}'") from None
+        if exc.errno == errno.ENODEV and request.ifname and getattr(exc, "detail", None) is None:
+            raise _fail(f"cannot bind UDP socket to device {request.ifname}", exc) from None
+        raise _fail(f"{host} did not respond", exc) from None
+    return Result("solicit", request.ifname, {"host": host, **data})
+
+
+def query(request: Request, mods: str | None, transport: Transport) -> Result:
+    if request.all:
+        rows = []
+        for iface in transport.interfaces():
+            stat = _stat(transport, iface.name)
+            rows.append({"ifname": iface.name, "up": iface.up, **stat.as_dict()})
+        return Result("query", None, {"modifiers": mods or "", "interfaces": rows})
+    stat = _stat(transport, request.ifname)
+    return Result("query", request.ifname, {"modifiers": mods or "", **stat.as_dict()})
+
+
+def _stat(transport: Transport, ifname: str):
+    try:
+        return transport.get_stat(ifname)
+    except OSError as exc:
+        raise _fail(f"cannot query out-of-band port on {ifname}", exc) from None

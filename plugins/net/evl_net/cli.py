@@ -1,0 +1,139 @@
+"""``evl net``: parse, plan, run through a transport, format."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Sequence
+
+from evl_core.errors import EvlError, UsageError
+from evl_core.hookspecs import Context
+from evl_core.lazy import resolve
+from evl_net import SUMMARY, options
+from evl_net.hookspecs import Action, Formatter, TransportInfo
+from evl_net.request import Request, Result
+
+TRANSPORT_ENV = "EVL_NET_TRANSPORT"
+REMOTE_ENV = "EVL_NET_REMOTE"
+DEVDIR_ENV = "EVL_DEVDIR"
+
+
+def _registered(ctx: Context, hook: str) -> list[Any]:
+    """Every record a net hook yields; a plugin whose hook raises costs only its records."""
+    from evl_core.plugins import call_each
+
+    caller = getattr(ctx.plugin_manager.hook, hook)
+    records = []
+    for _plugin, result in call_each(caller.get_hookimpls(), lambda t: ctx.stderr.write(f"{ctx.prog}: warning: {t}\n")):
+        records.extend(result or ())
+    return records
+
+
+def usage(ctx: Context) -> None:
+    ctx.stderr.write(options.USAGE.format(prog=ctx.prog))
+
+
+def run(argv: Sequence[str], ctx: Context) -> int:
+    if not argv:
+        usage(ctx)
+        return 0
+    actions: list[Action] = _registered(ctx, "evl_net_actions")
+    try:
+        request = options.parse(argv, actions)
+        if request.format == "list":
+            return _list_formatters(ctx)
+        options.check(request, actions)
+    except options.DescriptionRequested:
+        ctx.stdout.write(SUMMARY + "\n")
+        return 0
+    except options.HelpRequested:
+        usage(ctx)
+        return 0
+    except UsageError as exc:
+        ctx.stderr.write(exc.format(ctx.prog) + "\n")
+        usage(ctx)
+        return 1
+    formatters = {f.name: f for f in _registered(ctx, "evl_net_formatters")}
+    if request.format and request.format not in formatters:
+        raise EvlError(f"unknown formatter '{request.format}' (available: {', '.join(sorted(formatters))})")
+    steps = plan(request, actions)
+    with select_transport(request, ctx) as transport:
+        check_limits(request, transport)
+        for action, argument in steps:
+            result = resolve(action.run)(request, argument, transport)
+            if result is not None:
+                ctx.stdout.write(render(result, request, formatters))
+                ctx.stdout.flush()
+    return 0
+
+
+def plan(request: Request, actions: Sequence[Action]) -> list[tuple[Action, Any]]:
+    """The requested actions in the C tool's fixed order, each once."""
+    chosen: dict[str, Action] = {}
+    for action in actions:
+        if action.name in request.actions:
+            chosen.setdefault(action.name, action)
+    ordered = sorted(chosen.values(), key=lambda a: a.order)
+    return [(a, request.actions[a.name]) for a in ordered]
+
+
+def check_limits(request: Request, transport: Any) -> None:
+    """Bounds that depend on the board, checked before anything is changed."""
+    if request.buffer_size:
+        limit = 4 * transport.page_size()
+        if request.buffer_size > limit:
+            raise EvlError(f"invalid buffer size '{request.buffer_size}': the kernel accepts at most {limit} (4 x page size)")
+
+
+def choose_formatter(result: Result, request: Request) -> str:
+    if request.format:
+        return request.format
+    if request.json:
+        return "json"
+    if result.action == "query":
+        if "interfaces" in result.data:
+            return "table"
+        return "terse" if result.data.get("modifiers") else "verbose"
+    return "text"
+
+
+def render(result: Result, request: Request, formatters: dict[str, Formatter]) -> str:
+    name = choose_formatter(result, request)
+    text = resolve(formatters[name].render)(result, request)
+    if text is None and name != "text":
+        text = resolve(formatters["text"].render)(result, request)
+    return text or ""
+
+
+def select_transport(request: Request, ctx: Context) -> Any:
+    env = ctx.env
+    name = request.transport or env.get(TRANSPORT_ENV) or "auto"
+    if name == "auto":
+        if request.remotes or env.get(REMOTE_ENV):
+            name = "remote"
+        elif os.path.exists(os.path.join(env.get(DEVDIR_ENV) or "/dev/evl", "net")):
+            name = "ioctl"
+        else:
+            ctx.stderr.write(f"{ctx.prog}: no EVL core here (no /dev/evl/net): using the simulator\n")
+            name = "sim"
+    transports: dict[str, TransportInfo] = {t.name: t for t in _registered(ctx, "evl_net_transports")}
+    info = transports.get(name)
+    if info is None:
+        raise EvlError(f"unknown transport '{name}' (available: auto, {', '.join(sorted(transports))})")
+    transport = resolve(info.factory)(request, env)
+    if hasattr(transport, "console"):
+        transport.console = ctx.stderr  # kernel log lines, as a console would show them
+    return transport
+
+
+def _list_formatters(ctx: Context) -> int:
+    for formatter in sorted(_registered(ctx, "evl_net_formatters"), key=lambda f: f.name):
+        ctx.stdout.write(f"{formatter.name:<12} {formatter.summary}\n")
+    return 0
+
+
+def console_main() -> int:
+    """The ``evl-net`` console script, so EVL's own C dispatcher can run this tool."""
+    from evl_core.cli import main
+
+    return main(["net", *sys.argv[1:]])

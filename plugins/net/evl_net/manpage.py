@@ -1,0 +1,101 @@
+"""Extra sections of evl-net(8), beside what the parser generates."""
+
+from __future__ import annotations
+
+SECTIONS = [
+    ("GETOPT SEMANTICS", r"""
+Options follow the C tool's getopt rules, which scripts rely on.
+An optional argument is taken only when glued to its option:
+\fB\-QoRTf\fR, \fB\-Fnetrx.o\fR, \fB\-N41,42\fR, \fB\-\-query\-port=oR\fR.
+A separate word (\fB\-Q oRTf\fR) is a stray operand, which is a usage error.
+Short options cluster (\fB\-ei eth0\fR); in \fB\-Sg host\fR the \fBg\fR is the argument of \fB\-S\fR.
+Options may follow operands, and long options may be abbreviated to any unique prefix.
+.PP
+When several commands are given together they run in this fixed order:
+disable, enable, filter, set VLANs, show VLANs, solicit, query.
+The first failure stops the run.
+"""),
+    ("STRICTER THAN THE C TOOL", r"""
+\fB\-p\fR and \fB\-b\fR take plain non\-negative decimal integers within the kernel limits
+(pool size at most 32768, buffer size at most 4 times the page size);
+the C tool lets a negative value wrap to a huge number that the kernel then rejects.
+A bad value gets a message naming it, before anything is changed.
+\fB\-p\fR and \fB\-b\fR without \fB\-e\fR are an error instead of being ignored.
+.PP
+An invalid \fB\-Q\fR modifier is rejected before anything is printed or done.
+.PP
+VLAN filter errors report the kernel's real errno (the C tool prints "Unknown error \-22").
+.PP
+\fB\-\-print\-vlan\-ids\fR takes no argument (the C tool wrongly requires one).
+.PP
+Soliciting \fBbroadcast\fR without \fB\-i\fR is refused up front, since the kernel needs a device for it.
+.PP
+The verbose \fB\-Q\fR layout is the manual's, including its "csum errors" line;
+\fB\-Qo\fR prints 1 or 0, as the manual shows.
+"""),
+    ("TRANSPORTS", r"""
+\fBauto\fR (the default) uses \fBioctl\fR when \fI/dev/evl/net\fR exists, otherwise \fBsim\fR
+with a one\-line notice on stderr.
+\fBsim\fR simulates the EVL network stack of a board described by a TOML file
+(\fB\-\-board\fR or \fBEVL_SIM_BOARD\fR; the default board reproduces the manual's setup:
+eth0 with eth0.42 at 10.10.10.11/24 and a peer at 10.10.10.10, eth1 and eth1.42,
+eth2 whose driver is not oob\-capable, and lo).
+Its state persists between invocations.
+\fBioctl\fR talks to the EVL core through its kernel ABI.
+\fBremote\fR administers boards over SSH.
+Third\-party plugins may add transports and formatters (\fB\-\-format=list\fR).
+"""),
+    ("ENVIRONMENT", r"""
+.TP
+\fBEVL_NET_TRANSPORT\fR
+The transport to use when \fB\-\-transport\fR is not given.
+.TP
+\fBEVL_SIM_BOARD\fR
+The simulated board: a TOML file, or the name of a built\-in board (\fBmanual\fR).
+.TP
+\fBEVL_SIM_STATE\fR
+The simulator's state file (default: \fI$XDG_STATE_HOME/evl\-tools/sim\-state.json\fR).
+A state made from another board is replaced by a fresh boot of the new board.
+.TP
+\fBEVL_SYSDIR\fR
+The sysfs root of the EVL devices (default \fI/sys/devices/virtual\fR).
+.TP
+\fBEVL_DEBUG\fR
+Show a traceback with every error.
+"""),
+    ("FILES", r"""
+.TP
+\fI/dev/evl/net\fR
+The EVL network device; its presence selects the ioctl transport.
+.TP
+\fI$EVL_SYSDIR/evl/net/vlans\fR
+The global RX VLAN filter.
+.TP
+\fI$XDG_STATE_HOME/evl\-tools/sim\-state.json\fR
+The simulator's state (locked with \fI.lock\fR beside it).
+"""),
+    ("EXIT STATUS", r"""
+0 on success, and for \fB\-h\fR, \fB\-@\fR and no argument at all (usage).
+1 on any failure: a usage error (the usage follows the message) or a failed command
+(one line on stderr: \fIevl\-net: <what failed>: <reason>\fR).
+"""),
+    ("EXAMPLES", r"""
+.nf
+evl net \-ei eth1.42 \-p 4096
+evl net \-di eth1.42
+evl net \-ei eth0.42
+evl net \-S 10.10.10.10
+evl net \-Q \-i eth0.42
+evl net \-QoRTf \-i eth0.42
+evl net \-N41,42,55\-57
+evl net \-n
+evl net \-Fnetrx.o \-i eth0.42
+evl net \-Q \-\-all
+evl net \-\-json \-Q \-i eth0.42
+.fi
+"""),
+]
+
+
+def sections() -> list[tuple[str, str]]:
+    return SECTIONS

@@ -1,0 +1,383 @@
+"""The simulator transport: the EVL network stack's kernel semantics, in user space.
+
+Every operation reproduces what the EVL core does (evl-abi §2–§8): pool
+defaults and limits, VLAN ports sharing their real device's pool, the global
+VLAN map, the ARP front cache, eBPF filter checks and the kernel log lines.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import sys
+import time
+from typing import Any, Mapping, Sequence, TextIO
+
+from evl_net.transports import (
+    DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, DevStat, Interface, Transport,
+)
+from evl_net.transports.sim import board as boards
+from evl_net.transports.sim.state import StateFile, default_path
+
+BOARD_ENV = "EVL_SIM_BOARD"
+LOG_KEEP = 500
+BROADCAST = "255.255.255.255"
+
+
+def kernel_error(code: int, detail: str | None = None) -> OSError:
+    """An OSError as a syscall would raise it, with an optional explanation."""
+    exc = OSError(code, os.strerror(code))
+    exc.detail = detail  # type: ignore[attr-defined]
+    return exc
+
+
+def factory(request: Any, env: Mapping[str, str]) -> "SimTransport":
+    return SimTransport(
+        board=request.board or env.get(BOARD_ENV) or None,
+        state_path=default_path(env),
+    )
+
+
+def new_state(board: boards.Board) -> dict[str, Any]:
+    """The state of a freshly booted board."""
+    state: dict[str, Any] = {
+        "board": board.to_dict(),
+        "boot": time.time(),
+        "ports": [],
+        "pools": {},
+        "counters": {},
+        "filters": {},
+        "vlans": [],
+        "arp": [],
+        "log": [],
+    }
+    for iface in board.interfaces.values():
+        counters = {k: v for k, v in iface.counters.items() if not k.startswith("skb_")}
+        if counters:
+            state["counters"][iface.name] = counters
+    for iface in board.interfaces.values():
+        if iface.port:
+            sim = SimTransport.__new__(SimTransport)
+            sim._attach(board, state)
+            sim._enable(iface.name, 0, 0, quiet=True)
+            pool = state["pools"][board.real_device(iface.name)]
+            for key in ("skb_size", "skb_total", "skb_free"):
+                if key in iface.counters:
+                    pool[key] = iface.counters[key]
+    return state
+
+
+class SimTransport(Transport):
+    name = "sim"
+
+    def __init__(self, board: str | None, state_path: str, console: TextIO | None = None) -> None:
+        self.board_spec = board
+        self.store = StateFile(state_path)
+        self.console = console if console is not None else sys.stderr
+        self.state: dict[str, Any] | None = None
+        self.board: boards.Board | None = None
+        self._dirty = False
+
+    # -- session -------------------------------------------------------
+
+    def _attach(self, board: boards.Board, state: dict[str, Any]) -> None:
+        self.board, self.state, self._dirty = board, state, True
+        self.console = None
+
+    def _load(self) -> None:
+        if self.state is not None:
+            return
+        _name, path = boards.locate(self.board_spec)
+        digest = boards.fingerprint(path)
+        self.store.acquire()
+        try:
+            state = self.store.read()
+            if state is None or state.get("board", {}).get("fingerprint") != digest:
+                # A new board boots afresh; state made from another board does not carry over.
+                state = new_state(boards.load(self.board_spec))
+                self._dirty = True
+            self.state = state
+            self.board = boards.Board.from_dict(state["board"])
+        except BaseException:
+            self.store.release()
+            raise
+
+    def close(self) -> None:
+        try:
+            if self.state is not None and self._dirty:
+                self.store.write(self.state)
+        finally:
+            self.store.release()
+            self.state = None
+
+    def reset(self) -> bool:
+        """Forget the stored state: the next use boots the board afresh."""
+        self.store.acquire()
+        try:
+            return self.store.remove()
+        finally:
+            self.store.release()
+
+    def snapshot(self) -> dict[str, Any]:
+        self._load()
+        assert self.state is not None
+        return self.state
+
+    # -- helpers -------------------------------------------------------
+
+    def _iface(self, ifname: str) -> boards.Iface:
+        self._load()
+        assert self.board is not None
+        iface = self.board.interfaces.get(ifname)
+        if iface is None:
+            raise kernel_error(errno.ENODEV)
+        return iface
+
+    def _log(self, text: str) -> None:
+        assert self.state is not None
+        uptime = max(0.0, time.time() - self.state["boot"])
+        line = "[%5d.%06d] %s" % (int(uptime), int((uptime % 1) * 1e6), text)
+        self.state["log"] = (self.state["log"] + [line])[-LOG_KEEP:]
+        self._dirty = True
+        if self.console is not None:
+            self.console.write(line + "\n")
+            self.console.flush()
+
+    def _netdev_prefix(self, ifname: str) -> str:
+        # netdev_printk: "<driver> <bus id> <ifname>: " when the device has a parent bus.
+        iface = self._iface(ifname)
+        if iface.bus:
+            return f"{iface.driver} {iface.bus} {ifname}: "
+        return f"{ifname}: "
+
+    def _ports(self) -> list[str]:
+        assert self.state is not None
+        return self.state["ports"]
+
+    # -- operations ----------------------------------------------------
+
+    def page_size(self) -> int:
+        self._load()
+        assert self.board is not None
+        return self.board.page_size
+
+    def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> dict[str, Any]:
+        return self._enable(ifname, pool_size, buffer_size)
+
+    def _enable(self, ifname: str, pool_size: int, buffer_size: int, quiet: bool = False) -> dict[str, Any]:
+        iface = self._iface(ifname)
+        board, state = self.board, self.state
+        assert board is not None and state is not None
+        if pool_size < 0 or buffer_size < 0 or pool_size > POOL_MAX or buffer_size > 4 * board.page_size:
+            raise kernel_error(errno.EINVAL)
+        real = board.real_device(ifname)
+        pool = state["pools"].get(real)
+        if ifname in state["ports"]:
+            return {"changed": False, "pool_size": pool["skb_total"], "buffer_size": pool["skb_size"]}
+        real_iface = board.interfaces[real]
+        if not real_iface.up or not iface.up:
+            raise kernel_error(errno.ENETDOWN)
+        if pool is None:
+            # Sizes apply only when the first port on the real device comes up.
+            size = buffer_size or board.page_size
+            if not real_iface.loopback and size < real_iface.mtu:
+                size = real_iface.mtu
+            total = pool_size or DEFAULT_POOL
+            pool = state["pools"][real] = {"skb_size": size, "skb_total": total, "skb_free": total}
+        state["ports"].append(ifname)
+        self._dirty = True
+        return {"changed": True, "pool_size": pool["skb_total"], "buffer_size": pool["skb_size"]}
+
+    def disable_port(self, ifname: str) -> dict[str, Any]:
+        self._iface(ifname)
+        return {"changed": self._dismantle(ifname)}
+
+    def _dismantle(self, ifname: str) -> bool:
+        board, state = self.board, self.state
+        assert board is not None and state is not None
+        if ifname not in state["ports"]:
+            return False  # the kernel returns 0 for a device that is no port
+        state["ports"].remove(ifname)
+        state["arp"] = [e for e in state["arp"] if e["dev"] != ifname]
+        real = board.real_device(ifname)
+        if not any(board.real_device(p) == real for p in state["ports"]):
+            # Last port on the real device: pool freed, eBPF filter dropped silently.
+            state["pools"].pop(real, None)
+            state["filters"].pop(real, None)
+        self._dirty = True
+        return True
+
+    def get_stat(self, ifname: str) -> DevStat:
+        iface = self._iface(ifname)
+        board, state = self.board, self.state
+        assert board is not None and state is not None
+        stat = DevStat.from_dict(state["counters"].get(ifname, {}))
+        pool = state["pools"].get(board.real_device(ifname))
+        if pool:
+            stat.skb_size, stat.skb_total, stat.skb_free = pool["skb_size"], pool["skb_total"], pool["skb_free"]
+        stat.oob_capable = iface.oob_capable
+        stat.oob_port = ifname in state["ports"]
+        return stat
+
+    def set_rx_filter(self, ifname: str, obj: bytes | None, obj_name: str | None) -> dict[str, Any]:
+        self._iface(ifname)
+        board, state = self.board, self.state
+        assert board is not None and state is not None
+        if ifname not in state["ports"]:
+            raise kernel_error(errno.ENODEV, f"{ifname} is not an out-of-band port")
+        real = board.real_device(ifname)
+        if obj is None:
+            if state["filters"].pop(real, None) is None:
+                return {"changed": False}
+            self._log(self._netdev_prefix(real) + "out-of-band eBPF program removed")
+            return {"changed": True}
+        from evl_net import bpfobj
+
+        try:
+            programs = bpfobj.parse(obj, obj_name or "object")
+        except bpfobj.BpfObjectError as exc:
+            raise kernel_error(exc.errno, str(exc)) from None
+        if not programs:
+            raise kernel_error(errno.EINVAL, f"{obj_name}: no eBPF program in object")
+        program = programs[0]
+        if program.prog_type != "socket_filter":
+            self._log(self._netdev_prefix(real) + "invalid out-of-band eBPF program")
+            raise kernel_error(errno.EINVAL, f"{obj_name}: program '{program.section}' is not a socket filter")
+        import base64
+        import hashlib
+
+        state["filters"][real] = {
+            "object": obj_name, "section": program.section, "name": program.name,
+            "license": program.license, "sha256": hashlib.sha256(obj).hexdigest(),
+            "insns": base64.b64encode(program.insns).decode(),
+        }
+        self._dirty = True
+        self._log(self._netdev_prefix(real) + "out-of-band eBPF program installed")
+        return {"changed": True, "program": program.name, "section": program.section}
+
+    def resolve(self, host: str) -> str:
+        self._load()
+        assert self.board is not None
+        if host == "broadcast":
+            return BROADCAST
+        if host in self.board.hosts:
+            return self.board.hosts[host]
+        if host == "localhost":
+            return "127.0.0.1"
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            raise kernel_error(errno.ESRCH, f"unknown host {host!r} on this board") from None
+
+    def solicit(self, host: str, ifname: str | None, flags: int) -> dict[str, Any]:
+        ip = self.resolve(host)
+        board, state = self.board, self.state
+        assert board is not None and state is not None
+        if ifname is not None:
+            self._iface(ifname)  # SO_BINDTODEVICE on an unknown device
+        if flags & ~(NEIGH_PERMANENT | NEIGH_MAYROUTE):
+            raise kernel_error(errno.EINVAL)
+        if ifname is not None and ifname not in state["ports"]:
+            raise kernel_error(errno.ENODEV, f"{ifname} is not an out-of-band port")
+        dev, nexthop, noarp = self._route(ip, ifname, bool(flags & NEIGH_MAYROUTE))
+        if dev not in state["ports"]:
+            raise kernel_error(errno.ENODEV, f"{dev}, the way to {ip}, is not an out-of-band port")
+        result = {"ip": ip, "dev": dev, "nexthop": nexthop, "permanent": bool(flags & NEIGH_PERMANENT)}
+        if noarp:
+            return {**result, "changed": False, "cached": False}
+        peer = next((p for p in board.peers if p.ip == nexthop and p.dev in (None, dev)), None)
+        if peer is None or not peer.reachable:
+            self.close_early()
+            time.sleep(board.solicit_timeout)
+            raise kernel_error(errno.ETIMEDOUT)
+        permanent = bool(flags & NEIGH_PERMANENT)
+        for entry in state["arp"]:
+            if entry["dev"] == dev and entry["ip"] == nexthop:
+                changed = permanent and entry["state"] != "P"
+                if changed:
+                    entry["state"] = "P"  # a permanent entry is never downgraded
+                    self._dirty = True
+                return {**result, "changed": changed, "cached": True, "mac": entry["mac"], "state": entry["state"]}
+        entry = {"dev": dev, "ip": nexthop, "mac": peer.mac, "state": "P" if permanent else "R"}
+        state["arp"].append(entry)
+        self._dirty = True
+        return {**result, "changed": True, "cached": True, "mac": peer.mac, "state": entry["state"]}
+
+    def close_early(self) -> None:
+        """Store and unlock before a long wait, so other invocations need not queue behind it."""
+        if self.state is not None:
+            if self._dirty:
+                self.store.write(self.state)
+                self._dirty = False
+            self.store.release()
+
+    def _route(self, ip: str, oif: str | None, may_route: bool) -> tuple[str, str, bool]:
+        """(output device, next hop, NOARP) as the in-band FIB would answer."""
+        board = self.board
+        assert board is not None
+        if ip == BROADCAST:
+            if oif is None:
+                raise kernel_error(errno.ENETUNREACH, "broadcast needs an interface (-i)")
+            return oif, ip, True
+        addr = ipaddress.IPv4Address(ip)
+        loopback = next((i.name for i in board.interfaces.values() if i.loopback), None)
+        for iface in board.interfaces.values():
+            if any(ipaddress.IPv4Interface(a).ip == addr for a in iface.addresses) or addr.is_loopback:
+                if loopback is None:
+                    raise kernel_error(errno.ENETUNREACH)
+                return loopback, ip, True  # local addresses route through the loopback
+        for iface in board.interfaces.values():
+            if oif not in (None, iface.name) or not iface.up:
+                continue
+            if any(addr in ipaddress.IPv4Interface(a).network for a in iface.addresses):
+                return iface.name, ip, False
+        if oif is not None and not may_route:
+            return oif, ip, False  # a forced output device makes the destination on-link
+        candidates = [
+            r for r in board.routes
+            if addr in ipaddress.IPv4Network(r.dst) and oif in (None, r.dev)
+        ]
+        if not candidates:
+            raise kernel_error(errno.ENETUNREACH)
+        if not may_route:
+            raise kernel_error(errno.ENETUNREACH, f"{ip} is off-link: allow gateways with -g")
+        route = max(candidates, key=lambda r: ipaddress.IPv4Network(r.dst).prefixlen)
+        dev = route.dev or self._device_for(route.via)
+        return dev, route.via, False
+
+    def _device_for(self, gateway: str) -> str:
+        assert self.board is not None
+        addr = ipaddress.IPv4Address(gateway)
+        for iface in self.board.interfaces.values():
+            if any(addr in ipaddress.IPv4Interface(a).network for a in iface.addresses):
+                return iface.name
+        raise kernel_error(errno.ENETUNREACH)
+
+    def set_vlans(self, text: str) -> dict[str, Any]:
+        from evl_net import vlans
+
+        self._load()
+        state = self.state
+        assert state is not None
+        ids = sorted(vlans.parse(text))
+        changed = ids != state["vlans"]
+        if changed:
+            state["vlans"] = ids
+            self._dirty = True
+        return {"changed": changed, "vlans": vlans.format(ids)}
+
+    def get_vlans(self) -> str:
+        from evl_net import vlans
+
+        self._load()
+        assert self.state is not None
+        return vlans.format(self.state["vlans"])
+
+    def interfaces(self) -> Sequence[Interface]:
+        self._load()
+        assert self.board is not None and self.state is not None
+        return [
+            Interface(name=i.name, oob_port=i.name in self.state["ports"], up=i.up)
+            for i in self.board.interfaces.values()
+        ]

@@ -1,0 +1,68 @@
+"""Build the test eBPF objects from tests/bpf/*.c with clang.
+
+Kept out of conftest so tests import it explicitly (``import bpf_build``)
+and can skip cleanly on hosts without an eBPF-capable clang.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+import shutil
+import subprocess
+import sysconfig
+
+SRC_DIR = pathlib.Path(__file__).resolve().parent / "bpf"
+
+
+def _clang() -> str | None:
+    return shutil.which("clang")
+
+
+def _include_flags() -> list[str]:
+    # -target bpf drops the host multiarch include dir, which holds
+    # <asm/types.h> needed by <linux/bpf.h>.
+    if pathlib.Path("/usr/include/asm/types.h").exists():
+        return []
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    candidates = [pathlib.Path("/usr/include", multiarch)] if multiarch else []
+    candidates += sorted(pathlib.Path("/usr/include").glob("*-linux-*"))
+    for inc in candidates:
+        if (inc / "asm" / "types.h").exists():
+            return [f"-I{inc}"]
+    return []
+
+
+@functools.lru_cache(maxsize=None)
+def have_clang() -> bool:
+    """True if clang can target BPF and the libbpf headers are present."""
+    clang = _clang()
+    if clang is None or not pathlib.Path("/usr/include/bpf/bpf_helpers.h").exists():
+        return False
+    try:
+        out = subprocess.run([clang, "-print-targets"], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and " bpf " in out.stdout
+
+
+def build(src_name: str, out_dir: pathlib.Path,
+          target: str = "bpf") -> pathlib.Path:
+    """Compile tests/bpf/<src_name>.c to <out_dir>/<src_name>.o.
+
+    ``target`` may be "bpfel"/"bpfeb" to force a byte order; the object
+    name then carries it as a suffix so both can coexist in out_dir.
+    """
+    clang = _clang()
+    if clang is None:
+        raise RuntimeError("clang not found")
+    src = SRC_DIR / f"{src_name}.c"
+    suffix = "" if target == "bpf" else f".{target}"
+    out = pathlib.Path(out_dir) / f"{src_name}{suffix}.o"
+    cmd = [clang, "-O2", "-target", target, *_include_flags(),
+           "-c", str(src), "-o", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr}")
+    return out
