@@ -167,7 +167,7 @@ def build_parser():  # -> argparse.ArgumentParser, for the man page and document
     parser = argparse.ArgumentParser(
         prog="evl net",
         usage="evl net [options]",
-        description=SUMMARY + ". Enable and disable out-of-band ports, solicit peers into the "
+        description=SUMMARY.capitalize() + ". Enable and disable out-of-band ports, solicit peers into the "
         "out-of-band ARP front cache, query port statistics, set and show the global RX VLAN "
         "filter, and install eBPF RX filters.",
         add_help=False,
