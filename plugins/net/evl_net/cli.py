@@ -111,11 +111,11 @@ def select_transport(request: Request, ctx: Context) -> Any:
     if name == "auto":
         if request.remotes or env.get(REMOTE_ENV):
             name = "remote"
-        elif os.path.exists(os.path.join(env.get(DEVDIR_ENV) or "/dev/evl", "net")):
-            name = "ioctl"
         else:
-            ctx.stderr.write(f"{ctx.prog}: no EVL core here (no /dev/evl/net): using the simulator\n")
-            name = "sim"
+            node = os.path.join(env.get(DEVDIR_ENV) or "/dev/evl", "net")
+            name = "ioctl" if os.path.exists(node) else "sim"
+            if name == "sim":
+                ctx.stderr.write(f"{ctx.prog}: no EVL core here (no {node}): using the simulator\n")
     transports: dict[str, TransportInfo] = {t.name: t for t in _registered(ctx, "evl_net_transports")}
     info = transports.get(name)
     if info is None:
