@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from typing import Mapping
 
@@ -54,6 +53,8 @@ def list_all(cmddir: str, env: Mapping[str, str]) -> dict[str, str]:
 
 def describe(path: str, env: Mapping[str, str], timeout: float = 5.0) -> str:
     """The one-line description an EVL command prints for ``-@``."""
+    import subprocess
+
     try:
         proc = subprocess.run(
             [path, "-@"], env=dict(env), stdin=subprocess.DEVNULL,
@@ -89,6 +90,8 @@ def run(path: str, name: str, args: list[str], env: Mapping[str, str], replace_p
         sys.stdout.flush()
         sys.stderr.flush()
         os.execve(path, argv, dict(env))
+    import subprocess
+
     proc = subprocess.Popen(argv, executable=path, env=dict(env))
     while True:
         try:

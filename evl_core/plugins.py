@@ -83,14 +83,13 @@ def load(
 
 
 def _load_entry_points(registry: Registry, stderr: TextIO) -> None:
-    from importlib.metadata import entry_points
+    from evl_core.entrypoints import entry_points
 
     pm = registry.plugin_manager
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(ENTRY_POINT_GROUP):
         if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
             continue
-        dist = getattr(ep, "dist", None)
-        label = f"{ep.name} ({dist.name} {dist.version})" if dist else ep.name
+        label = f"{ep.name} ({ep.dist_name} {ep.dist_version})"
         try:
             plugin = ep.load()
         except Exception as exc:

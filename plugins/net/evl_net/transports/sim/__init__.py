@@ -8,7 +8,6 @@ VLAN map, the ARP front cache, eBPF filter checks and the kernel log lines.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import sys
 import time
@@ -257,6 +256,8 @@ class SimTransport(Transport):
         return {"changed": True, "program": program.name, "section": program.section}
 
     def resolve(self, host: str) -> str:
+        import ipaddress
+
         self._load()
         assert self.board is not None
         if host == "broadcast":
@@ -314,6 +315,8 @@ class SimTransport(Transport):
 
     def _route(self, ip: str, oif: str | None, may_route: bool) -> tuple[str, str, bool]:
         """(output device, next hop, NOARP) as the in-band FIB would answer."""
+        import ipaddress
+
         board = self.board
         assert board is not None
         if ip == BROADCAST:
@@ -347,6 +350,8 @@ class SimTransport(Transport):
         return dev, route.via, False
 
     def _device_for(self, gateway: str) -> str:
+        import ipaddress
+
         assert self.board is not None
         addr = ipaddress.IPv4Address(gateway)
         for iface in self.board.interfaces.values():

@@ -7,8 +7,6 @@ naming the file, the key and the problem.
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -96,12 +94,15 @@ def locate(spec: str | None) -> tuple[str, str]:
 
 
 def fingerprint(path: str) -> str:
-    """Identity of a board file's content: state made from another board is not reused."""
+    """Identity of a board file: state made from another board, or an edited one, is not reused.
+
+    A stat is enough (and cheaper than hashing on every invocation).
+    """
     try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+        st = os.stat(path)
     except OSError as exc:
         raise EvlError(f"cannot read board file {path}: {exc.strerror}") from None
+    return f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
 def load(spec: str | None) -> Board:
@@ -147,6 +148,8 @@ class _Checker:
                 raise self.fail(f"{where}{key}", "unknown key")
 
     def ipv4(self, value: str, key: str) -> str:
+        import ipaddress
+
         try:
             return str(ipaddress.IPv4Address(value))
         except ValueError:
@@ -159,6 +162,8 @@ class _Checker:
         return value.lower()
 
     def board(self, data: dict, name: str, digest: str) -> Board:
+        import ipaddress
+
         self.unknown(data, {"page_size", "solicit_timeout", "interface", "route", "peer", "hosts"}, "")
         page_size = self.get(data, "page_size", "", int, 4096)
         if page_size not in (4096, 16384, 65536):
@@ -233,6 +238,8 @@ class _Checker:
         mtu = self.get(table, "mtu", where, int, 65536 if table.get("loopback") else 1500)
         if not 68 <= mtu <= 65536:
             raise self.fail(where + "mtu", "must be in 68..65536")
+        import ipaddress
+
         addresses = []
         for j, cidr in enumerate(self.get(table, "addresses", where, list, [])):
             try:

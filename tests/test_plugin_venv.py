@@ -1,0 +1,274 @@
+"""Third-party plugins as users get them: distributions pip-installed into a clean venv.
+
+One venv per module holds evl-tools, evl-net and the evl-hello test plugin.
+The misbehaving plugins (tests/plugins/evl-broken, evl-raising, evl-dupe) are
+installed with ``pip install --target`` into directories of their own, in the
+same venv, and put on ``sys.path`` through PYTHONPATH only by the tests that
+want them: entry points are found on ``sys.path`` exactly as in site-packages,
+and no test depends on the order the others ran in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+HELLO_SUMMARY = "say hello from a third-party plugin"
+NET_SUMMARY = "manage the EVL out-of-band networking stack"
+#: What a source tree must not bring into the copy pip builds from.
+BUILD_LITTER = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".*")
+
+
+def dist(name: str) -> str:
+    """A pattern for a distribution's name as a label may spell it: evl-hello or evl_hello.
+
+    Labels come from the dist-info directory, whose name is normalized with
+    underscores, or from the metadata, which keeps the project's spelling.
+    """
+    return name.replace("-", "[-_]")
+
+
+def names(text: str, *dists: str) -> bool:
+    return all(re.search(dist(d), text) for d in dists)
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Venv:
+    root: Path
+    #: --target directories of the second installation step
+    broken_dir: Path
+    dupe_dir: Path
+
+    @property
+    def evl(self) -> str:
+        return str(self.root / "bin" / "evl")
+
+    @property
+    def python(self) -> str:
+        return str(self.root / "bin" / "python")
+
+
+def _check(cmd: list[str], **kwargs) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=kwargs.pop("cwd", "/"), **kwargs)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+
+def _copy(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> Path:
+    """Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout."""
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        ignored = set(BUILD_LITTER(directory, names))
+        if Path(directory) == src:
+            ignored.update(n for n in names if n in skip)
+        return ignored
+
+    shutil.copytree(src, dst, ignore=ignore)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Venv:
+    base = tmp_path_factory.mktemp("plugin-venv")
+    src = base / "src"
+    src.mkdir()
+    core = _copy(ROOT, src / "evl-tools", skip=("tests", "plugins", "benchmarks", "scripts"))
+    net = _copy(ROOT / "plugins" / "net", src / "evl-net")
+    plugins = {name: _copy(TEST_PLUGINS / name, src / name)
+               for name in ("evl-hello", "evl-broken", "evl-raising", "evl-dupe")}
+
+    root = base / "venv"
+    env = _env()
+    _check([sys.executable, "-m", "venv", str(root)], env=env)
+    pip = [str(root / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "install", "-q"]
+    # setuptools first: --no-build-isolation builds with what the venv has
+    # (a recent one, which builds wheels without the 'wheel' package).
+    _check([*pip, "--upgrade", "setuptools>=70.1"], env=env)
+    _check([*pip, "pluggy", "tabulate", "pyroute2"], env=env)
+    local = [*pip, "--no-deps", "--no-build-isolation"]
+    _check([*local, str(core), str(net), str(plugins["evl-hello"])], env=env)
+    # Second step, same venv and same pip: the misbehaving plugins.
+    broken_dir, dupe_dir = base / "site-broken", base / "site-dupe"
+    _check([*local, "--target", str(broken_dir), str(plugins["evl-broken"]), str(plugins["evl-raising"])], env=env)
+    _check([*local, "--target", str(dupe_dir), str(plugins["evl-dupe"])], env=env)
+    return Venv(root, broken_dir, dupe_dir)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The caller's environment without EVL_*, Python or venv settings, and a PATH without venvs."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("EVL_", "PYTHON", "PIP_REQUIRE", "VIRTUAL_ENV", "__PYVENV"))}
+    # No bin/ of a venv on PATH: its evl-net console script would show up as an external.
+    env["PATH"] = "/usr/bin:/bin"
+    env.update(extra)
+    return env
+
+
+def evl(venv: Venv, *argv: str, **extra_env: str) -> Run:
+    proc = subprocess.run([venv.evl, *argv], env=_env(**extra_env), cwd=venv.root,
+                          capture_output=True, text=True, timeout=60)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def with_broken(venv: Venv) -> dict[str, str]:
+    return {"PYTHONPATH": str(venv.broken_dir)}
+
+
+def with_dupe(venv: Venv) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join([str(venv.broken_dir), str(venv.dupe_dir)])}
+
+
+def listed(out: str) -> dict[str, str]:
+    """name -> summary of the lines `evl help` prints."""
+    rows = {}
+    for line in out.splitlines():
+        if line and not line.startswith(("available commands", "usage")) and line[0] != " ":
+            rows[line[:12].rstrip()] = line[13:]
+    return rows
+
+
+# -- the venv itself ---------------------------------------------------------
+
+
+def test_venv_is_clean(venv):
+    """Nothing leaks in from the venv running the tests or from the system site-packages."""
+    cfg = (venv.root / "pyvenv.cfg").read_text()
+    assert "include-system-site-packages = false" in cfg
+    # cwd: `python -c` puts the current directory first on sys.path, and the checkout has evl_core/.
+    run = dict(env=_env(), cwd=venv.root, capture_output=True, text=True)
+    proc = subprocess.run([venv.python, "-c", "import hypothesis"], **run)
+    assert proc.returncode != 0, "hypothesis is only in the outer venv; the test venv must not see it"
+    proc = subprocess.run(
+        [venv.python, "-c", "import evl_core, evl_hello; print(evl_core.__file__); print(evl_hello.__file__)"],
+        **run,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for path in proc.stdout.split():
+        assert path.startswith(str(venv.root)), path
+
+
+# -- a well-behaved third-party plugin -----------------------------------------
+
+
+def test_help_lists_the_third_party_command(venv):
+    r = evl(venv, "help")
+    assert (r.code, r.err) == (0, "")
+    lines = r.out.splitlines()
+    assert "%-12s %s" % ("hello", HELLO_SUMMARY) in lines
+    assert "%-12s %s" % ("net", NET_SUMMARY) in lines
+
+
+def test_hello_runs(venv):
+    r = evl(venv, "hello", "--name", "x")
+    assert (r.code, r.out, r.err) == (0, "hello, x\n", "")
+
+
+def test_hello_failure_is_one_line(venv):
+    r = evl(venv, "hello", "--fail")
+    assert r.code == 1
+    assert r.out == ""
+    assert r.err == "evl-hello: cannot greet: Operation not permitted\n"
+    assert "Traceback" not in r.err
+
+
+def test_hello_describes_itself(venv):
+    r = evl(venv, "hello", "-@")
+    assert (r.code, r.out, r.err) == (0, HELLO_SUMMARY + "\n", "")
+
+
+def test_hello_usage_errors_come_from_its_parser(venv):
+    r = evl(venv, "hello", "--bogus")
+    assert r.code == 2
+    assert "usage: evl-hello" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_plugins_lists_the_distribution(venv):
+    r = evl(venv, "plugins")
+    assert r.code == 0, r.err
+    assert re.search(r"^hello \(%s 0\.1\.0\) +evl_commands$" % dist("evl-hello"), r.out, re.M), r.out
+    assert re.search(r"^net \(%s 0\.1\.0\) " % dist("evl-net"), r.out, re.M), r.out
+
+
+def test_autoload_can_be_disabled(venv):
+    r = evl(venv, "help", EVL_DISABLE_PLUGIN_AUTOLOAD="1")
+    assert (r.code, r.err) == (0, "")
+    rows = listed(r.out)
+    assert "hello" not in rows and "net" not in rows
+    assert {"help", "plugins"} <= set(rows)
+    r = evl(venv, "hello", EVL_DISABLE_PLUGIN_AUTOLOAD="1")
+    assert (r.code, r.err) == (1, "evl: no 'hello' command. Try 'evl --help'.\n")
+
+
+# -- a plugin that cannot be imported, one whose hook raises -------------------
+
+
+def _assert_one_warning_each(err: str) -> None:
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert all(line.startswith("evl: warning: ") for line in lines), err
+    assert len([line for line in lines if names(line, "evl-broken")]) == 1, err
+    assert len([line for line in lines if names(line, "evl-raising")]) == 1, err
+    assert "Traceback" not in err
+
+
+def test_broken_plugins_cost_one_warning_each(venv):
+    r = evl(venv, "help", **with_broken(venv))
+    assert r.code == 0
+    _assert_one_warning_each(r.err)
+    rows = listed(r.out)
+    assert rows["hello"] == HELLO_SUMMARY
+    assert rows["net"] == NET_SUMMARY
+
+
+def test_other_plugins_work_beside_broken_ones(venv):
+    r = evl(venv, "hello", "--name", "y", **with_broken(venv))
+    assert (r.code, r.out) == (0, "hello, y\n")
+    _assert_one_warning_each(r.err)
+    r = evl(venv, "net", "-@", **with_broken(venv))
+    assert (r.code, r.out) == (0, NET_SUMMARY + "\n")
+    _assert_one_warning_each(r.err)
+
+
+# -- two plugins claiming one command -----------------------------------------
+
+
+def test_a_claimed_twice_command_fails_naming_both(venv):
+    r = evl(venv, "hello", **with_dupe(venv))
+    assert r.code == 1
+    assert r.out == ""
+    lines = r.err.splitlines()
+    conflict = [line for line in lines if not line.startswith("evl: warning: ")]
+    assert len(conflict) == 1, r.err
+    assert conflict[0].startswith("evl: command 'hello' is claimed by several plugins: ")
+    assert names(conflict[0], "evl-hello", "evl-dupe"), conflict[0]
+    assert "Traceback" not in r.err
+
+
+def test_other_commands_work_beside_a_conflict(venv):
+    r = evl(venv, "net", "-@", **with_dupe(venv))
+    assert (r.code, r.out) == (0, NET_SUMMARY + "\n")
+    r = evl(venv, "help", **with_dupe(venv))
+    assert r.code == 0
+    hello = listed(r.out)["hello"]
+    assert hello.startswith("(unavailable: claimed by ")
+    assert names(hello, "evl-hello", "evl-dupe"), hello
