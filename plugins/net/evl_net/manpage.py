@@ -99,3 +99,34 @@ evl net \-\-json \-Q \-i eth0.42
 
 def sections() -> list[tuple[str, str]]:
     return SECTIONS
+
+
+SIM_SECTIONS = [
+    ("TRAFFIC MODEL", r"""
+\fBrx\fR injects frames on an interface; they reach the EVL input path only when their real
+device carries an out\-of\-band port.
+The installed eBPF program decides first (0 drop, 1 accept IPv4, 2 leave in\-band,
+3 or no program: the VLAN rules, any other value: in\-band);
+the VLAN rules send IPv4 frames whose VLAN id is in the global filter out\-of\-band.
+Out\-of\-band frames count in rx packets and rx bytes of the port of their VLAN device
+(else of the real device); a bad UDP checksum counts in csum errors.
+\fB\-\-nomem\fR counts in tx nomem of the real device, as the kernel's driver hook does.
+.PP
+\fBtx\fR takes one buffer of the pool per frame and gives it back when the NIC is done;
+with \fB\-\-stall\fR it is not, the pool drains and further sends count in tx nomem.
+\fBdrain\fR completes the buffers in flight.
+.PP
+\fBlink \fIdev\fB down\fR dismantles the ports of the device and of the VLAN devices on it,
+and flushes their ARP entries, as the kernel does; \fBup\fR does not re\-enable them.
+"""),
+    ("ENVIRONMENT", r"""
+.TP
+\fBEVL_SIM_BOARD\fR, \fBEVL_SIM_STATE\fR
+The board and the state file, as for \fBevl\-net\fR(8).
+"""),
+    ("EXIT STATUS", "0 on success, 1 on failure, 2 on a usage error."),
+]
+
+
+def sim_sections() -> list[tuple[str, str]]:
+    return SIM_SECTIONS

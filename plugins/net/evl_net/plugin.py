@@ -32,6 +32,13 @@ def evl_commands() -> list[Command]:
             raw_args=True,
             manpage="evl_net.manpage:sections",
         ),
+        Command(
+            name="sim",
+            summary="drive and inspect the simulated EVL network stack",
+            parser="evl_net.simcmd:build_parser",
+            handler="evl_net.simcmd:run",
+            manpage="evl_net.manpage:sim_sections",
+        ),
     ]
 
 

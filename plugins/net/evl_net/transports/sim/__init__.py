@@ -92,15 +92,36 @@ class SimTransport(Transport):
         self.store.acquire()
         try:
             state = self.store.read()
-            if state is None or state.get("board", {}).get("fingerprint") != digest:
+            board = None
+            if state is not None:
+                board = self._check(state)
+            if state is None or board.fingerprint != digest:
                 # A new board boots afresh; state made from another board does not carry over.
-                state = new_state(boards.load(self.board_spec))
+                board = boards.load(self.board_spec)
+                state = new_state(board)
                 self._dirty = True
             self.state = state
-            self.board = boards.Board.from_dict(state["board"])
+            self.board = board
         except BaseException:
             self.store.release()
             raise
+
+    def _check(self, state: dict[str, Any]) -> boards.Board:
+        """The board of a stored state, or a clear error when the state is not one of ours."""
+        shape = {"board": dict, "boot": (int, float), "ports": list, "pools": dict, "counters": dict,
+                 "filters": dict, "vlans": list, "arp": list, "log": list}
+        try:
+            for key, kind in shape.items():
+                if not isinstance(state.get(key), kind):
+                    raise ValueError(f"'{key}' is missing or malformed")
+            return boards.Board.from_dict(state["board"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            from evl_core.errors import EvlError
+
+            raise EvlError(
+                f"simulator state {self.store.path} is corrupt ({exc}); "
+                f"reset it with 'evl sim reset' or remove the file"
+            ) from None
 
     def close(self) -> None:
         try:

@@ -1,0 +1,178 @@
+"""The simulator's traffic model: RX frames through the EVL input path, TX through the pool.
+
+RX (evl-abi §5–§7): a frame reaches the EVL input path only when its real
+device carries a port (diversion on).  The installed eBPF program decides
+first (0 drop, 1 accept IPv4, 2 leave in-band, 3 or no program: VLAN rules,
+anything else: in-band); the VLAN rules send IPv4 frames whose VID is in the
+global map out-of-band.  An out-of-band frame is accounted on the port of its
+VLAN device when there is one, else on the real device; a bad UDP checksum
+counts in ``csum_errors`` and the frame is dropped.  A driver-side RX buffer
+shortage counts in ``tx_nomem`` of the real device: the kernel's hook
+increments that counter, not ``rx_nomem`` (a quirk kept on purpose).
+
+TX: each send takes a buffer from the real device's pool and gives it back
+when the NIC is done; with ``stall`` the NIC never finishes, so the pool
+drains and further sends count ``tx_nomem``.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from evl_net import frames as framelib
+
+DROP, ACCEPT, SKIP, VLAN = 0, 1, 2, 3
+VERDICTS = {DROP: "drop", ACCEPT: "accept", SKIP: "skip", VLAN: "vlan"}
+
+_programs: dict[str, Any] = {}
+
+
+def _kernel_error(code: int, detail: str) -> OSError:
+    from evl_net.transports.sim import kernel_error
+
+    return kernel_error(code, detail)
+
+
+def program_for(filt: dict[str, Any]) -> Any:
+    """The installed filter, decoded once per process."""
+    prog = _programs.get(filt["sha256"])
+    if prog is None:
+        import base64
+
+        from evl_net import ebpf_vm
+
+        prog = _programs[filt["sha256"]] = ebpf_vm.Program(base64.b64decode(filt["insns"]))
+    return prog
+
+
+def run_filter(prog: Any, frame: bytes, ifindex: int = 1) -> int:
+    """The program's verdict on a frame, as the EVL input path reads it."""
+    from evl_net import ebpf_vm
+
+    info = framelib.inspect(frame)
+    skb = ebpf_vm.SkbContext.for_frame(frame, vlan=info.vlan, ifindex=ifindex)
+    return prog.run(frame, skb)
+
+
+@dataclass
+class Delivery:
+    """What became of one injected frame."""
+
+    verdict: str  # drop / accept / skip / vlan / none (no filter) / other
+    disposition: str  # oob / in-band / dropped / csum-error / nomem / not-diverted
+    dev: str | None  # the device the frame was accounted on
+
+
+def _counters(state: dict[str, Any], ifname: str) -> dict[str, int]:
+    return state["counters"].setdefault(ifname, {})
+
+
+def _bump(state: dict[str, Any], ifname: str, field: str, by: int = 1) -> None:
+    counters = _counters(state, ifname)
+    counters[field] = counters.get(field, 0) + by
+
+
+def receive(sim: Any, ifname: str, frame: bytes, nomem: bool = False) -> Delivery:
+    sim._iface(ifname)
+    board, state = sim.board, sim.state
+    real = board.real_device(ifname)
+    ports = [p for p in state["ports"] if board.real_device(p) == real]
+    sim._dirty = True
+    if not ports:
+        return Delivery("none", "not-diverted", None)
+    if nomem:
+        _bump(state, real, "tx_nomem")  # netif_rx_nomem_oob() counts it on TX: the kernel's quirk
+        return Delivery("none", "nomem", real)
+    info = framelib.inspect(frame)
+    verdict = VLAN
+    verdict_name = "none"
+    filt = state["filters"].get(real)
+    if filt is not None:
+        index = list(board.interfaces).index(real) + 1
+        verdict = run_filter(program_for(filt), frame, ifindex=index)
+        verdict_name = VERDICTS.get(verdict, "other")
+    if verdict == DROP:
+        return Delivery(verdict_name, "dropped", None)
+    if verdict == ACCEPT:
+        oob = info.ipv4
+    elif verdict == VLAN:
+        oob = info.ipv4 and info.vlan is not None and info.vlan in state["vlans"]
+    else:
+        oob = False
+    if not oob:
+        return Delivery(verdict_name, "in-band", None)
+    target = real
+    if info.vlan is not None:
+        target = next(
+            (p for p in ports if board.interfaces[p].vlan_id == info.vlan and board.interfaces[p].parent == real),
+            real,
+        )
+    _bump(state, target, "rx_packets")
+    _bump(state, target, "rx_bytes", len(frame))
+    if info.udp and not info.udp_csum_ok:
+        _bump(state, target, "csum_errors")
+        return Delivery(verdict_name, "csum-error", target)
+    return Delivery(verdict_name, "oob", target)
+
+
+def transmit(sim: Any, ifname: str, count: int, size: int, stall: bool = False) -> dict[str, Any]:
+    sim._iface(ifname)
+    board, state = sim.board, sim.state
+    if ifname not in state["ports"]:
+        raise _kernel_error(errno.ENODEV, f"{ifname} is not an out-of-band port")
+    pool = state["pools"][board.real_device(ifname)]
+    if size > pool["skb_size"]:
+        raise _kernel_error(errno.EMSGSIZE, f"{size} bytes do not fit a {pool['skb_size']}-byte buffer")
+    sent = nomem = 0
+    for _ in range(count):
+        if pool["skb_free"] == 0:
+            nomem += 1
+            continue
+        pool["skb_free"] -= 1
+        sent += 1
+        if not stall:
+            pool["skb_free"] += 1  # the NIC is done with the buffer
+    if sent:
+        _bump(state, ifname, "tx_packets", sent)
+        _bump(state, ifname, "tx_bytes", sent * size)
+    if nomem:
+        _bump(state, ifname, "tx_nomem", nomem)
+    sim._dirty = True
+    return {"sent": sent, "nomem": nomem, "skb_free": pool["skb_free"], "skb_total": pool["skb_total"]}
+
+
+def drain(sim: Any, ifname: str) -> dict[str, Any]:
+    """The NIC completes every buffer in flight."""
+    sim._iface(ifname)
+    board, state = sim.board, sim.state
+    pool = state["pools"].get(board.real_device(ifname))
+    if pool is None:
+        raise _kernel_error(errno.ENODEV, f"{ifname} has no out-of-band pool")
+    released = pool["skb_total"] - pool["skb_free"]
+    pool["skb_free"] = pool["skb_total"]
+    sim._dirty = True
+    return {"released": released}
+
+
+def set_link(sim: Any, ifname: str, up: bool) -> dict[str, Any]:
+    """``ip link set dev IF up|down``: going down dismantles ports, as NETDEV_GOING_DOWN does."""
+    iface = sim._iface(ifname)
+    board, state = sim.board, sim.state
+    changed = iface.up != up
+    iface.up = up
+    state["board"]["interfaces"][ifname]["up"] = up
+    dismantled = []
+    if not up:
+        # VLAN devices on top of a real device go down with it.
+        affected = [ifname] + [n for n, i in board.interfaces.items() if i.parent == ifname]
+        for name in affected:
+            if sim._dismantle(name):
+                dismantled.append(name)
+    sim._dirty = True
+    return {"changed": changed, "up": up, "dismantled": dismantled}
+
+
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    return asdict(d)
