@@ -52,3 +52,11 @@ def test_net_page_documents_what_users_need():
     evl = (MAN / "evl.8").read_text()
     for needle in ("ENVIRONMENT", "EXIT STATUS", "EVL_DISABLE_PLUGIN_AUTOLOAD", r"evl\-net"):
         assert needle in evl, needle
+
+
+def test_every_page_is_shipped_as_data_file():
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    shipped = data["tool"]["setuptools"]["data-files"]["share/man/man8"]
+    assert sorted(shipped) == [f"man/{p.name}" for p in PAGES]
