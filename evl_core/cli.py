@@ -83,7 +83,7 @@ def main(
     from evl_core import externals, plugins as plugin_loading
 
     cmddir = os.path.abspath(cmddir) if cmddir else externals.default_cmddir()
-    registry = plugin_loading.load(plugins, autoload=autoload, stderr=stderr)
+    registry = plugin_loading.load(plugins, autoload=autoload, stderr=stderr, env=env)
     operands = parser.operands
     name, args = (operands[0], operands[1:]) if operands else ("help", [])
     if not operands:
@@ -114,14 +114,17 @@ def run_command(command: Any, args: list[str], ctx: Any) -> int:
     from evl_core.lazy import resolve
 
     try:
-        if command.raw_args:
-            return int(resolve(command.handler)(args, ctx) or 0)
-        if args == ["-@"]:
+        if args == ["-@"]:  # the EVL convention: every command describes itself in one line
             ctx.stdout.write(command.summary + "\n")
             return 0
+        if command.raw_args:
+            return int(resolve(command.handler)(args, ctx) or 0)
+        import contextlib
+
         from evl_core.hookspecs import build_parser_for
 
-        parsed = build_parser_for(command, ctx.prog).parse_args(args)
+        with contextlib.redirect_stdout(ctx.stdout), contextlib.redirect_stderr(ctx.stderr):
+            parsed = build_parser_for(command, ctx.prog).parse_args(args)
         return int(resolve(command.handler)(parsed, ctx) or 0)
     except SystemExit as exc:  # argparse usage errors and --help
         code = exc.code

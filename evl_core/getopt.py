@@ -107,7 +107,7 @@ class Getopt:
 
     def _long(self, body: str, following: str | None) -> tuple[str, str | None, int]:
         name, eq, value = body.partition("=")
-        option = self._match(name)
+        option = self._match(name, body)
         if option.has_arg == NO_ARGUMENT:
             if eq:
                 raise GetoptError(f"option '--{option.name}' doesn't allow an argument")
@@ -120,15 +120,15 @@ class Getopt:
             raise GetoptError(f"option '--{option.name}' requires an argument")
         return option.key, following, 1
 
-    def _match(self, name: str) -> LongOption:
+    def _match(self, name: str, word: str) -> LongOption:
         exact = [o for o in self.long if o.name == name]
         if exact:
             return exact[0]
         candidates = [o for o in self.long if o.name.startswith(name)] if name else []
         if not candidates:
-            raise GetoptError(f"unrecognized option '--{name}'")
+            raise GetoptError(f"unrecognized option '--{word}'")
         distinct = {(o.key, o.has_arg) for o in candidates}
         if len(distinct) > 1:
             names = " ".join(f"'--{o.name}'" for o in candidates)
-            raise GetoptError(f"option '--{name}' is ambiguous; possibilities: {names}")
+            raise GetoptError(f"option '--{word}' is ambiguous; possibilities: {names}")
         return candidates[0]

@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, Callable, Iterable, Mapping, TextIO
 
 import pluggy
 
@@ -35,6 +35,7 @@ class Registry:
 
 
 def _warn(stream: TextIO, text: str) -> None:
+    text = " ".join(text.split())  # one line, whatever the exception said
     stream.write(f"evl: warning: {text}\n")
 
 
@@ -62,9 +63,11 @@ def load(
     plugins: Iterable[Any] = (),
     autoload: bool | None = None,
     stderr: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Registry:
     """Register built-ins, then ``plugins`` (a test seam), then entry points."""
     stderr = stderr or sys.stderr
+    env = os.environ if env is None else env
     pm = new_plugin_manager()
     registry = Registry(pm)
     for module_name in BUILTIN_PLUGINS:
@@ -75,11 +78,25 @@ def load(
         if _register(pm, plugin, name, stderr):
             registry.labels[name] = name
     if autoload is None:
-        autoload = not os.environ.get(AUTOLOAD_OFF_ENV)
+        autoload = not env.get(AUTOLOAD_OFF_ENV)
     if autoload:
         _load_entry_points(registry, stderr)
+    _drop_invalid(registry, stderr)
     _collect_commands(registry, stderr)
     return registry
+
+
+def _drop_invalid(registry: Registry, stderr: TextIO) -> None:
+    """A plugin implementing a hook nobody specified (a typo) is dropped with a warning."""
+    pm = registry.plugin_manager
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            _warn(stderr, f"plugin {registry.labels.get(name, name)} ignored: {exc}")
+            pm.unregister(exc.plugin)
 
 
 def _load_entry_points(registry: Registry, stderr: TextIO) -> None:
@@ -102,20 +119,18 @@ def _load_entry_points(registry: Registry, stderr: TextIO) -> None:
 def _collect_commands(registry: Registry, stderr: TextIO) -> None:
     pm = registry.plugin_manager
     owners: dict[str, str] = {}
-    # Call each implementation alone so that one raising hook costs only its plugin.
-    for impl in pm.hook.evl_commands.get_hookimpls():
-        label = registry.labels.get(impl.plugin_name, impl.plugin_name)
-        try:
-            records = list(impl.function() or ())
-        except Exception as exc:
-            _warn(stderr, f"plugin {label} failed to list its commands: {type(exc).__name__}: {exc}")
-            continue
-        for record in records:
+    results = call_each(pm.hook.evl_commands.get_hookimpls(), lambda text: _warn(stderr, text))
+    for plugin_name, records in results:
+        label = registry.labels.get(plugin_name, plugin_name)
+        for record in records or ():
             problem = _check_record(record)
             if problem:
                 _warn(stderr, f"plugin {label}: {problem}")
                 continue
             name = record.name
+            if name in registry.commands and owners[name].endswith("(built-in)"):
+                _warn(stderr, f"plugin {label}: command '{name}' is built in; ignored")
+                continue
             if name in registry.conflicts:
                 registry.conflicts[name].append(label)
             elif name in registry.commands:
@@ -140,7 +155,10 @@ def conflict_message(name: str, claimants: list[str]) -> str:
 
 
 def call_each(hook_impls: Iterable[Any], warn: Callable[[str], None], **kwargs: Any) -> list[tuple[str, Any]]:
-    """Call each implementation of a hook alone, dropping (with a warning) the ones that raise."""
+    """Call each implementation of a hook alone, dropping (with a warning) the ones that raise.
+
+    pluggy would stop at the first exception; one broken plugin must not cost the others.
+    """
     results = []
     for impl in hook_impls:
         try:

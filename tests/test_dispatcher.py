@@ -487,8 +487,6 @@ def test_unregistrable_plugin_costs_only_itself(evl, env):
     assert "evl_test_badargs" not in [row["name"] for row in json.loads(r.out)]
 
 
-@pytest.mark.xfail(strict=True, reason="evl_core/plugins.py _warn: pluggy's PluginValidationError message "
-                                        "spans 3 lines and is written as is")
 def test_unregistrable_plugin_costs_one_warning_line(evl, env):
     r = evl("greet", env=env, plugins=[badargs_plugin(), plugin("evl_test_one", command())], autoload=False)
     assert len(r.err.splitlines()) == 1, r.err
@@ -593,8 +591,6 @@ def test_argparse_usage_error_exit_status(evl, env, capsys):
     assert r.code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="evl_core/cli.py run_command: argparse writes usage and help to "
-                                        "sys.stderr/sys.stdout, not to main()'s stderr/stdout")
 def test_argparse_output_goes_to_the_given_streams(evl, env, capsys):
     plugins = [plugin("evl_test_one", command())]
     r = evl("greet", "--bogus", env=env, plugins=plugins, autoload=False)
@@ -638,8 +634,6 @@ def test_autoload_env_in_a_real_process(sh, env):
     assert [row["name"] for row in json.loads(r.out)] == ["help", "plugins"]
 
 
-@pytest.mark.xfail(strict=True, reason="evl_core/plugins.py load() reads EVL_DISABLE_PLUGIN_AUTOLOAD "
-                                        "from os.environ, not from main()'s env")
 def test_autoload_env_in_process(evl, env):
     r = evl("help", "--json", env={**env, "EVL_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert [row["name"] for row in json.loads(r.out)] == ["help", "plugins"]
@@ -692,13 +686,7 @@ def test_heavy_modules_are_not_imported(env, tmp_path, argv):
         assert not _under(timed, package)
 
 
-@pytest.mark.parametrize("argv", [
-    pytest.param(argv, marks=pytest.mark.xfail(
-        strict=True, reason="evl_core/cli.py run_command resolves the handler of a raw_args command "
-                            "(evl_net.cli:run) before anything else, even for -@ and -h",
-    )) if argv[0] == "net" else argv
-    for argv in LAZY_CASES
-], ids=" ".join)
+@pytest.mark.parametrize("argv", LAZY_CASES, ids=" ".join)
 def test_net_handler_is_not_imported(env, tmp_path, argv):
     modules, _timed = imported_by(argv, env, tmp_path)
     assert "evl_net.cli" not in modules
@@ -708,3 +696,23 @@ def test_help_option_imports_no_plugin(env, tmp_path):
     modules, _timed = imported_by(["--help"], env, tmp_path)
     assert not _under(modules, "evl_net")
     assert "pluggy" not in modules
+
+
+def test_builtin_commands_cannot_be_taken_over(evl, env):
+    r = evl("help", env=env, plugins=[plugin("evl_test_help", command("help"))], autoload=False)
+    assert r.code == 0 and "available commands:" in r.out
+    assert r.err == "evl: warning: plugin evl_test_help: command 'help' is built in; ignored\n"
+
+
+def test_a_misspelt_hook_drops_its_plugin_with_one_warning(evl, env):
+    typo = types.ModuleType("evl_test_typo")
+
+    @hookimpl
+    def evl_comands():  # sic
+        return [command("typo")]
+
+    typo.evl_comands = evl_comands
+    r = evl("greet", env=env, plugins=[typo, plugin("evl_test_one", command())], autoload=False)
+    assert r.code == 0
+    assert r.err.startswith("evl: warning: plugin evl_test_typo ignored: ") and r.err.count("\n") == 1
+    assert "evl_comands" in r.err

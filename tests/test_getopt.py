@@ -156,12 +156,10 @@ def test_unknown_long_option():
     assert error(["-a", "--foo", "x"]) == "unrecognized option '--foo'"
 
 
-@pytest.mark.xfail(strict=True, reason="evl_core/getopt.py names '--foo', glibc the whole word '--foo=bar'")
 def test_unknown_long_option_with_a_value_is_named_whole():
     assert error(["--foo=bar"]) == "unrecognized option '--foo=bar'"
 
 
-@pytest.mark.xfail(strict=True, reason="evl_core/getopt.py names '--ver', glibc the whole word '--ver=1'")
 def test_ambiguous_prefix_with_a_value_is_named_whole():
     assert error(["--ver=1"]) == "option '--ver=1' is ambiguous; possibilities: '--verbose' '--version'"
 
@@ -297,11 +295,8 @@ CASES = [
     ("ab:c::i:v", ["--foo=bar"]),
     ("ab:c::i:v", ["--ver=1"]),
 ]
-#: Known differences from glibc (see the xfail tests above).
-DIFFERENCES = {
-    "--foo=bar": "glibc names the whole word '--foo=bar' in 'unrecognized option'",
-    "--ver=1": "glibc names the whole word '--ver=1' in 'is ambiguous'",
-}
+#: Known differences from glibc (none at present).
+DIFFERENCES: dict[str, str] = {}
 
 
 def _case(spec: str, argv: list[str]):

@@ -14,20 +14,7 @@ from evl_core.getopt import NO_ARGUMENT, OPTIONAL_ARGUMENT, REQUIRED_ARGUMENT, G
 from evl_net.hookspecs import Action
 from evl_net.request import Request
 
-USAGE = """\
-usage: {prog} [options]:
--e -i <ifname> [-p][-b]            enable out-of-band port in network interface <ifname>
-   -p <pool-size>                  max number of out-of-band socket buffers (0=default)
-   -b <buffer-size>                size (in bytes) of out-of-band socket buffer (0=default)
--d -i <ifname>                     disable out-of-band port in network interface <ifname>
--s <host> [-i <ifname>][-g]        solicit <host> via <ifname> if given
--S <host> [-i <ifname>][-g]        like -s, marking ARP entry as permanent
-   -g                              allow routing to destination via gateway(s)
--Q[RrTtosfacx] -i <ifname>         query network interface information about <ifname>
--F[<bpf-module.o>] -i <ifname>     install/remove eBPF filter (RX)
--N[<vlan-id-list]                  add/remove VLAN id. filter (RX)
--n                                 show VLAN id. filter (RX)
-"""
+from evl_net.usage import USAGE  # noqa: E402  (kept tiny for -h)
 
 QUERY_MODIFIERS = "RrTtosfacx"
 U64_MAX = 2**64 - 1

@@ -28,7 +28,7 @@ def evl_commands() -> list[Command]:
             name="net",
             summary=SUMMARY,
             parser="evl_net.options:build_parser",
-            handler="evl_net.cli:run",
+            handler="evl_net.entry:run",
             raw_args=True,
             manpage="evl_net.manpage:sections",
         ),

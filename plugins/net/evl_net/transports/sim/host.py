@@ -1,0 +1,416 @@
+"""A simulated board taken from the live kernel: the host mirror.
+
+``mirror(netns)`` asks the kernel (rtnetlink, through pyroute2) for the links,
+IPv4 addresses, IPv4 routes and IPv4 neighbours of the current network
+namespace, or of the named one (``ip netns`` names, or a path to a netns
+file), and turns them into a :class:`~evl_net.transports.sim.board.Board`:
+
+* interfaces keep their real names, MTU, MAC, loopback flag and IPv4
+  addresses; ``up`` follows the operational state (``UP``; ``UNKNOWN`` counts
+  as up when the device is administratively up, as for ``lo``);
+* a VLAN device (IFLA_LINKINFO kind ``vlan``) gets its parent and VLAN id;
+  the parent is the *real* device underneath (stacked VLANs are followed down,
+  as ``vlan_dev_real_dev()`` does, since that is where EVL keeps the pool); a
+  VLAN whose lower device lives in another namespace is mirrored as a plain
+  device, because the board cannot name its parent;
+* ``oob_capable`` is True for every device: the host runs no EVL core, so no
+  driver can say otherwise, and the mirror assumes the board it rehearses has
+  oob-capable NICs;
+* the driver is what the ``ETHTOOL_GDRVINFO`` ioctl says (current namespace
+  only: the ioctl cannot reach another one), else the link kind (``veth``,
+  ``bridge``, ``vlan``...), ``loopback`` for the loopback, else ``unknown``;
+  ``bus`` stays empty;
+* routes are the main table's IPv4 routes with a gateway (each live nexthop of
+  a multipath route counts), most specific first and, for equal prefixes,
+  lowest metric first, so that the simulator's longest-prefix pick agrees
+  with the kernel's;
+* peers are the IPv4 neighbour entries: reachable when the entry has a link
+  layer address and its NUD state is REACHABLE, PERMANENT, STALE, DELAY, PROBE
+  or NOARP; not reachable when FAILED, INCOMPLETE (or NONE);
+* ``page_size`` is the host's, ``solicit_timeout`` the kernel default (5 s).
+
+The mirrored tables are a snapshot.  ``route_get`` and ``neighbour`` ask the
+kernel live, ``ip route get`` / ``ip neigh get`` style, and ``fingerprint``
+identifies the snapshot (interfaces with their ifindex, state, MTU, MAC, VLAN
+set-up and addresses, and the routes; not the neighbours, which move all the
+time) so that a caller can tell when its stored board is out of date.
+
+Netlink errors are raised as ``OSError`` with the kernel's errno (pyroute2's
+``NetlinkError`` is not an ``OSError``).  pyroute2 is imported inside the
+functions only: importing it costs ~100-180 ms, which a command that never
+touches the host board must not pay.  ``board_from_dumps`` is pure: it takes
+messages as pyroute2 decodes them (anything with ``get()`` and ``[]``), so it
+can be tested with synthetic messages.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import ipaddress
+import json
+import os
+from typing import Any, Iterable, NamedTuple
+
+from evl_core.errors import EvlError
+from evl_net.transports.sim.board import Board, Iface, Peer, Route
+
+HOST = "host"
+ZERO_MAC = "00:00:00:00:00:00"
+AF_INET = 2
+RT_TABLE_MAIN = 254
+RTN_UNICAST = 1
+RTNH_F_DEAD = 0x1
+
+IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
+
+NUD_INCOMPLETE = 0x01
+NUD_REACHABLE = 0x02
+NUD_STALE = 0x04
+NUD_DELAY = 0x08
+NUD_PROBE = 0x10
+NUD_FAILED = 0x20
+NUD_NOARP = 0x40
+NUD_PERMANENT = 0x80
+NUD_RESOLVED = NUD_REACHABLE | NUD_PERMANENT | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_NOARP
+
+SIOCETHTOOL = 0x8946
+ETHTOOL_GDRVINFO = 0x3
+DRVINFO_SIZE = 196  # struct ethtool_drvinfo
+IFREQ_SIZE = 40
+
+
+class Snapshot(NamedTuple):
+    """A mirrored board, plus what a board has no field for.
+
+    ``ifindex`` maps names to interface indexes (a device deleted and created
+    again under the same name gets a new index: its port is gone);
+    ``admin_up`` maps names to IFF_UP, the flag the kernel's
+    NETDEV_GOING_DOWN / ENETDOWN checks are about (``Iface.up`` is the
+    operational state, which also drops on carrier loss).
+    """
+
+    board: Board
+    ifindex: dict[str, int]
+    admin_up: dict[str, bool]
+
+
+# -- pure part ------------------------------------------------------------
+
+
+def board_name(netns: str | None) -> str:
+    return f"{HOST}:{netns}" if netns else HOST
+
+
+def nud_reachable(state: int, lladdr: str | None) -> bool:
+    """Whether a neighbour entry resolves its peer (needs a link-layer address)."""
+    return bool(lladdr) and bool(state & NUD_RESOLVED)
+
+
+def link_up(flags: int, operstate: str | None) -> bool:
+    """Operational state up; UNKNOWN (lo, tun...) counts as up when IFF_UP is set."""
+    if operstate == "UP":
+        return True
+    return operstate in (None, "UNKNOWN") and bool(flags & IFF_UP)
+
+
+def _mac(value: Any) -> str:
+    if isinstance(value, str):
+        parts = value.split(":")
+        if len(parts) == 6 and all(len(p) == 2 for p in parts):
+            return value.lower()
+    return ZERO_MAC
+
+
+def snapshot_from_dumps(
+    links: Iterable[Any], addrs: Iterable[Any], routes: Iterable[Any], neighs: Iterable[Any],
+    netns_name: str | None, drivers: dict[str, str] | None = None, page_size: int | None = None,
+) -> Snapshot:
+    """A Snapshot from rtnetlink dumps (ifinfmsg, ifaddrmsg, rtmsg, ndmsg as pyroute2 decodes them)."""
+    drivers = drivers or {}
+    links = list(links)
+    names: dict[int, str] = {}
+    for msg in links:
+        name = msg.get("ifname")
+        if name:
+            names[msg["index"]] = name
+    # VLAN devices: index -> (lower index, vlan id), when the lower device is in this namespace.
+    vlans: dict[int, tuple[int, int]] = {}
+    for msg in links:
+        if msg.get(("linkinfo", "kind")) != "vlan" or msg["index"] not in names:
+            continue
+        vid, lower = msg.get(("linkinfo", "data", "vlan_id")), msg.get("link")
+        if vid is None or not lower or msg.get("link_netnsid") is not None or lower not in names:
+            continue
+        vlans[msg["index"]] = (lower, int(vid))
+
+    board = Board(
+        name=board_name(netns_name), fingerprint="",
+        page_size=page_size or os.sysconf("SC_PAGE_SIZE"), solicit_timeout=5.0,
+    )
+    ifindex: dict[str, int] = {}
+    admin_up: dict[str, bool] = {}
+    for msg in links:
+        index = msg["index"]
+        name = names.get(index)
+        if name is None or name in board.interfaces:
+            continue
+        flags = msg["flags"] or 0
+        kind = msg.get(("linkinfo", "kind"))
+        parent = vlan_id = None
+        if index in vlans:
+            vlan_id = vlans[index][1]
+            real, seen = vlans[index][0], {index}
+            while real in vlans and real not in seen:  # stacked VLANs: down to the real device
+                seen.add(real)
+                real = vlans[real][0]
+            parent = None if real in vlans else names[real]
+            if parent is None:
+                vlan_id = None
+        loopback = bool(flags & IFF_LOOPBACK)
+        board.interfaces[name] = Iface(
+            name=name, parent=parent, vlan_id=vlan_id,
+            mtu=int(msg.get("mtu") or 0),
+            up=link_up(flags, msg.get("operstate")),
+            oob_capable=True,  # no EVL core on the host: every driver is taken as oob-capable
+            loopback=loopback,
+            addresses=[],
+            mac=_mac(msg.get("address")),
+            driver=drivers.get(name) or kind or ("loopback" if loopback else "unknown"),
+            bus="",
+        )
+        ifindex[name] = index
+        admin_up[name] = bool(flags & IFF_UP)
+
+    for msg in addrs:
+        if msg["family"] != AF_INET:
+            continue
+        name = names.get(msg["index"])
+        ip = msg.get("local") or msg.get("address")
+        if name not in board.interfaces or not ip:
+            continue
+        board.interfaces[name].addresses.append(str(ipaddress.IPv4Interface(f"{ip}/{msg['prefixlen']}")))
+
+    mirrored: list[tuple[int, int, Route]] = []
+    for msg in routes:
+        if msg["family"] != AF_INET or msg["type"] != RTN_UNICAST:
+            continue
+        if (msg.get("table") or msg["table"]) != RT_TABLE_MAIN:
+            continue
+        net = ipaddress.IPv4Network(f"{msg.get('dst') or '0.0.0.0'}/{msg['dst_len']}", strict=False)
+        metric = msg.get("priority") or 0
+        hops = [(msg.get("gateway"), msg.get("oif"))]
+        if msg.get("multipath"):
+            hops = [(nh.get("gateway"), nh["oif"]) for nh in msg.get("multipath") if not nh["flags"] & RTNH_F_DEAD]
+        for gateway, oif in hops:
+            if gateway:
+                mirrored.append((net.prefixlen, metric, Route(dst=str(net), via=gateway, dev=names.get(oif) if oif else None)))
+    mirrored.sort(key=lambda item: (-item[0], item[1]))  # stable: dump order among equals
+    board.routes = [route for _, _, route in mirrored]
+
+    for msg in neighs:
+        if msg["family"] != AF_INET:
+            continue
+        ip, lladdr = msg.get("dst"), msg.get("lladdr")
+        name = names.get(msg["ifindex"])
+        if not ip or name not in board.interfaces:
+            continue
+        state = msg["state"] or 0
+        board.peers.append(Peer(
+            ip=ip, mac=_mac(lladdr) if lladdr else ZERO_MAC,
+            reachable=nud_reachable(state, lladdr), dev=name,
+        ))
+
+    snap = Snapshot(board, ifindex, admin_up)
+    board.fingerprint = digest(snap)
+    return snap
+
+
+def board_from_dumps(
+    links: Iterable[Any], addrs: Iterable[Any], routes: Iterable[Any], neighs: Iterable[Any],
+    netns_name: str | None, drivers: dict[str, str] | None = None, page_size: int | None = None,
+) -> Board:
+    """The Board of ``snapshot_from_dumps``."""
+    return snapshot_from_dumps(links, addrs, routes, neighs, netns_name, drivers, page_size).board
+
+
+def digest(snap: Snapshot) -> str:
+    """``host[:NETNS]:<sha256>`` of everything mirrored but the neighbours and drivers."""
+    board = snap.board
+    essentials = {
+        "interfaces": [
+            [i.name, snap.ifindex.get(i.name), snap.admin_up.get(i.name), i.up, i.mtu, i.mac,
+             i.loopback, i.parent, i.vlan_id, i.addresses]
+            for i in board.interfaces.values()
+        ],
+        "routes": [[r.dst, r.via, r.dev] for r in board.routes],
+    }
+    text = json.dumps(essentials, separators=(",", ":"), sort_keys=True)
+    return f"{board.name}:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+# -- kernel part ----------------------------------------------------------
+
+
+class _Session:
+    """An IPRoute on the namespace, with NetlinkError turned into OSError."""
+
+    def __init__(self, netns: str | None) -> None:
+        self.netns = netns
+        self.ipr: Any = None
+
+    def __enter__(self) -> "_Session":
+        try:
+            from pyroute2 import IPRoute
+        except ImportError:
+            raise EvlError("the host board needs pyroute2 (pip install pyroute2)") from None
+        try:
+            # flags=0: never create a namespace that is missing (pyroute2 defaults to O_CREAT).
+            self.ipr = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
+        except FileNotFoundError:
+            raise EvlError(f"no network namespace {self.netns!r}", errno.ENOENT) from None
+        except OSError as exc:
+            raise EvlError(f"cannot open the network namespace {self.netns or 'of this process'}", exc.errno) from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.ipr is not None:
+            self.ipr.close()
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        from pyroute2 import NetlinkError
+
+        try:
+            return getattr(self.ipr, method)(*args, **kwargs)
+        except NetlinkError as exc:
+            code = exc.code or errno.EIO
+            raise OSError(code, os.strerror(code)) from None
+
+    def index(self, ifname: str) -> int:
+        found = self.call("link_lookup", ifname=ifname)
+        if not found:
+            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+        return found[0]
+
+    def name(self, index: int) -> str | None:
+        (msg,) = self.call("link", "get", index=index)
+        return msg.get("ifname")
+
+    def dumps(self, neighbours: bool = True) -> tuple[Any, Any, Any, Any]:
+        return (
+            self.call("link", "dump"),
+            self.call("addr", "dump", family=AF_INET),
+            self.call("route", "dump", family=AF_INET),
+            self.call("neigh", "dump", family=AF_INET) if neighbours else (),
+        )
+
+
+def ethtool_drivers(names: Iterable[str]) -> dict[str, str]:
+    """Driver names by ETHTOOL_GDRVINFO, for devices of *this process's* namespace.
+
+    Devices that do not answer (lo, most virtual ones) are left out.
+    """
+    import array
+    import fcntl
+    import socket
+    import struct
+
+    found: dict[str, str] = {}
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError:
+        return found
+    with sock:
+        for name in names:
+            raw = name.encode()
+            if len(raw) >= 16:
+                continue
+            info = array.array("B", struct.pack("I", ETHTOOL_GDRVINFO) + bytes(DRVINFO_SIZE - 4))
+            address, _ = info.buffer_info()
+            ifreq = struct.pack("16sP", raw, address).ljust(IFREQ_SIZE, b"\0")
+            try:
+                fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
+            except OSError:
+                continue
+            driver = info.tobytes()[4:36].split(b"\0", 1)[0].decode(errors="replace")
+            if driver:
+                found[name] = driver
+    return found
+
+
+def snapshot(netns: str | None = None) -> Snapshot:
+    """The live kernel as a Snapshot (one netlink session, four dumps)."""
+    with _Session(netns) as session:
+        links, addrs, routes, neighs = session.dumps()
+    drivers = None
+    if netns is None:
+        drivers = ethtool_drivers(m.get("ifname") for m in links if m.get("ifname"))
+    return snapshot_from_dumps(links, addrs, routes, neighs, netns, drivers)
+
+
+def mirror(netns: str | None = None) -> Board:
+    """The live kernel's interfaces, addresses, routes and neighbours as a Board."""
+    return snapshot(netns).board
+
+
+def fingerprint(netns: str | None = None) -> str:
+    """Changes when interfaces (index, state, MTU, MAC, VLAN), addresses or routes change.
+
+    Equal to ``mirror(netns).fingerprint`` taken at the same moment; neighbours
+    do not count.
+    """
+    with _Session(netns) as session:
+        links, addrs, routes, _ = session.dumps(neighbours=False)
+    return snapshot_from_dumps(links, addrs, routes, (), netns).board.fingerprint
+
+
+def route_get(dst: str, oif: str | None = None, netns: str | None = None) -> tuple[str, str | None]:
+    """(output device, gateway or None when on-link), as ``ip route get DST [oif OIF]`` says.
+
+    Raises OSError with the kernel's errno: ENETUNREACH when there is no route,
+    ENODEV for an unknown ``oif``, EINVAL for a destination that is not IPv4.
+    """
+    try:
+        dst = str(ipaddress.IPv4Address(dst))
+    except ValueError:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from None
+    with _Session(netns) as session:
+        request: dict[str, Any] = {"dst": dst}
+        if oif is not None:
+            request["oif"] = session.index(oif)
+        (msg,) = session.call("route", "get", **request)[:1]
+        index = msg.get("oif")
+        dev = session.name(index) if index else None
+    if dev is None:
+        raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
+    return dev, msg.get("gateway") or None
+
+
+def neighbour(ip: str, dev: str | None = None, netns: str | None = None) -> tuple[str, bool] | None:
+    """(MAC, reachable) of the kernel's IPv4 neighbour entry for ``ip`` on ``dev``, or None.
+
+    ``dev`` None looks on every device (a reachable entry wins).  An entry
+    without a link-layer address reports the zero MAC and is not reachable.
+    """
+    try:
+        ip = str(ipaddress.IPv4Address(ip))
+    except ValueError:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from None
+    with _Session(netns) as session:
+        if dev is not None:
+            index = session.index(dev)
+            try:
+                entries = session.call("neigh", "get", dst=ip, ifindex=index)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    return None
+                raise
+        else:
+            entries = [m for m in session.call("neigh", "dump", family=AF_INET) if m.get("dst") == ip]
+    found = [(m.get("lladdr"), m["state"] or 0) for m in entries if m["family"] == AF_INET]
+    if not found:
+        return None
+    found.sort(key=lambda e: not nud_reachable(e[1], e[0]))
+    lladdr, state = found[0]
+    return (_mac(lladdr) if lladdr else ZERO_MAC), nud_reachable(state, lladdr)
