@@ -272,3 +272,25 @@ def test_other_commands_work_beside_a_conflict(venv):
     hello = listed(r.out)["hello"]
     assert hello.startswith("(unavailable: claimed by ")
     assert names(hello, "evl-hello", "evl-dupe"), hello
+
+
+def test_man_pages_are_installed_where_man_finds_them(venv):
+    for page in ("evl", "evl-net", "evl-sim"):
+        assert (venv.root / "share" / "man" / "man8" / f"{page}.8").is_file(), page
+    if not shutil.which("man"):
+        pytest.skip("man is not installed")
+    # man-db derives <prefix>/share/man from each PATH entry's bin/.
+    env = _env(PATH=f"{venv.root / 'bin'}:/usr/bin:/bin", MANPATH="")
+    for page in ("evl", "evl-net"):
+        proc = subprocess.run(["man", "-w", page], env=env, capture_output=True, text=True)
+        assert proc.stdout.strip() == str(venv.root / "share" / "man" / "man8" / f"{page}.8"), proc.stderr
+
+
+def test_readme_main_job_on_the_installed_tools(venv, tmp_path):
+    """The work README's first command runs, on the simulator, once installed."""
+    state = {"EVL_SIM_STATE": str(tmp_path / "state.json")}
+    run = evl(venv, "net", "-ei", "eth0.42", **state)
+    assert run.code == 0 and run.err.endswith("using the simulator\n"), run.err
+    assert evl(venv, "net", "-N41,42,55-57", **state).code == 0
+    assert evl(venv, "net", "-n", **state).out == "41-42,55-57\n"
+    assert evl(venv, "net", "-Q", "-i", "eth0.42", **state).out.startswith("oob capability: yes\n")
