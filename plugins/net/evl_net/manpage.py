@@ -51,7 +51,11 @@ Third\-party plugins may add transports and formatters (\fB\-\-format=list\fR).
 The transport to use when \fB\-\-transport\fR is not given.
 .TP
 \fBEVL_SIM_BOARD\fR
-The simulated board: a TOML file, or the name of a built\-in board (\fBmanual\fR).
+The simulated board: a TOML file, the name of a built\-in board (\fBmanual\fR,
+\fBmanual\-traffic\fR), or \fBhost\fR / \fBhost:\fINETNS\fR to stand on the live kernel's
+interfaces, addresses, routes and neighbours (of the current or the named network namespace):
+solicitations then follow \fBip route get\fR and the kernel's neighbour table, and a device
+that goes down loses its port, as on an EVL kernel.
 .TP
 \fBEVL_SIM_STATE\fR
 The simulator's state file (default: \fI$XDG_STATE_HOME/evl\-tools/sim\-state.json\fR).

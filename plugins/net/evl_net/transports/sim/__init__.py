@@ -24,6 +24,15 @@ LOG_KEEP = 500
 BROADCAST = "255.255.255.255"
 
 
+def host_netns(spec: str | None) -> str | None:
+    """The namespace a ``host`` / ``host:NETNS`` board mirrors ("" = ours), None for other boards."""
+    if spec == "host":
+        return ""
+    if spec and spec.startswith("host:") and spec[5:]:
+        return spec[5:]
+    return None
+
+
 def kernel_error(code: int, detail: str | None = None) -> OSError:
     """An OSError as a syscall would raise it, with an optional explanation."""
     exc = OSError(code, os.strerror(code))
@@ -77,6 +86,8 @@ class SimTransport(Transport):
         self.state: dict[str, Any] | None = None
         self.board: boards.Board | None = None
         self._dirty = False
+        #: the network namespace of a host-mirror board ("" = ours), None for a board file
+        self.host_netns: str | None = None
 
     # -- session -------------------------------------------------------
 
@@ -86,6 +97,10 @@ class SimTransport(Transport):
 
     def _load(self) -> None:
         if self.state is not None:
+            return
+        netns = host_netns(self.board_spec)
+        if netns is not None:
+            self._load_host(netns)
             return
         _name, path = boards.locate(self.board_spec)
         digest = boards.fingerprint(path)
@@ -102,6 +117,42 @@ class SimTransport(Transport):
                 self._dirty = True
             self.state = state
             self.board = board
+        except BaseException:
+            self.store.release()
+            raise
+
+    def _load_host(self, netns: str) -> None:
+        """Stand on the live kernel: reconcile the stored state with what the host has now.
+
+        A device that went down, vanished or came back with a new ifindex lost
+        its port (NETDEV_GOING_DOWN); other ports, filters and the VLAN map stay.
+        """
+        from evl_net.transports.sim import host
+
+        snap = host.snapshot(netns or None)
+        self.host_netns = netns
+        self.store.acquire()
+        try:
+            state = self.store.read()
+            board = self._check(state) if state is not None else None
+            if state is None or board.name != snap.board.name:
+                board, state = snap.board, new_state(snap.board)
+                self._dirty = True
+            elif board.fingerprint != snap.board.fingerprint:
+                self.board, self.state = board, state  # _dismantle needs the old board's parents
+                known = state.get("host", {}).get("ifindex", {})
+                for port in list(state["ports"]):
+                    devs = {port, board.real_device(port)}
+                    if any(d not in snap.ifindex or snap.ifindex[d] != known.get(d) or not snap.admin_up[d]
+                           for d in devs):
+                        self._dismantle(port)
+                state["counters"] = {k: v for k, v in state["counters"].items()
+                                     if snap.ifindex.get(k) == known.get(k)}
+                state["board"] = snap.board.to_dict()
+                board = snap.board
+                self._dirty = True
+            state["host"] = {"ifindex": snap.ifindex}
+            self.state, self.board = state, board
         except BaseException:
             self.store.release()
             raise
@@ -290,7 +341,15 @@ class SimTransport(Transport):
         try:
             return str(ipaddress.IPv4Address(host))
         except ValueError:
-            raise kernel_error(errno.ESRCH, f"unknown host {host!r} on this board") from None
+            pass
+        if self.host_netns is not None:
+            import socket
+
+            try:
+                return socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG)[0][4][0]
+            except (socket.gaierror, IndexError):
+                pass
+        raise kernel_error(errno.ESRCH, f"unknown host {host!r} on this board")
 
     def solicit(self, host: str, ifname: str | None, flags: int) -> dict[str, Any]:
         ip = self.resolve(host)
@@ -308,7 +367,7 @@ class SimTransport(Transport):
         result = {"ip": ip, "dev": dev, "nexthop": nexthop, "permanent": bool(flags & NEIGH_PERMANENT)}
         if noarp:
             return {**result, "changed": False, "cached": False}
-        peer = next((p for p in board.peers if p.ip == nexthop and p.dev in (None, dev)), None)
+        peer = self._peer(nexthop, dev)
         if peer is None or not peer.reachable:
             self.close_early()
             time.sleep(board.solicit_timeout)
@@ -325,6 +384,15 @@ class SimTransport(Transport):
         state["arp"].append(entry)
         self._dirty = True
         return {**result, "changed": True, "cached": True, "mac": peer.mac, "state": entry["state"]}
+
+    def _peer(self, ip: str, dev: str) -> boards.Peer | None:
+        if self.host_netns is not None:
+            from evl_net.transports.sim import host
+
+            found = host.neighbour(ip, dev, self.host_netns or None)  # the kernel's table, live
+            return boards.Peer(ip=ip, mac=found[0], reachable=found[1], dev=dev) if found else None
+        assert self.board is not None
+        return next((p for p in self.board.peers if p.ip == ip and p.dev in (None, dev)), None)
 
     def close_early(self) -> None:
         """Store and unlock before a long wait, so other invocations need not queue behind it."""
@@ -344,6 +412,8 @@ class SimTransport(Transport):
             if oif is None:
                 raise kernel_error(errno.ENETUNREACH, "broadcast needs an interface (-i)")
             return oif, ip, True
+        if self.host_netns is not None:
+            return self._route_host(ip, oif, may_route)
         addr = ipaddress.IPv4Address(ip)
         loopback = next((i.name for i in board.interfaces.values() if i.loopback), None)
         for iface in board.interfaces.values():
@@ -369,6 +439,18 @@ class SimTransport(Transport):
         route = max(candidates, key=lambda r: ipaddress.IPv4Network(r.dst).prefixlen)
         dev = route.dev or self._device_for(route.via)
         return dev, route.via, False
+
+    def _route_host(self, ip: str, oif: str | None, may_route: bool) -> tuple[str, str, bool]:
+        from evl_net.transports.sim import host
+
+        assert self.board is not None
+        dev, gateway = host.route_get(ip, oif, self.host_netns or None)
+        if gateway and not may_route:
+            if oif is None:
+                raise kernel_error(errno.ENETUNREACH, f"{ip} is off-link: allow gateways with -g")
+            return oif, ip, False  # scope-link lookup with a forced device: taken as on-link
+        iface = self.board.interfaces.get(dev)
+        return dev, gateway or ip, bool(iface and iface.loopback)
 
     def _device_for(self, gateway: str) -> str:
         import ipaddress

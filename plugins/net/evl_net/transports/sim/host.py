@@ -6,8 +6,8 @@ namespace, or of the named one (``ip netns`` names, or a path to a netns
 file), and turns them into a :class:`~evl_net.transports.sim.board.Board`:
 
 * interfaces keep their real names, MTU, MAC, loopback flag and IPv4
-  addresses; ``up`` follows the operational state (``UP``; ``UNKNOWN`` counts
-  as up when the device is administratively up, as for ``lo``);
+  addresses; ``up`` is IFF_UP (administratively up), which is what the
+  kernel's ENETDOWN and NETDEV_GOING_DOWN are about, not the carrier;
 * a VLAN device (IFLA_LINKINFO kind ``vlan``) gets its parent and VLAN id;
   the parent is the *real* device underneath (stacked VLANs are followed down,
   as ``vlan_dev_real_dev()`` does, since that is where EVL keeps the pool); a
@@ -108,13 +108,6 @@ def nud_reachable(state: int, lladdr: str | None) -> bool:
     return bool(lladdr) and bool(state & NUD_RESOLVED)
 
 
-def link_up(flags: int, operstate: str | None) -> bool:
-    """Operational state up; UNKNOWN (lo, tun...) counts as up when IFF_UP is set."""
-    if operstate == "UP":
-        return True
-    return operstate in (None, "UNKNOWN") and bool(flags & IFF_UP)
-
-
 def _mac(value: Any) -> str:
     if isinstance(value, str):
         parts = value.split(":")
@@ -172,7 +165,7 @@ def snapshot_from_dumps(
         board.interfaces[name] = Iface(
             name=name, parent=parent, vlan_id=vlan_id,
             mtu=int(msg.get("mtu") or 0),
-            up=link_up(flags, msg.get("operstate")),
+            up=bool(flags & IFF_UP),  # what ENETDOWN and NETDEV_GOING_DOWN are about, not the carrier
             oob_capable=True,  # no EVL core on the host: every driver is taken as oob-capable
             loopback=loopback,
             addresses=[],
@@ -262,12 +255,17 @@ class _Session:
 
     def __enter__(self) -> "_Session":
         try:
-            from pyroute2 import IPRoute
+            import pyroute2
         except ImportError:
             raise EvlError("the host board needs pyroute2 (pip install pyroute2)") from None
         try:
-            # flags=0: never create a namespace that is missing (pyroute2 defaults to O_CREAT).
-            self.ipr = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
+            if not self.netns:
+                self.ipr = pyroute2.IPRoute()
+            elif _version(getattr(pyroute2, "__version__", "")) >= (0, 9, 1):
+                # flags=0: never create a namespace that is missing (pyroute2 defaults to O_CREAT).
+                self.ipr = pyroute2.IPRoute(netns=self.netns, flags=0)
+            else:  # before 0.9.1 only NetNS knew namespaces
+                self.ipr = pyroute2.NetNS(self.netns, flags=0)
         except FileNotFoundError:
             raise EvlError(f"no network namespace {self.netns!r}", errno.ENOENT) from None
         except OSError as exc:
@@ -299,11 +297,21 @@ class _Session:
 
     def dumps(self, neighbours: bool = True) -> tuple[Any, Any, Any, Any]:
         return (
-            self.call("link", "dump"),
-            self.call("addr", "dump", family=AF_INET),
-            self.call("route", "dump", family=AF_INET),
-            self.call("neigh", "dump", family=AF_INET) if neighbours else (),
+            tuple(self.call("link", "dump")),
+            tuple(self.call("addr", "dump", family=AF_INET)),
+            tuple(self.call("route", "dump", family=AF_INET)),
+            tuple(self.call("neigh", "dump", family=AF_INET)) if neighbours else (),
         )
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in text.split(".")[:3]:
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]  # leading digits: "1rc1" -> "1"
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) or (99,)  # unknown: assume a current release
 
 
 def ethtool_drivers(names: Iterable[str]) -> dict[str, str]:
@@ -405,7 +413,13 @@ def neighbour(ip: str, dev: str | None = None, netns: str | None = None) -> tupl
             except OSError as exc:
                 if exc.errno == errno.ENOENT:
                     return None
-                raise
+                if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                # kernels before 4.20 cannot get one entry: dump and pick
+                entries = [
+                    m for m in session.call("neigh", "dump", family=AF_INET)
+                    if m.get("dst") == ip and m["ifindex"] == index
+                ]
         else:
             entries = [m for m in session.call("neigh", "dump", family=AF_INET) if m.get("dst") == ip]
     found = [(m.get("lladdr"), m["state"] or 0) for m in entries if m["family"] == AF_INET]
