@@ -9,8 +9,9 @@ instruction set such programs compile to, with the semantics of the kernel
     prog = Program(bpfobj.first_socket_filter(data).insns)   # decode + check once
     verdict = prog.run(frame, SkbContext.for_frame(frame))   # fast, per frame
 
-What the program sees -- the kernel's view, checked against the kernel's own
-``BPF_PROG_TEST_RUN`` in tests/test_ebpf_vm.py:
+What the program sees -- the kernel's view, checked in tests/test_ebpf_vm.py
+against the kernel's own ``BPF_PROG_TEST_RUN`` and against its real RX path
+(a veth pair and a packet socket running the program):
 
 * ``frame`` starts at the Ethernet header, but the skb data the program reads
   starts *after* it: both the EVL input path (``netif_deliver_oob()`` runs
@@ -22,7 +23,9 @@ What the program sees -- the kernel's view, checked against the kernel's own
   ``bpf_skb_load_bytes_relative(..., BPF_HDR_START_MAC)`` the MAC header.
   Out-of-bounds legacy loads end the program with 0 (the kernel's
   behaviour), a failed ``bpf_skb_load_bytes*()`` zeroes its buffer and
-  returns -EFAULT.
+  returns -EFAULT.  A filter written with Ethernet offsets
+  (``load_half(skb, 12)`` for the ethertype) reads the IP header instead,
+  in the kernel as here: use ``skb->protocol`` or ``SKF_LL_OFF``.
 * ``__sk_buff.len`` is ``len(frame) - 14`` (skb->len after the pull);
   ``protocol`` and ``vlan_proto`` are ``__be16`` in the kernel, so a program
   reads IPv4 as ``bpf_htons(0x0800)`` == 0x0008.  :class:`SkbContext` holds
@@ -38,9 +41,11 @@ What the program sees -- the kernel's view, checked against the kernel's own
 * Readable context fields are those the kernel lets socket filters read:
   len, pkt_type, mark, queue_mapping, protocol, vlan_present, vlan_tci,
   vlan_proto, priority, ingress_ifindex, ifindex, tc_index, cb[5], hash,
-  napi_id, gso_segs, gso_size (1/2/4-byte aligned reads); only cb[] is
-  writable.  data/data_end, tc_classid, the socket fields, tstamp, wire_len
-  and hwtstamp are not accessible to socket filters and are rejected.
+  napi_id, gso_segs, gso_size (1/2/4-byte aligned reads, with the kernel's
+  narrow-load rewriting: a read at least as wide as the sk_buff member
+  behind the field returns the whole member); only cb[] is writable.
+  data/data_end, tc_classid, the socket fields, tstamp, wire_len and
+  hwtstamp are not accessible to socket filters and are rejected.
 * Helpers: bpf_skb_load_bytes (#26), bpf_skb_load_bytes_relative (#68),
   bpf_get_prandom_u32 (#7, seedable, deterministic), bpf_ktime_get_ns (#5,
   also boot/coarse/tai: the Program's clock), bpf_get_smp_processor_id (#8),
@@ -263,7 +268,9 @@ def pkt_type_of(frame: bytes, dev_addr: bytes | None = None) -> int:
     """skb->pkt_type from the destination MAC (eth_skb_pkt_type()).
 
     Without ``dev_addr`` every unicast frame is taken as addressed to us
-    (the NIC filters the others out).
+    (the NIC filters the others out).  ff:ff:ff:ff:ff:ff is PACKET_BROADCAST
+    as on an Ethernet NIC (BPF_PROG_TEST_RUN's loopback device has no
+    broadcast address and calls it PACKET_MULTICAST).
     """
     dst = bytes(frame[0:6])
     if dev_addr is not None and dst == bytes(dev_addr):
@@ -347,14 +354,20 @@ class SkbContext:
         return cls(**fields)
 
 
-_DEFAULT_SKB = SkbContext()
-
-# Context layout: offset -> (name, size) for the u32 fields socket filters read.
+# Context layout: offset -> name of the u32 fields socket filters read.
 _CTX_FIELDS = {
     0: "len", 4: "pkt_type", 8: "mark", 12: "queue_mapping", 16: "protocol",
     20: "vlan_present", 24: "vlan_tci", 28: "vlan_proto", 32: "priority",
     36: "ingress_ifindex", 40: "ifindex", 44: "tc_index", 68: "hash",
     84: "napi_id", 164: "gso_segs", 176: "gso_size",
+}
+# Size of the sk_buff member behind each field (the verifier's "target size"):
+# a narrow read smaller than it is shifted and masked out of the field, a
+# read at least that wide returns the whole member, whatever its offset in
+# the 4-byte slot (a 2-byte read of protocol at +2 gives the protocol).
+_CTX_TARGET = {
+    0: 4, 4: 1, 8: 4, 12: 2, 16: 2, 20: 4, 24: 2, 28: 2, 32: 4, 36: 4, 40: 4, 44: 2,
+    68: 4, 84: 4, 164: 2, 176: 2,
 }
 _CB_LO, _CB_HI = 48, 68
 _CTX_FORBIDDEN = [
@@ -415,7 +428,6 @@ _CTX = 13      # bytearray context image, built on first access
 _SKB = 14      # SkbContext
 _CALLS = 15    # bpf-to-bpf call stack: [(return pc, r6, r7, r8, r9, r10), ...]
 _PROG = 16     # the Program (random generator, clock, cpu)
-_NSTATE = 17
 
 _U = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")}
 _S = {1: struct.Struct("<b"), 2: struct.Struct("<h"), 4: struct.Struct("<i"), 8: struct.Struct("<q")}
@@ -483,7 +495,14 @@ def _load(r: list, a: int, size: int, pc: int) -> int:
         if off + size > CTX_SIZE:
             raise _RunError(pc, f"context access of {size} bytes at offset {off} is out of bounds")
         _ctx_check(pc, off, size, False)
-        return _U[size].unpack_from(_ctx_buf(r), off)[0]
+        base = off & ~3
+        target = _CTX_TARGET.get(base)
+        if target is None:  # cb[]: plain memory
+            return _U[size].unpack_from(_ctx_buf(r), off)[0]
+        v = _U[4].unpack_from(_ctx_buf(r), base)[0]
+        if size < target:
+            v = (v >> ((off & 3) * 8)) & ((1 << (size * 8)) - 1)
+        return v
     raise _RunError(pc, f"invalid memory load of {size} bytes at {a:#x}: "
                         "not a stack or context pointer")
 
@@ -729,8 +748,8 @@ def decode(insns: bytes) -> list[Insn | None]:
     return out
 
 
-def _reg(n: int) -> str:
-    return f"r{n}"
+def _addr(reg: int, off: int) -> str:
+    return f"r{reg} {'-' if off < 0 else '+'} {abs(off)}"
 
 
 def disasm(insn: Insn | None, pc: int | None = None) -> str:
@@ -780,19 +799,19 @@ def disasm(insn: Insn | None, pc: int | None = None) -> str:
             return f"r0 = *({sz} *)skb[r{s} + {imm}]"
     if cls == LDX:
         sx = "s" if mode == MEMSX else "u"
-        return f"r{d} = *({sx}{sz[1:]} *)(r{s} {off:+d})"
+        return f"r{d} = *({sx}{sz[1:]} *)({_addr(s, off)})"
     if cls == ST:
-        return f"*({sz} *)(r{d} {off:+d}) = {imm}"
+        return f"*({sz} *)({_addr(d, off)}) = {imm}"
     if cls == STX:
         if mode == ATOMIC:
             if imm == BPF_LOAD_ACQ:
-                return f"r{d} = load_acquire(({sz} *)(r{s} {off:+d}))"
+                return f"r{d} = load_acquire(({sz} *)({_addr(s, off)}))"
             if imm == BPF_STORE_REL:
-                return f"store_release(({sz} *)(r{d} {off:+d}), r{s})"
+                return f"store_release(({sz} *)({_addr(d, off)}), r{s})"
             name = _ATOMIC_OPS.get(imm & ~BPF_FETCH, "?")
             fetch = "fetch_" if imm & BPF_FETCH and name not in ("xchg", "cmpxchg") else ""
-            return f"lock {fetch}{name} *({sz} *)(r{d} {off:+d}), r{s}"
-        return f"*({sz} *)(r{d} {off:+d}) = r{s}"
+            return f"lock {fetch}{name} *({sz} *)({_addr(d, off)}), r{s}"
+        return f"*({sz} *)({_addr(d, off)}) = r{s}"
     return f"code {c:#04x}"
 
 
@@ -840,7 +859,7 @@ class _Compiler:
             op = insn.code & 0xF0
             if op == 0x90:  # exit
                 return [], False
-            if op == 0x80:  # call
+            if op == 0x80:  # call: helpers run inline, bpf-to-bpf calls end the block
                 if insn.src == BPF_PSEUDO_CALL:
                     return [self.target(pc, insn.imm)], True
                 return [], True
@@ -856,18 +875,14 @@ class _Compiler:
         if self.has_calls and self.has_ldabs:
             raise EbpfError("BPF_LD_[ABS|IND] cannot be mixed with bpf-to-bpf calls")
         leaders = {0}
-        ends = set()
         for pc, insn in enumerate(self.insns):
             if insn is None:
                 continue
             targets, falls = self.successors(pc)
             leaders.update(targets)
             nxt = pc + (2 if insn.imm64 is not None else 1)
-            if targets or not falls or insn.cls in (JMP, JMP32) and insn.code & 0xF0 == 0x80 \
-                    and insn.src == BPF_PSEUDO_CALL:
-                ends.add(pc)
-                if nxt < n:
-                    leaders.add(nxt)
+            if (targets or not falls) and nxt < n:  # a jump, exit or bpf-to-bpf call ends a block
+                leaders.add(nxt)
             if falls and nxt >= n:
                 raise self.fail(pc, "the program falls off its end (last insn is not exit or goto)")
         src_lines = []
@@ -967,9 +982,11 @@ class _Compiler:
             if off not in (0, 1):
                 raise self.fail(pc, "invalid offset for div/mod")
         elif op == 0xB0 and use_x:
+            if off == 1 and is64:
+                raise self.fail(pc, "address space casts (arena) are not supported",
+                                UnsupportedError)
             if off not in ((0, 8, 16, 32) if is64 else (0, 8, 16)):
-                raise self.fail(pc, f"invalid movsx size {off}" if off != 1 else
-                                "address space casts (arena) are not supported", )
+                raise self.fail(pc, f"invalid movsx size {off}")
         elif off:
             raise self.fail(pc, "ALU op uses reserved offset field")
         if not use_x and op in (0x30, 0x90) and imm == 0:
@@ -995,7 +1012,7 @@ class _Compiler:
                 sign = 1 << (off - 1)
                 lo = (1 << off) - 1
                 return [f"{D} = (((r[{s}] & {lo:#x}) ^ {sign:#x}) - {sign:#x}) & {m}"]
-            return [f"{D} = {X}"] if use_x else [f"{D} = {X}"]
+            return [f"{D} = {X}"]
         if op == 0x30:
             if off == 1:
                 fn = "_sdiv64" if is64 else "_sdiv32"
@@ -1076,7 +1093,6 @@ class _Compiler:
 
     def helper(self, pc: int, func_id: int) -> int:
         if func_id in _HELPERS:
-            _GEN_GLOBALS[f"_helper_{func_id}"] = _HELPERS[func_id]
             return func_id
         name = helper_name(func_id)
         if func_id in _MAP_HELPERS:
@@ -1211,6 +1227,7 @@ _GEN_GLOBALS: dict = {
     **{f"_U{n}": st.unpack_from for n, st in _U.items()},
     **{f"_S{n}": st.unpack_from for n, st in _S.items()},
     **{f"_P{n}": st.pack_into for n, st in _U.items()},
+    **{f"_helper_{func_id}": fn for func_id, fn in _HELPERS.items()},
 }
 
 
