@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 import time
 from typing import Any, Mapping, Sequence, TextIO
 
@@ -82,7 +81,7 @@ class SimTransport(Transport):
     def __init__(self, board: str | None, state_path: str, console: TextIO | None = None) -> None:
         self.board_spec = board
         self.store = StateFile(state_path)
-        self.console = console if console is not None else sys.stderr
+        self.console = console  # where kernel log lines go, as a console would show them
         self.state: dict[str, Any] | None = None
         self.board: boards.Board | None = None
         self._dirty = False
