@@ -176,9 +176,9 @@ def test_unknown_transport(evl):
     assert run.err.startswith("evl-net: unknown transport 'carrier-pigeon' (available: auto, ")
 
 
-def test_transport_not_yet_available_is_a_clear_error(evl):
+def test_remote_transport_without_a_board_is_a_clear_error(evl):
     run = evl("net", "--transport=remote", "-n")
-    assert run.code == 1 and run.err.startswith("evl-net: the remote transport") and "Traceback" not in run.err
+    assert (run.code, run.out, run.err) == (1, "", "evl-net: no board given: use --remote, --hosts or EVL_NET_REMOTE\n")
 
 
 # -- output formats -----------------------------------------------------------

@@ -21,7 +21,8 @@
  *
  * Protocol: one line per message, space-separated tokens, byte strings in
  * hex ("-" when empty).  The interposer connects on first use only, so a
- * process that never touches the watched paths never talks to the server.
+ * process that never touches the watched paths never talks to the server;
+ * one that did says "bye" at exit and waits for the server's "ok".
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -320,6 +321,21 @@ static int dialogue(struct answer *a, size_t maxlen)
 		errno = EPROTO;
 		die(verb);
 	}
+}
+
+/*
+ * At exit, say goodbye and wait for the server's answer: it checks the fds
+ * left open then, and once it answered it has handled everything this
+ * process sent, so a test that waited for the process sees the whole story.
+ */
+__attribute__((destructor)) static void bye(void)
+{
+	if (conn < 0 || conn_pid != getpid())
+		return;
+	pthread_mutex_lock(&lock);
+	sendall("bye\n", 4);
+	recv_line();
+	pthread_mutex_unlock(&lock);
 }
 
 /* -- interposed calls ------------------------------------------------------ */

@@ -24,7 +24,6 @@ mistake there cannot be mirrored here.
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import socket
 import socketserver
@@ -55,6 +54,8 @@ EXPECTED = {
     "netdev": {SETRXEBPF, SETPORT, GETSTAT},
     "oobsock": {SOLICIT},
 }
+
+EVL_IOC_TYPES = {0x43, 0xEE, 0xEF, 0xF0}
 
 # The kernel's struct layouts (uapi), as struct formats in native byte order.
 CORE_INFO = struct.Struct("=III4xQ")            # 24
@@ -114,8 +115,10 @@ class KernelDouble:
     * ``sock_oob_bit``: the SOCK_OOB bit this kernel knows (``1 << 29``, the
       newest; ``1 << 30``, older kernels; None: no EVL, both refused);
     * ``inject``: request name (GET_COREINFO, DEVOPEN, SETPORT, GETSTAT,
-      SETRXEBPF, SOLICIT, SO_BINDTODEVICE, VLANS_WRITE) -> errno to fail it
-      with, before any check of the kernel's own;
+      SETRXEBPF, SOLICIT, SOCKET, SO_BINDTODEVICE, VLANS_WRITE) -> errno to
+      fail it with, before any check of the kernel's own;
+    * ``board``: the simulated board (name or TOML path) the answers follow;
+    * ``make_nodes()``: which fake nodes exist (no control: no EVL core).
     """
 
     def __init__(self, workdir: Path, so_path: Path, board: str | None = None) -> None:
@@ -225,6 +228,7 @@ class _Handler(socketserver.StreamRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.pid = 0
+        self.said_bye = False
         self.fds: dict[int, dict[str, Any]] = {}
 
     # -- I/O -------------------------------------------------------------------
@@ -289,14 +293,24 @@ class _Handler(socketserver.StreamRequestHandler):
         except Exception:  # a bug of the double: make it visible to the test
             self.double.violation("kernel double failed:\n" + traceback.format_exc())
         finally:
-            for fd, info in sorted(self.fds.items()):
-                if info["kind"] != "other":
-                    self.violation(f"fd {fd} ({info['kind']} {info.get('ifname') or info.get('path', '')}) left open at exit")
+            if not self.said_bye:  # killed, or it crashed: check what it left anyway
+                self.check_leaks()
+
+    def check_leaks(self) -> None:
+        for fd, info in sorted(self.fds.items()):
+            if info["kind"] != "other":
+                self.violation(f"fd {fd} ({info['kind']} {info.get('ifname') or info.get('path', '')}) left open at exit")
 
     # -- notifications -------------------------------------------------------------
 
     def on_hello(self, pid: str) -> None:
         self.pid = int(pid)
+
+    def on_bye(self) -> None:
+        """The process is exiting: whatever is still open now was leaked."""
+        self.said_bye = True
+        self.check_leaks()
+        self.send("ok")
 
     def on_open(self, fd: str, flags: str, hexpath: str) -> None:
         path = _unhex(hexpath).decode()
@@ -409,6 +423,9 @@ class _Handler(socketserver.StreamRequestHandler):
         name = NAMES.get(req_i, f"{req_i:#x}")
         entry = self.record(op="ioctl", kind=kind, fd=fd_i, req=name, number=req_i, arg=arg_i, data=data)
         if info is None or kind == "other":
+            return self.send("pass")
+        if kind == "oobsock" and (req_i >> 8) & 0xFF not in EVL_IOC_TYPES:
+            # A socket's own ioctls (CPython's FIOCLEX, say) are the socket layer's business.
             return self.send("pass")
         if req_i not in EXPECTED.get(kind, ()):
             self.violation(f"request {req_i:#010x} on a {kind} fd: not an EVL request for it")

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import struct
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from evl_core import EVL_ABI_PREREQ
@@ -114,19 +113,22 @@ def _IOC_SIZE(request: int) -> int:
 # -- struct layouts ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Platform:
     """What decides the C layouts: pointer size, alignment of a __u64, byte order."""
 
-    ptr_size: int
-    u64_align: int
-    byteorder: str = "little"
+    __slots__ = ("ptr_size", "u64_align", "byteorder")
+
+    def __init__(self, ptr_size: int, u64_align: int, byteorder: str = "little") -> None:
+        self.ptr_size, self.u64_align, self.byteorder = ptr_size, u64_align, byteorder
 
     @classmethod
     def native(cls) -> "Platform":
         # calcsize("@P") is sizeof(void *); "@IQ" puts a u64 after a u32, so its
         # size minus 8 is the u64 alignment (8 on LP64 and ARM EABI, 4 on i386).
         return cls(struct.calcsize("@P"), struct.calcsize("@IQ") - 8, sys.byteorder)
+
+    def __repr__(self) -> str:
+        return f"Platform(ptr_size={self.ptr_size}, u64_align={self.u64_align}, byteorder={self.byteorder!r})"
 
 
 #: The platform this process runs on.
@@ -138,12 +140,16 @@ ARM32 = Platform(ptr_size=4, u64_align=8, byteorder="little")
 _SCALARS = {"u16": ("H", 2), "u32": ("I", 4), "s32": ("i", 4), "u64": ("Q", None)}
 
 
-@dataclass(frozen=True)
 class Field:
-    name: str
-    kind: str  # u16/u32/s32/u64, or "bytes"
-    offset: int
-    size: int
+    """One member of a struct: name, kind (u16/u32/s32/u64 or "bytes"), offset, size."""
+
+    __slots__ = ("name", "kind", "offset", "size")
+
+    def __init__(self, name: str, kind: str, offset: int, size: int) -> None:
+        self.name, self.kind, self.offset, self.size = name, kind, offset, size
+
+    def __repr__(self) -> str:
+        return f"Field({self.name!r}, {self.kind!r}, offset={self.offset}, size={self.size})"
 
 
 class Layout:
@@ -240,7 +246,7 @@ def layouts(platform: Platform = NATIVE) -> dict[str, Layout]:
             ("addr", "bytes", SOCKADDR_STORAGE_SIZE, platform.ptr_size), ("flags", "u32"),
         ], platform),
         # G2/G3 only (not used by the transport; see the module docstring).
-        "g2_evl_net_openport": Layout("g2_evl_net_openport", [
+        "evl_net_g2_openport": Layout("evl_net_g2_openport", [
             ("name_ptr", "u64"), ("poolsz", "u64"), ("bufsz", "u64"), ("fd", "s32"),
         ], platform),
     }
@@ -266,9 +272,9 @@ EVL_SOCKET_IOCBASE = 0xEE
 S32_SIZE = 4
 
 
-def requests(platform: Platform = NATIVE) -> dict[str, int]:
+def requests(platform: Platform = NATIVE, lay: dict[str, Layout] | None = None) -> dict[str, int]:
     """Every request number, for ``platform``'s struct sizes."""
-    lay = layouts(platform)
+    lay = lay or layouts(platform)
     return {
         "EVL_CTLIOC_GET_COREINFO": _IOR(EVL_CONTROL_IOCBASE, 0, lay["evl_core_info"].size),
         # DEVOPEN uses the netdev base, not EVL_NET_IOCBASE (evl-abi §2.1).
@@ -280,7 +286,7 @@ def requests(platform: Platform = NATIVE) -> dict[str, int]:
         "EVL_SOCKIOC_SOLICIT": _IOW(EVL_SOCKET_IOCBASE, 5, lay["evl_net_solicit"].size),
         # G2/G3, for reference only.
         "G2_EVL_NET_GETDEVFD": _IOWR(EVL_NETDEV_IOCBASE, 0, lay["evl_net_devopen"].size),
-        "G2_EVL_NET_OPENPORT": _IOWR(EVL_NETDEV_IOCBASE, 1, lay["g2_evl_net_openport"].size),
+        "G2_EVL_NET_OPENPORT": _IOWR(EVL_NETDEV_IOCBASE, 1, lay["evl_net_g2_openport"].size),
         "G2_EVL_NDEVIOC_SWITCHOFF": _IO(EVL_NETDEV_IOCBASE, 1),
     }
 
@@ -293,7 +299,7 @@ DEVSTAT = _LAYOUTS["evl_net_devstat"]
 SOLICIT = _LAYOUTS["evl_net_solicit"]
 DEVSTAT_OOB_CAPABLE, DEVSTAT_OOB_PORT = devstat_flag_bits()
 
-REQUESTS = requests()
+REQUESTS = requests(NATIVE, _LAYOUTS)
 EVL_CTLIOC_GET_COREINFO = REQUESTS["EVL_CTLIOC_GET_COREINFO"]
 EVL_NETIOC_DEVOPEN = REQUESTS["EVL_NETIOC_DEVOPEN"]
 EVL_NDEVIOC_SETRXEBPF = REQUESTS["EVL_NDEVIOC_SETRXEBPF"]

@@ -84,9 +84,8 @@ def solicit(request: Request, host: str, transport: Transport) -> Result:
     except OSError as exc:
         if exc.errno == errno.ESRCH:
             raise EvlError(f"invalid host/IP address '{host}'") from None
-        if exc.errno == errno.ENODEV and request.ifname and getattr(exc, "detail", None) is None:
-            raise _fail(f"cannot bind UDP socket to device {request.ifname}", exc) from None
-        raise _fail(f"{host} did not respond", exc) from None
+        # The socket steps fail with the C tool's own words; the request itself with "did not respond".
+        raise _fail(getattr(exc, "stage", None) or f"{host} did not respond", exc) from None
     return Result("solicit", request.ifname, {"host": host, **data})
 
 
@@ -94,8 +93,11 @@ def query(request: Request, mods: str | None, transport: Transport) -> Result:
     if request.all:
         rows = []
         for iface in transport.interfaces():
-            stat = _stat(transport, iface.name)
-            rows.append({"ifname": iface.name, "up": iface.up, **stat.as_dict()})
+            try:
+                stat = transport.get_stat(iface.name).as_dict()
+            except OSError as exc:  # one unreadable interface must not cost the whole table
+                stat = {"error": exc.strerror or str(exc)}
+            rows.append({"ifname": iface.name, "up": iface.up, **stat})
         return Result("query", None, {"modifiers": mods or "", "interfaces": rows})
     stat = _stat(transport, request.ifname)
     return Result("query", request.ifname, {"modifiers": mods or "", **stat.as_dict()})

@@ -57,6 +57,14 @@ def run(argv: Sequence[str], ctx: Context) -> int:
     if request.format and request.format not in formatters:
         raise EvlError(f"unknown formatter '{request.format}' (available: {', '.join(sorted(formatters))})")
     steps = plan(request, actions)
+    if remote_wanted(request, ctx.env):
+        from evl_net.remote import fleet
+
+        boards = fleet.targets(request, ctx.env)
+        if fleet.is_fleet(request, boards):
+            return fleet.run(request, steps, boards, formatters, ctx)
+    elif request.seen & REMOTE_ONLY:
+        raise EvlError(f"--{sorted(request.seen & REMOTE_ONLY)[0]} applies to remote boards only")
     with select_transport(request, ctx) as transport:
         check_limits(request, transport)
         for action, argument in steps:
@@ -105,17 +113,32 @@ def render(result: Result, request: Request, formatters: dict[str, Formatter]) -
     return text or ""
 
 
+#: Options that only make sense with remote boards.
+REMOTE_ONLY = frozenset({"jobs", "jsonl", "accept-new-host-key", "ssh", "timeout"})
+
+
+def remote_wanted(request: Request, env: Any) -> bool:
+    """Whether the command goes to remote boards (decided without importing anything of remote).
+
+    Boards named on the command line win over ``EVL_NET_TRANSPORT``; ``EVL_NET_REMOTE``
+    applies when no transport is chosen.
+    """
+    if request.remotes or request.hosts:
+        if request.transport not in (None, "remote"):
+            raise EvlError(f"--remote and --hosts need the remote transport, not '{request.transport}'")
+        return True
+    name = request.transport or env.get(TRANSPORT_ENV) or "auto"
+    return name == "remote" or (name == "auto" and bool(env.get(REMOTE_ENV)))
+
+
 def select_transport(request: Request, ctx: Context) -> Any:
     env = ctx.env
-    name = request.transport or env.get(TRANSPORT_ENV) or "auto"
+    name = "remote" if remote_wanted(request, env) else request.transport or env.get(TRANSPORT_ENV) or "auto"
     if name == "auto":
-        if request.remotes or env.get(REMOTE_ENV):
-            name = "remote"
-        else:
-            node = os.path.join(env.get(DEVDIR_ENV) or "/dev/evl", "net")
-            name = "ioctl" if os.path.exists(node) else "sim"
-            if name == "sim":
-                ctx.stderr.write(f"{ctx.prog}: no EVL core here (no {node}): using the simulator\n")
+        node = os.path.join(env.get(DEVDIR_ENV) or "/dev/evl", "net")
+        name = "ioctl" if os.path.exists(node) else "sim"
+        if name == "sim":
+            ctx.stderr.write(f"{ctx.prog}: no EVL core here (no {node}): using the simulator\n")
     transports: dict[str, TransportInfo] = {t.name: t for t in _registered(ctx, "evl_net_transports")}
     info = transports.get(name)
     if info is None:

@@ -82,8 +82,10 @@ def render_table(result: Result, request: Request) -> str | None:
     for row in result.data["interfaces"]:
         cells = []
         for key, _title in columns:
-            value = row[key]
+            value = row.get(key, "-")  # an interface whose stats could not be read: its "error"
             cells.append(("yes" if value else "no") if isinstance(value, bool) else str(value))
+        if "error" in row:
+            cells.append(row["error"])
         rows.append(cells)
     return tabulate(rows, headers=[t for _k, t in columns], tablefmt="simple", disable_numparse=True) + "\n"
 

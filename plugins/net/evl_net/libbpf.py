@@ -164,7 +164,7 @@ class LoadedProgram:
 def _explain(lib: _Lib, code: int, data: bytes, name: str, what: str) -> OSError:
     """An OSError for a libbpf failure, with the reason as precise as can be told."""
     detail = None
-    if code >= LIBBPF_ERRNO_START:
+    if what == "open":
         # Defects of the object file itself: the simulator's parser names them
         # the same way on every transport.
         from evl_net import bpfobj
@@ -173,13 +173,36 @@ def _explain(lib: _Lib, code: int, data: bytes, name: str, what: str) -> OSError
             bpfobj.parse(data, name)
         except bpfobj.BpfObjectError as exc:
             detail = str(exc)
-        if detail is None:
-            detail = f"{name}: {lib.strerror(code)}"
-        code = errno.EINVAL if code < LIBBPF_ERRNO_END else code
+    if LIBBPF_ERRNO_START <= code < LIBBPF_ERRNO_END:
+        detail = detail or f"{name}: {lib.strerror(code)}"
+        code = errno.EINVAL  # libbpf's own codes have no strerror
+    if detail is None:
+        verdict = _verifier_verdict(lib.messages)
+        if verdict:
+            detail = f"{name}: the kernel's verifier refused program '{verdict[0]}': {verdict[1]}"
     if detail is None:
         last = next((m for m in reversed(lib.messages) if m), None)
         detail = f"{name}: libbpf cannot {what} it" + (f" ({last.removeprefix('libbpf: ')})" if last else "")
     return _error(code, detail)
+
+
+def _verifier_verdict(messages: list[str]) -> tuple[str, str] | None:
+    """(program, reason) from the verifier log libbpf passed on, if any.
+
+    The log ends with the verifier's complaint, then a statistics line
+    ("processed N insns ..."); the complaint is what a user needs to see.
+    """
+    begin, end = "-- BEGIN PROG LOAD LOG --", "-- END PROG LOAD LOG --"
+    for message in messages:
+        if begin not in message:
+            continue
+        head, _, log = message.partition(begin)
+        prog = head.split("'")[1] if head.count("'") >= 2 else "?"
+        lines = [line.strip() for line in log.split(end)[0].splitlines()]
+        lines = [line for line in lines if line and not line.startswith("processed ")]
+        if lines:
+            return prog, lines[-1]
+    return None
 
 
 def load(data: bytes, name: str, library: str | None = None) -> LoadedProgram:
@@ -187,13 +210,11 @@ def load(data: bytes, name: str, library: str | None = None) -> LoadedProgram:
 
     ``name`` is the object's name in messages (and libbpf's object name).
     """
-    if not data:
-        raise _error(errno.EINVAL, f"{name}: empty file, not an eBPF object")
     lib = _Lib.get(library or os.environ.get(LIBRARY_ENV) or LIBRARY)
     ctypes = lib.ctypes
     api = lib.lib
     lib.messages.clear()
-    buf = ctypes.create_string_buffer(data, len(data))
+    buf = ctypes.create_string_buffer(data, max(len(data), 1))
     obj_name = ctypes.create_string_buffer(os.path.basename(name).encode(errors="replace") or b"object")
 
     class OpenOpts(ctypes.Structure):

@@ -41,7 +41,18 @@ with a one\-line notice on stderr.
 eth0 with eth0.42 at 10.10.10.11/24 and a peer at 10.10.10.10, eth1 and eth1.42,
 eth2 whose driver is not oob\-capable, and lo).
 Its state persists between invocations.
-\fBioctl\fR talks to the EVL core through its kernel ABI.
+\fBioctl\fR is the EVL kernel ABI (revision 45, the newest net ABI):
+\fBEVL_CTLIOC_GET_COREINFO\fR on \fI$EVL_DEVDIR/control\fR (no such node: "no EVL core in this
+kernel"; an ABI range without 45: "EVL ABI mismatch", naming both ranges);
+\fBEVL_NETIOC_DEVOPEN\fR on \fI$EVL_DEVDIR/net\fR, then \fBEVL_NDEVIOC_SETPORT\fR,
+\fBEVL_NDEVIOC_GETSTAT\fR and \fBEVL_NDEVIOC_SETRXEBPF\fR on the device;
+solicitation through an out\-of\-band UDP socket (\fBSOCK_OOB\fR of either kernel generation)
+and \fBEVL_SOCKIOC_SOLICIT\fR; the VLAN filter through \fI$EVL_SYSDIR/evl/net/vlans\fR.
+Errors keep the kernel's errno, with libevl's mappings (no net node: "Operation not supported";
+ENOTTY from a device request: "Bad file descriptor").
+An interface name the kernel does not know is refused with "No such device" before any EVL request.
+\fB\-F\fR needs the system libbpf (\fIlibbpf.so.1\fR, or \fBEVL_NET_LIBBPF\fR); the kernel's
+installed/removed lines then go to the kernel log.
 \fBremote\fR administers boards over SSH.
 Third\-party plugins may add transports and formatters (\fB\-\-format=list\fR).
 """),
@@ -63,6 +74,12 @@ A state made from another board is replaced by a fresh boot of the new board.
 .TP
 \fBEVL_SYSDIR\fR
 The sysfs root of the EVL devices (default \fI/sys/devices/virtual\fR).
+.TP
+\fBEVL_DEVDIR\fR
+The directory of the EVL device nodes (default \fI/dev/evl\fR).
+.TP
+\fBEVL_NET_LIBBPF\fR
+The libbpf shared object used by \fB\-F\fR on the ioctl transport (default \fIlibbpf.so.1\fR).
 .TP
 \fBEVL_DEBUG\fR
 Show a traceback with every error.

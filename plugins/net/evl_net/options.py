@@ -36,6 +36,16 @@ MODIFIERS = (
     ("board", None, REQUIRED_ARGUMENT, "FILE", "the simulated board (sim transport); also EVL_SIM_BOARD"),
     ("remote", None, REQUIRED_ARGUMENT, "[USER@]HOST[:PORT]",
      "administer a remote board over SSH (repeatable); also EVL_NET_REMOTE"),
+    ("hosts", None, REQUIRED_ARGUMENT, "FILE",
+     "administer the boards listed in FILE over SSH (one [USER@]HOST[:PORT] a line, # comments)"),
+    ("jobs", None, REQUIRED_ARGUMENT, "N", "with several boards: how many to serve at once (default 16, at most 256)"),
+    ("jsonl", None, NO_ARGUMENT, None, "with remote boards: one JSON object per board, printed as each finishes"),
+    ("accept-new-host-key", None, NO_ARGUMENT, None,
+     "trust the host key of a board seen for the first time (ssh StrictHostKeyChecking=accept-new); "
+     "a changed key is still refused"),
+    ("ssh", None, REQUIRED_ARGUMENT, "ARGS",
+     "extra ssh arguments for remote boards, e.g. --ssh='-F lab.cfg'; also EVL_NET_SSH"),
+    ("timeout", None, REQUIRED_ARGUMENT, "SECONDS", "with remote boards: the deadline of each request (default 10)"),
 )
 
 

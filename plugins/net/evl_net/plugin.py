@@ -39,6 +39,13 @@ def evl_commands() -> list[Command]:
             handler="evl_net.simcmd:run",
             manpage="evl_net.manpage:sim_sections",
         ),
+        Command(
+            name="net-agent",
+            summary="serve evl net operations to a remote workstation (over SSH)",
+            parser="evl_net.remote.agent:build_parser",
+            handler="evl_net.remote.agent:run",
+            manpage="evl_net.remote.agent:manpage_sections",
+        ),
     ]
 
 

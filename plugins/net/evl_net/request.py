@@ -24,6 +24,12 @@ class Request:
     transport: str | None = None
     board: str | None = None
     remotes: list[str] = field(default_factory=list)
+    #: remote boards (--hosts, --jobs, --ssh, --timeout; the flags --jsonl and
+    #: --accept-new-host-key are read from ``seen``): raw text, checked where used
+    hosts: str | None = None
+    jobs: str | None = None
+    ssh: str | None = None
+    timeout: str | None = None
 
 
 @dataclass

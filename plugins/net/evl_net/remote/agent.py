@@ -98,11 +98,14 @@ def _seconds(text: str) -> float:
 class Backend:
     """Opens the board's local transport, afresh for each operation."""
 
-    def __init__(self, name: str, factory: Callable[..., Any], board: str | None, env: Mapping[str, str]) -> None:
+    def __init__(self, name: str, factory: Callable[..., Any], board: str | None, env: Mapping[str, str],
+                 notice: str | None = None) -> None:
         self.name = name
         self.factory = factory
         self.board = board
         self.env = env
+        #: what local use would say on stderr about the choice (the simulator standing in for the core)
+        self.notice = notice
 
     @classmethod
     def from_ctx(cls, name: str | None, board: str | None, ctx: Any) -> "Backend":
@@ -111,9 +114,12 @@ class Backend:
 
         env = {k: v for k, v in ctx.env.items() if k != REMOTE_ENV}
         name = name or env.get(TRANSPORT_ENV) or "auto"
+        notice = None
         if name == "auto":
             node = os.path.join(env.get(DEVDIR_ENV) or "/dev/evl", "net")
             name = "ioctl" if os.path.exists(node) else "sim"
+            if name == "sim":
+                notice = f"no EVL core there (no {node}): the board's agent uses the simulator"
         if name == "remote":
             raise EvlError("the agent serves its own board: --transport=remote is not allowed here")
         transports = {t.name: t for t in _registered(ctx, "evl_net_transports")}
@@ -121,7 +127,7 @@ class Backend:
         if info is None:
             raise EvlError(f"unknown transport '{name}' (available: auto, "
                            f"{', '.join(sorted(n for n in transports if n != 'remote'))})")
-        return cls(name, resolve(info.factory), board, env)
+        return cls(name, resolve(info.factory), board, env, notice)
 
     def open(self) -> Any:
         from evl_net.request import Request
@@ -480,6 +486,7 @@ class Agent:
         return True
 
     def _handle(self, item: Any) -> None:
+        req = None
         try:
             if isinstance(item, ProtocolError):
                 raise item
@@ -493,6 +500,8 @@ class Agent:
                 raise ProtocolError("EPROTO", "the first request of a session must be 'hello'", req.id)
             obj = protocol.bpf_object(req.args, self.max_bpf) if req.op == "bpf.load" else None
         except ProtocolError as exc:
+            if exc.id is None and req is not None:
+                exc.id = req.id
             self._send(exc.reply())
             return
         self._operate(req, obj)
@@ -520,6 +529,8 @@ class Agent:
                 "request_s": self.request_s,
             },
         }
+        if self.backend.notice:
+            self.hello["notice"] = self.backend.notice
         self.log(f"session opened by {req.args['client']!r} (protocol {version}, transport {self.backend.name})")
         self._send(protocol.ok_frame(req.id, self.hello))
 

@@ -21,6 +21,11 @@ operations it serves) and limits out.  Operations are an allowlist: exactly
 the transport-level operations of :class:`evl_net.transports.Transport`,
 each with a fixed argument schema (every key required, no other key).
 
+Frames over 1 MiB are read only for ``bpf.load`` (up to 4 MiB), and only when
+``"op"`` comes before ``"args"`` in the frame (within its first 512 bytes), as
+:func:`request_frame` writes it: the agent tells a large frame's operation
+before parsing it.
+
 The parser is strict: duplicate keys, non-finite or overlong numbers, lone
 surrogates, nesting deeper than :data:`MAX_DEPTH`, frames over the caps, ids
 that are not small integers or short strings are all refused with a
@@ -138,7 +143,7 @@ def _proto_range(name: str, value: Any) -> None:
         raise _fail(name, "expected [min, max] protocol versions, 1 <= min <= max <= 65535")
 
 
-IFNAME = _text(MAX_NAME, printable=True)
+IFNAME = _text(MAX_NAME)
 
 
 @dataclass(frozen=True)
@@ -163,9 +168,9 @@ OPS: dict[str, Op] = {op.name: op for op in (
                     "sha256": _hex64, "data": _text(MAX_BPF_FRAME, nonempty=False)},
        mutation=True, max_frame=MAX_BPF_FRAME),
     Op("bpf.remove", {"ifname": IFNAME}, mutation=True),
-    Op("solicit", {"host": _text(MAX_NAME, printable=True), "ifname": _text(MAX_NAME, printable=True, nullable=True),
+    Op("solicit", {"host": _text(MAX_NAME), "ifname": _text(MAX_NAME, nullable=True),
                    "flags": _uint(2**32 - 1)}, mutation=True),
-    Op("vlans.set", {"text": _text(MAX_TEXT, printable=True, nonempty=False)}, mutation=True),
+    Op("vlans.set", {"text": _text(MAX_TEXT, nonempty=False)}, mutation=True),
 )}
 
 #: The operations a session may use after ``hello`` (the capabilities of a full agent).

@@ -8,6 +8,7 @@ Failures are raised as :class:`OSError` carrying the kernel's errno.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -18,6 +19,19 @@ NEIGH_MAYROUTE = 0x2
 #: Kernel limits of a port's buffer pool (evl-abi §4).
 POOL_MAX = 32768
 DEFAULT_POOL = 2048
+
+
+def kernel_error(code: int, detail: str | None = None, stage: str | None = None) -> OSError:
+    """An OSError as a syscall raises it.
+
+    ``detail`` explains it (shown in parentheses); ``stage`` names the step
+    that failed when it is not the operation itself, in the C tool's words
+    (``cannot bind UDP socket to device eth9``).
+    """
+    exc = OSError(code, os.strerror(code))
+    exc.detail = detail  # type: ignore[attr-defined]
+    exc.stage = stage  # type: ignore[attr-defined]
+    return exc
 
 
 @dataclass

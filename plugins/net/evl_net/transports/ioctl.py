@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 
 from evl_core.errors import EvlError
 from evl_net import abi
-from evl_net.transports import DevStat, Interface, Transport
+from evl_net.transports import DevStat, Interface, Transport, kernel_error
 
 DEVDIR_ENV = "EVL_DEVDIR"
 SYSDIR_ENV = "EVL_SYSDIR"
@@ -44,10 +44,7 @@ IFF_UP = 0x1
 IFREQ_SIZE = 40
 
 
-def _error(code: int, detail: str | None = None) -> OSError:
-    exc = OSError(code, os.strerror(code))
-    exc.detail = detail  # type: ignore[attr-defined]
-    return exc
+_error = kernel_error
 
 
 def _ioctl(fd: int, request: int, arg: Any, enotty_is_ebadf: bool = True) -> None:
@@ -185,27 +182,40 @@ class IoctlTransport(Transport):
     def page_size(self) -> int:
         return os.sysconf("SC_PAGE_SIZE")
 
+    def _try_getstat(self, devfd: int) -> DevStat | None:
+        """GETSTAT where its failure must not stop the operation around it."""
+        try:
+            return self._getstat(devfd)
+        except OSError:
+            return None
+
     def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> dict[str, Any]:
         devfd = self._open_dev(ifname)
         try:
             # The kernel returns 0 for a port already enabled: the oob_port flag
-            # before the request tells whether this one changed anything.
-            before = self._getstat(devfd)
+            # before the request tells whether this one changed anything.  What
+            # G4 GETSTAT does on a device that is no port is not documented, so
+            # its failure there only means "not a port yet".
+            before = self._try_getstat(devfd)
             params = abi.DEVPARAMS.buffer(poolsz=pool_size, bufsz=buffer_size)
             _ioctl(devfd, abi.EVL_NDEVIOC_SETPORT, params, enotty_is_ebadf=False)
-            after = self._getstat(devfd)
+            after = self._try_getstat(devfd)  # the port is up: a failure here is no reason to say it is not
         finally:
             os.close(devfd)
-        return {"changed": not before.oob_port, "pool_size": after.skb_total, "buffer_size": after.skb_size}
+        return {
+            "changed": before is None or not before.oob_port,
+            "pool_size": after.skb_total if after else None,
+            "buffer_size": after.skb_size if after else None,
+        }
 
     def disable_port(self, ifname: str) -> dict[str, Any]:
         devfd = self._open_dev(ifname)
         try:
-            before = self._getstat(devfd)
+            before = self._try_getstat(devfd)
             _ioctl(devfd, abi.EVL_NDEVIOC_SETPORT, 0)  # NULL: switch the port off
         finally:
             os.close(devfd)
-        return {"changed": before.oob_port}
+        return {"changed": bool(before and before.oob_port)}
 
     def get_stat(self, ifname: str) -> DevStat:
         devfd = self._open_dev(ifname)
@@ -278,29 +288,39 @@ class IoctlTransport(Transport):
                 return _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | bit, 0)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
-                    raise _error(exc.errno or errno.EIO, "cannot create out-of-band UDP socket") from None
+                    raise _error(exc.errno or errno.EIO, stage="cannot create out-of-band UDP socket") from None
                 first_error = first_error or exc
-        raise _error(errno.EINVAL, "cannot create out-of-band UDP socket: this kernel knows no SOCK_OOB")
+        raise _error(errno.EINVAL, "this kernel knows no SOCK_OOB", stage="cannot create out-of-band UDP socket")
 
     def solicit(self, host: str, ifname: str | None, flags: int) -> dict[str, Any]:
         import struct
 
         ip = self.resolve(host)
         if ifname is not None:
-            self._check_name(ifname)
+            try:
+                self._check_name(ifname)
+            except OSError as exc:
+                exc.stage = f"cannot bind UDP socket to device {ifname}"  # type: ignore[attr-defined]
+                raise
         sock = self._oob_socket()
         try:
             if ifname is not None:
                 try:
                     sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_BINDTODEVICE, ifname.encode() + b"\0")
                 except OSError as exc:
-                    raise _error(exc.errno or errno.EIO) from None
+                    raise _error(exc.errno or errno.EIO, stage=f"cannot bind UDP socket to device {ifname}") from None
             # struct sockaddr_in by hand: family (native u16), port 0 (unused),
             # the address in network order, 8 zero bytes.
             sin = struct.pack("=H", _socket.AF_INET) + struct.pack("!H", 0) + _socket.inet_aton(ip) + bytes(8)
             assert len(sin) == abi.SOCKADDR_IN_SIZE
             req = abi.SOLICIT.buffer(addr=sin, flags=flags)
-            _ioctl(sock.fileno(), abi.EVL_SOCKIOC_SOLICIT, req)
+            try:
+                _ioctl(sock.fileno(), abi.EVL_SOCKIOC_SOLICIT, req)
+            except OSError as exc:
+                if exc.errno == errno.ENODEV and not getattr(exc, "detail", None):
+                    # The preferred device, or the one the route goes through, is no port.
+                    exc.detail = f"no out-of-band port on the way to {ip}"  # type: ignore[attr-defined]
+                raise
         finally:
             sock.close()
         return {"ip": ip, "permanent": bool(flags & abi.EVL_NEIGH_PERMANENT),

@@ -13,7 +13,7 @@ import time
 from typing import Any, Mapping, Sequence, TextIO
 
 from evl_net.transports import (
-    DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, DevStat, Interface, Transport,
+    DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, DevStat, Interface, Transport, kernel_error,
 )
 from evl_net.transports.sim import board as boards
 from evl_net.transports.sim.state import StateFile, default_path
@@ -30,13 +30,6 @@ def host_netns(spec: str | None) -> str | None:
     if spec and spec.startswith("host:") and spec[5:]:
         return spec[5:]
     return None
-
-
-def kernel_error(code: int, detail: str | None = None) -> OSError:
-    """An OSError as a syscall would raise it, with an optional explanation."""
-    exc = OSError(code, os.strerror(code))
-    exc.detail = detail  # type: ignore[attr-defined]
-    return exc
 
 
 def factory(request: Any, env: Mapping[str, str]) -> "SimTransport":
@@ -354,8 +347,8 @@ class SimTransport(Transport):
         ip = self.resolve(host)
         board, state = self.board, self.state
         assert board is not None and state is not None
-        if ifname is not None:
-            self._iface(ifname)  # SO_BINDTODEVICE on an unknown device
+        if ifname is not None and ifname not in board.interfaces:
+            raise kernel_error(errno.ENODEV, stage=f"cannot bind UDP socket to device {ifname}")
         if flags & ~(NEIGH_PERMANENT | NEIGH_MAYROUTE):
             raise kernel_error(errno.EINVAL)
         if ifname is not None and ifname not in state["ports"]:

@@ -22,17 +22,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from evl_net import frames as framelib
+from evl_net.transports import kernel_error as _kernel_error
 
 DROP, ACCEPT, SKIP, VLAN = 0, 1, 2, 3
 VERDICTS = {DROP: "drop", ACCEPT: "accept", SKIP: "skip", VLAN: "vlan"}
 
 _programs: dict[str, Any] = {}
-
-
-def _kernel_error(code: int, detail: str) -> OSError:
-    from evl_net.transports.sim import kernel_error
-
-    return kernel_error(code, detail)
 
 
 def program_for(filt: dict[str, Any]) -> Any:

@@ -1,0 +1,466 @@
+"""The workstation side: one session with one board's agent, through the system ``ssh``.
+
+The byte stream is ``ssh`` itself, so the user's ``~/.ssh/config``, agent,
+certificates and known_hosts apply as for any other ssh use.  The command
+line forces what must not be weakened and sets defaults that may be tuned::
+
+    ssh -T -e none -o BatchMode=yes -o StrictHostKeyChecking=yes  (accept-new with --accept-new-host-key)
+        -o ClearAllForwardings=yes -o ForwardAgent=no -o ForwardX11=no -o PermitLocalCommand=no
+        [$EVL_NET_SSH] [--ssh ARGS]
+        -o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3
+        [-p PORT] [-l USER] -- HOST evl net-agent --stdio
+
+ssh keeps the first value it is given for an option: the forced options come
+first, the user's extra arguments (``-F FILE``, ``-o ServerAliveInterval=1``,
+...) next, so they override the tunable defaults but not host-key checking
+or batch mode.
+
+Failures are classified into the fleet's vocabulary from ssh's exit status
+255 and its stderr, and from the protocol: ``unreachable``,
+``auth-refused``, ``hostkey-refused``, ``timeout``, ``lost`` and
+``incompatible``.  A session that dies while a mutation is in flight is
+``lost``: the mutation may or may not have happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from evl_core.errors import EvlError
+from evl_net.remote import protocol
+from evl_net.remote.protocol import ProtocolError
+
+SSH_ENV = "EVL_NET_SSH"
+AGENT_ENV = "EVL_NET_AGENT"
+DEFAULT_AGENT = "evl net-agent --stdio"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_COUNT = 3
+STDERR_KEEP = 65536
+
+#: Per-board outcomes.
+OK, CHANGED, FAILED = "ok", "changed", "failed"
+UNREACHABLE, AUTH_REFUSED, HOSTKEY_REFUSED = "unreachable", "auth-refused", "hostkey-refused"
+TIMEOUT, LOST, INCOMPATIBLE = "timeout", "lost", "incompatible"
+STATUSES = (OK, CHANGED, FAILED, INCOMPATIBLE, UNREACHABLE, AUTH_REFUSED, HOSTKEY_REFUSED, TIMEOUT, LOST)
+#: The board did not answer (as opposed to: it answered with an error).
+NO_ANSWER = frozenset({UNREACHABLE, AUTH_REFUSED, HOSTKEY_REFUSED, TIMEOUT, LOST})
+
+#: Exit status of ``evl net`` for one board that did not answer (the fleet's codes are in fleet.py).
+EXIT_NO_ANSWER = 8
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.%-]*$")
+_V6_RE = re.compile(r"^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$")
+_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """``[user@]host[:port]`` (``[v6]:port`` for IPv6), as given on the command line."""
+
+    label: str
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Target":
+        label = text.strip()
+        rest = label
+        user = None
+        if "@" in rest:
+            user, rest = rest.rsplit("@", 1)
+            if not _USER_RE.match(user):
+                raise EvlError(f"invalid remote '{text}': bad user name '{user}'")
+        port_text = None
+        if rest.startswith("["):
+            end = rest.find("]")
+            if end < 0:
+                raise EvlError(f"invalid remote '{text}': unclosed '['")
+            host, tail = rest[1:end], rest[end + 1:]
+            if tail:
+                if not tail.startswith(":"):
+                    raise EvlError(f"invalid remote '{text}': expected ':PORT' after ']'")
+                port_text = tail[1:]
+            if not _V6_RE.match(host):
+                raise EvlError(f"invalid remote '{text}': bad IPv6 address '{host}'")
+        elif rest.count(":") == 1:
+            host, port_text = rest.split(":")
+        else:
+            host = rest
+            if ":" in host and not _V6_RE.match(host):
+                raise EvlError(f"invalid remote '{text}': bad host '{host}'")
+        if ":" not in host and not _HOST_RE.match(host):
+            raise EvlError(f"invalid remote '{text}': bad host name '{host}'")
+        port = None
+        if port_text is not None:
+            if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise EvlError(f"invalid remote '{text}': port must be 1..65535")
+            port = int(port_text)
+        return cls(label, host, user, port)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to reach boards: ssh arguments and deadlines."""
+
+    accept_new_host_key: bool = False
+    ssh_args: tuple[str, ...] = ()
+    timeout: float = DEFAULT_TIMEOUT
+    agent_command: str = DEFAULT_AGENT
+    ssh: str = "ssh"
+    client: str = "evl-tools"
+
+    @property
+    def connect_timeout(self) -> float:
+        """ConnectTimeout as ssh will use it (a user's ``-o ConnectTimeout=N`` wins over ours)."""
+        args = list(self.ssh_args)
+        for i, arg in enumerate(args):
+            text = arg[2:] if arg.startswith("-o") and len(arg) > 2 else (args[i + 1] if arg == "-o" and i + 1 < len(args) else "")
+            key, _sep, value = text.replace("=", " ", 1).partition(" ")
+            if key.lower() == "connecttimeout" and value.strip().isdigit():
+                return float(value.strip())
+        return DEFAULT_CONNECT_TIMEOUT
+
+    @classmethod
+    def from_request(cls, request: Any, env: Mapping[str, str]) -> "Options":
+        from evl_net import __version__
+
+        try:
+            extra = shlex.split(env.get(SSH_ENV, "")) + shlex.split(getattr(request, "ssh", None) or "")
+        except ValueError as exc:
+            raise EvlError(f"invalid ssh arguments ({SSH_ENV} or --ssh): {exc}") from None
+        timeout = DEFAULT_TIMEOUT
+        text = getattr(request, "timeout", None)
+        if text is not None:
+            try:
+                timeout = float(text)
+            except ValueError:
+                timeout = -1.0
+            if not 0 < timeout <= 3600:
+                raise EvlError(f"invalid timeout '{text}': expected seconds in (0, 3600]")
+        ssh = shutil.which("ssh", path=env.get("PATH") or os.defpath)
+        if ssh is None:
+            raise EvlError("the remote transport needs the ssh client: install openssh-client")
+        return cls(
+            accept_new_host_key="accept-new-host-key" in getattr(request, "seen", ()),
+            ssh_args=tuple(extra), timeout=timeout,
+            agent_command=env.get(AGENT_ENV) or DEFAULT_AGENT, ssh=ssh, client=f"evl-tools {__version__}",
+        )
+
+
+def ssh_argv(target: Target, opts: Options) -> list[str]:
+    checking = "accept-new" if opts.accept_new_host_key else "yes"
+    argv = [
+        opts.ssh, "-T", "-e", "none",
+        "-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={checking}",
+        "-o", "ClearAllForwardings=yes", "-o", "ForwardAgent=no", "-o", "ForwardX11=no",
+        "-o", "PermitLocalCommand=no",
+        *opts.ssh_args,
+        "-o", f"ConnectTimeout={int(DEFAULT_CONNECT_TIMEOUT)}",
+        "-o", f"ServerAliveInterval={KEEPALIVE_INTERVAL}", "-o", f"ServerAliveCountMax={KEEPALIVE_COUNT}",
+    ]
+    if target.port is not None:
+        argv += ["-p", str(target.port)]
+    if target.user is not None:
+        argv += ["-l", target.user]
+    return argv + ["--", target.host, opts.agent_command]
+
+
+class SessionError(EvlError):
+    """The session with a board failed: ``status`` says how (see STATUSES)."""
+
+    def __init__(self, board: str, status: str, reason: str) -> None:
+        super().__init__(f"{board}: {status}: {reason}", exit_code=EXIT_NO_ANSWER if status in NO_ANSWER else 1)
+        self.board = board
+        self.status = status
+        self.reason = reason
+
+
+_SSH_PATTERNS = (
+    (HOSTKEY_REFUSED, ("host key verification failed", "remote host identification has changed",
+                       "host key for", "no matching host key", "offending", "host key is known")),
+    (AUTH_REFUSED, ("permission denied", "too many authentication failures", "no supported authentication",
+                    "authentication failed")),
+    (TIMEOUT, ("timed out", "not responding")),
+    (UNREACHABLE, ("connection refused", "no route to host", "network is unreachable", "could not resolve",
+                   "name or service not known", "temporary failure in name resolution", "host is down",
+                   "connection closed by", "connection reset", "kex_exchange_identification", "broken pipe")),
+)
+
+
+def _last_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not set(ln.strip()) <= {"@"}]
+    return lines[-1] if lines else ""
+
+
+def classify(returncode: int | None, stderr: str, established: bool) -> tuple[str, str]:
+    """(status, reason) for an ssh that ended; ``established``: the agent had answered hello."""
+    last = _last_line(stderr)
+    if returncode == 255:  # ssh's own failures (and a remote command killed by a signal)
+        text = stderr.lower()
+        for status, needles in _SSH_PATTERNS:
+            if any(n in text for n in needles):
+                if established and status != TIMEOUT:
+                    break
+                if status == HOSTKEY_REFUSED:
+                    if "has changed" in text:
+                        reason = ("the board's host key has CHANGED: it differs from the one in known_hosts "
+                                  "(a reinstalled board, or someone impersonating it); check before trusting it")
+                    else:
+                        reason = ("the board's host key is not known: add it to known_hosts, "
+                                  "or trust it on first use with --accept-new-host-key")
+                    return status, f"{reason} ({last})" if last else reason
+                return status, last or status
+        if established:
+            return LOST, f"connection lost: {last}" if last else "connection lost"
+        return UNREACHABLE, last or "ssh failed"
+    if established:
+        return LOST, f"connection lost (the agent exited with status {returncode}){': ' + last if last else ''}"
+    what = f"ssh exited with status {returncode}"
+    return INCOMPATIBLE, (f"the board did not start the agent ({what}): {last}" if last
+                          else f"the board's agent closed the session before hello ({what})")
+
+
+@dataclass
+class _Pending:
+    op: str
+    future: "asyncio.Future[protocol.Reply]"
+
+
+@dataclass
+class Session:
+    """One ssh process running one agent; requests may be pipelined."""
+
+    target: Target
+    opts: Options
+    hello: dict[str, Any] | None = None
+    proc: Any = None
+    failure: SessionError | None = None
+    _pending: dict[int, _Pending] = field(default_factory=dict)
+    _next_id: int = 1
+    _stderr: bytearray = field(default_factory=bytearray)
+    _tasks: list[Any] = field(default_factory=list)
+    _closing: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.target.label
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> dict[str, Any]:
+        """Start ssh, say hello; SessionError if the board cannot be used."""
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *ssh_argv(self.target, self.opts), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, limit=protocol.MAX_FRAME + 2,
+            )
+        except OSError as exc:
+            raise SessionError(self.label, UNREACHABLE, f"cannot run {self.opts.ssh}: {exc.strerror}") from None
+        self._tasks = [asyncio.ensure_future(self._read_replies()), asyncio.ensure_future(self._read_stderr())]
+        deadline = self.opts.connect_timeout + self.opts.timeout
+        reply = await self._request("hello", protocol.hello_args(self.opts.client), deadline)
+        if not reply.ok:  # no common protocol version, or a hello the agent could not take
+            await self.close()
+            msg = (reply.error or {}).get("msg")
+            raise self._failed(SessionError(self.label, INCOMPATIBLE, f"the agent refused hello: {msg}"))
+        try:
+            self.hello = protocol.check_hello(reply.result or {})
+        except ProtocolError as exc:
+            await self.close()
+            raise self._failed(SessionError(self.label, INCOMPATIBLE, exc.msg)) from None
+        return self.hello
+
+    async def close(self) -> None:
+        """End of input for the agent (it exits 0); then make sure ssh is gone."""
+        self._closing = True
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            if proc.stdin and not proc.stdin.is_closing():
+                proc.stdin.close()
+        except (OSError, RuntimeError):
+            pass
+        try:
+            await asyncio.wait_for(proc.wait(), 2.0)
+        except asyncio.TimeoutError:
+            self._kill()
+            await proc.wait()
+        for task in self._tasks:
+            if not task.done():
+                try:
+                    await asyncio.wait_for(task, 0.2)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    pass
+                task.cancel()
+        self._fail_pending(SessionError(self.label, LOST, "session closed"))
+        transport = getattr(proc, "_transport", None)  # asyncio.subprocess.Process has no public close()
+        if transport is not None:
+            transport.close()
+
+    def _kill(self) -> None:
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
+
+    # -- requests ---------------------------------------------------------------------
+
+    async def call(self, op: str, args: Mapping[str, Any], timeout: float | None = None) -> protocol.Reply:
+        """One request; its reply (ok or not).  SessionError when the session fails."""
+        if self.failure is not None:
+            raise self.failure
+        if self.hello is not None and op not in self.hello["caps"]:
+            exc = OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+            exc.detail = f"the board's agent does not offer '{op}'"  # type: ignore[attr-defined]
+            raise exc
+        return await self._request(op, args, self.opts.timeout if timeout is None else timeout)
+
+    async def _request(self, op: str, args: Mapping[str, Any], timeout: float) -> protocol.Reply:
+        rid = self._next_id
+        self._next_id += 1
+        future: asyncio.Future[protocol.Reply] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = _Pending(op, future)
+        try:
+            return await asyncio.wait_for(self._exchange(protocol.request_frame(rid, op, args), future), timeout)
+        except asyncio.TimeoutError:
+            mutation = protocol.is_mutation(op)
+            status = LOST if mutation else TIMEOUT
+            reason = f"no reply to {op} within {timeout:g} s"
+            if op == "hello":
+                reason = f"no answer within {timeout:g} s (connection, authentication and agent start-up)"
+            if mutation:
+                reason += ": state unknown, re-query"
+            failure = self._failed(SessionError(self.label, status, reason))
+            self._fail_pending(failure)
+            self._kill()
+            raise failure from None
+        finally:
+            self._pending.pop(rid, None)
+
+    async def _exchange(self, frame: bytes, future: "asyncio.Future[protocol.Reply]") -> protocol.Reply:
+        try:
+            self.proc.stdin.write(frame)
+            await self.proc.stdin.drain()
+        except (OSError, RuntimeError):
+            pass  # ssh is gone: the reply reader tells why
+        return await asyncio.shield(future)
+
+    def _failed(self, failure: SessionError) -> SessionError:
+        if self.failure is None:
+            self.failure = failure
+        return failure
+
+    def _fail_pending(self, failure: SessionError) -> None:
+        for pending in list(self._pending.values()):
+            if pending.future.done():
+                continue
+            error = failure
+            if protocol.is_mutation(pending.op) and "state unknown" not in failure.reason:
+                error = SessionError(self.label, LOST, f"{failure.reason} during {pending.op}: state unknown, re-query")
+            pending.future.set_exception(error)
+            pending.future.exception()  # retrieved here: no "never retrieved" warning
+        self._pending.clear()
+
+    # -- readers -------------------------------------------------------------------------
+
+    async def _read_replies(self) -> None:
+        reader = self.proc.stdout
+        violation: str | None = None
+        while True:
+            try:
+                line = await reader.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                violation = f"a reply exceeds {protocol.MAX_FRAME} bytes"
+                break
+            except (ConnectionError, OSError):
+                break
+            if not line.endswith(b"\n"):
+                break  # EOF (a torn last line counts as nothing)
+            try:
+                reply = protocol.parse_reply(line[:-1])
+            except ProtocolError as exc:
+                violation = f"malformed reply: {exc.msg}"
+                break
+            pending = self._pending.get(reply.id) if reply.id is not None else None
+            if pending is None:
+                if reply.id is None and reply.error:
+                    violation = f"the agent refused the session: {reply.error.get('msg')}"
+                else:
+                    violation = f"reply to unknown request id {reply.id!r}"
+                break
+            if not pending.future.done():
+                pending.future.set_result(reply)
+        if violation is not None:
+            self._kill()
+        await self._ended(violation)
+
+    async def _read_stderr(self) -> None:
+        while True:
+            try:
+                chunk = await self.proc.stderr.read(4096)
+            except (ConnectionError, OSError):
+                return
+            if not chunk:
+                return
+            self._stderr += chunk
+            if len(self._stderr) > STDERR_KEEP:
+                del self._stderr[:-STDERR_KEEP]
+
+    async def _ended(self, violation: str | None) -> None:
+        """stdout closed: wait for ssh, classify, fail whatever was in flight."""
+        try:
+            await asyncio.wait_for(self.proc.wait(), 2.0)
+        except asyncio.TimeoutError:
+            self._kill()
+            await self.proc.wait()
+        stderr_task = self._tasks[1] if len(self._tasks) > 1 else None
+        if stderr_task is not None and not stderr_task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(stderr_task), 0.2)
+            except asyncio.TimeoutError:
+                pass
+        if violation is not None:
+            status = INCOMPATIBLE if self.hello is None else LOST
+            failure = SessionError(self.label, status, f"protocol violation: {violation}")
+        elif self._closing and not self._pending:
+            return
+        else:
+            status, reason = classify(self.proc.returncode, self.stderr_text, self.hello is not None)
+            failure = SessionError(self.label, status, reason)
+        self._fail_pending(self._failed(failure))
+
+    @property
+    def stderr_text(self) -> str:
+        return self._stderr.decode("utf-8", "replace")
+
+    @property
+    def ssh_warnings(self) -> list[str]:
+        """Lines of ssh's stderr worth showing even on success (a host key added to known_hosts)."""
+        return [ln.strip() for ln in self.stderr_text.splitlines() if ln.startswith("Warning: Permanently added")]
+
+
+def raise_for(reply: protocol.Reply, board: str) -> dict[str, Any]:
+    """The result of an ok reply; an OSError / EvlError as local use would raise for an error reply."""
+    if reply.ok:
+        return reply.result or {}
+    error = reply.error or {}
+    code, num, msg, detail = error.get("code"), error.get("errno"), error.get("msg") or "", error.get("detail")
+    if code == protocol.EVLERROR:
+        raise EvlError(msg, num)
+    if num is None:
+        raise SessionError(board, INCOMPATIBLE, f"the agent answered {code}: {msg}")
+    text = os.strerror(num)
+    exc = OSError(num, text)
+    exc.detail = detail or (msg if msg and msg != text else None)  # type: ignore[attr-defined]
+    raise exc

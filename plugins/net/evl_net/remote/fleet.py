@@ -1,0 +1,263 @@
+"""The same ``evl net`` command on many boards at once.
+
+Targets come from ``--remote`` (repeatable), ``--hosts FILE`` (one
+``[user@]host[:port]`` a line, ``#`` comments) or ``EVL_NET_REMOTE`` (a comma
+list).  Boards are served concurrently by one asyncio loop, at most ``--jobs``
+(default 16) at a time; each board runs the very actions of local use (on a
+worker thread) over its own session.
+
+Every board ends with one status: ``ok``, ``changed`` (a mutation changed
+something), ``failed`` (the board answered with an error), ``incompatible``
+(it does not speak our protocol), or one of the ways it did not answer:
+``unreachable``, ``auth-refused``, ``hostkey-refused``, ``timeout`` and
+``lost`` (the session died; during a mutation the board's state is unknown).
+
+Output: a table (BOARD, STATUS, RESULT, MS; failures last and repeated on
+stderr), ``--json`` (one array) or ``--jsonl`` (one object per board, as each
+finishes).  Exit status: 0 when every board succeeded; 4 when a board failed
+(or is incompatible); 8 when a board did not answer; 12 when both happened;
+1 for an error before any board was contacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from evl_core.errors import EvlError, strerror
+from evl_net.remote.client import (
+    CHANGED, FAILED, INCOMPATIBLE, NO_ANSWER, OK, Options, Session, SessionError, Target,
+)
+
+REMOTE_ENV = "EVL_NET_REMOTE"
+DEFAULT_JOBS = 16
+MAX_JOBS = 256
+
+EXIT_OK = 0
+EXIT_FAILED = 4
+EXIT_NO_ANSWER = 8
+
+
+# -- targets --------------------------------------------------------------------------
+
+def read_hosts(path: str) -> list[tuple[str, str]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise EvlError(f"cannot read the hosts file {path}", exc.errno) from None
+    except UnicodeDecodeError:
+        raise EvlError(f"the hosts file {path} is not UTF-8 text") from None
+    out = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if len(text.split()) != 1:
+            raise EvlError(f"{path}:{number}: expected one [USER@]HOST[:PORT] per line, got '{text}'")
+        out.append((text, f"{path}:{number}"))
+    return out
+
+
+def targets(request: Any, env: Mapping[str, str]) -> list[Target]:
+    """Every board the command line (or the environment) names, once each, in order."""
+    given: list[tuple[str, str]] = [(t, "--remote") for t in request.remotes]
+    hosts = getattr(request, "hosts", None)
+    if hosts:
+        given += read_hosts(hosts)
+    if not given and env.get(REMOTE_ENV):
+        given = [(t, REMOTE_ENV) for t in env[REMOTE_ENV].split(",")]
+    out: list[Target] = []
+    seen: set[str] = set()
+    for text, where in given:
+        if not text.strip():
+            raise EvlError(f"empty board name in {where}")
+        try:
+            target = Target.parse(text)
+        except EvlError as exc:
+            raise EvlError(f"{exc.message} (in {where})") from None
+        if target.label not in seen:
+            seen.add(target.label)
+            out.append(target)
+    if not out:
+        raise EvlError(f"no board given: use --remote, --hosts or {REMOTE_ENV}")
+    return out
+
+
+def is_fleet(request: Any, found: Sequence[Target]) -> bool:
+    """Several boards, a hosts file or --jsonl: per-board results rather than plain output."""
+    return len(found) > 1 or bool(getattr(request, "hosts", None)) or "jsonl" in request.seen
+
+
+def parse_jobs(request: Any) -> int:
+    text = getattr(request, "jobs", None)
+    if text is None:
+        return DEFAULT_JOBS
+    if not str(text).isascii() or not str(text).isdigit() or not 1 <= int(text) <= MAX_JOBS:
+        raise EvlError(f"invalid number of jobs '{text}': expected 1..{MAX_JOBS}")
+    return int(text)
+
+
+# -- one board ------------------------------------------------------------------------
+
+@dataclass
+class BoardResult:
+    board: str
+    status: str
+    results: list[Any] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    elapsed_ms: int = 0
+    log: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "board": self.board, "status": self.status, "changed": self.status == CHANGED,
+            "failed": self.status not in (OK, CHANGED), "results": [r.as_json() for r in self.results],
+            "error": self.error, "elapsed_ms": self.elapsed_ms,
+        }
+        if self.log:
+            out["log"] = self.log
+        return out
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    import errno as errno_names
+
+    if isinstance(exc, SessionError):
+        return {"code": exc.status, "errno": None, "msg": exc.reason}
+    if isinstance(exc, EvlError):
+        msg = exc.message + (f": {strerror(exc.errno)}" if exc.errno else "")
+        return {"code": errno_names.errorcode.get(exc.errno or 0), "errno": exc.errno, "msg": msg}
+    return {"code": None, "errno": None, "msg": f"internal error: {type(exc).__name__}: {exc}"}
+
+
+def _run_steps(request: Any, steps: Sequence[tuple[Any, Any]], transport: Any, out: list[Any]) -> None:
+    """On a worker thread: what ``evl net`` does locally, through this board's transport."""
+    from evl_core.lazy import resolve
+    from evl_net.cli import check_limits
+
+    check_limits(request, transport)
+    for action, argument in steps:
+        result = resolve(action.run)(request, argument, transport)
+        if result is not None:
+            out.append(result)
+
+
+async def _board(target: Target, request: Any, steps: Sequence[tuple[Any, Any]], opts: Options,
+                 gate: asyncio.Semaphore, pool: Any) -> BoardResult:
+    import io
+
+    from evl_net.transports.remote import RemoteTransport
+
+    async with gate:
+        start = time.monotonic()
+        loop = asyncio.get_running_loop()
+        session = Session(target, opts)
+        result = BoardResult(target.label, OK)
+        console = io.StringIO()
+        try:
+            await session.open()
+            transport = RemoteTransport(session, lambda c: asyncio.run_coroutine_threadsafe(c, loop).result(),
+                                        console=console)
+            await loop.run_in_executor(pool, _run_steps, request, steps, transport, result.results)
+            changed = any(r.data.get("changed") for r in result.results)
+            result.status = CHANGED if changed else OK
+        except SessionError as exc:
+            result.status, result.error = exc.status, _error(exc)
+        except EvlError as exc:
+            result.status, result.error = FAILED, _error(exc)
+        except Exception as exc:  # a bug must cost one board, not the fleet
+            result.status, result.error = FAILED, _error(exc)
+        finally:
+            await session.close()
+            result.elapsed_ms = int((time.monotonic() - start) * 1000)
+            result.log = console.getvalue().splitlines()
+        return result
+
+
+async def fan_out(found: Sequence[Target], request: Any, steps: Sequence[tuple[Any, Any]], opts: Options,
+                  jobs: int, on_done: Callable[[BoardResult], None] | None = None) -> list[BoardResult]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    gate = asyncio.Semaphore(jobs)
+    with ThreadPoolExecutor(max_workers=min(jobs, len(found)), thread_name_prefix="evl-net-board") as pool:
+        tasks = [asyncio.ensure_future(_board(t, request, steps, opts, gate, pool)) for t in found]
+        if on_done is not None:
+            for task in tasks:
+                task.add_done_callback(lambda t: on_done(t.result()) if not t.cancelled() and not t.exception() else None)
+        return list(await asyncio.gather(*tasks))
+
+
+# -- presentation -----------------------------------------------------------------------------
+
+def _natural(label: str) -> list[Any]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", label)]
+
+
+def _rank(status: str) -> int:
+    return 0 if status in (OK, CHANGED) else 1 if status in (FAILED, INCOMPATIBLE) else 2
+
+
+def ordered(results: Sequence[BoardResult]) -> list[BoardResult]:
+    """Successes first, then boards that failed, then boards that did not answer; by name within."""
+    return sorted(results, key=lambda r: (_rank(r.status), _natural(r.board)))
+
+
+def exit_status(results: Sequence[BoardResult]) -> int:
+    code = EXIT_OK
+    if any(r.status in (FAILED, INCOMPATIBLE) for r in results):
+        code |= EXIT_FAILED
+    if any(r.status in NO_ANSWER for r in results):
+        code |= EXIT_NO_ANSWER
+    return code
+
+
+def render_table(results: Sequence[BoardResult], request: Any, formatters: Mapping[str, Any]) -> str:
+    from tabulate import tabulate
+
+    from evl_net.cli import render
+
+    rows = []
+    for r in ordered(results):
+        if r.error is not None:
+            text = r.error["msg"]
+        else:
+            text = "".join(render(res, request, formatters) for res in r.results).rstrip("\n")
+        rows.append([r.board, r.status, text, str(r.elapsed_ms)])
+    return tabulate(rows, headers=["BOARD", "STATUS", "RESULT", "MS"], tablefmt="simple",
+                    disable_numparse=True, colalign=("left", "left", "left", "right")) + "\n"
+
+
+def run(request: Any, steps: Sequence[tuple[Any, Any]], found: Sequence[Target], formatters: Mapping[str, Any],
+        ctx: Any) -> int:
+    """``evl net`` on several boards: fan out, print the per-board results, exit 0/4/8/12."""
+    import json
+
+    jsonl = "jsonl" in request.seen
+    if jsonl and request.json:
+        raise EvlError("--json and --jsonl exclude each other")
+    jobs = parse_jobs(request)
+    opts = Options.from_request(request, ctx.env)
+
+    def stream(result: BoardResult) -> None:
+        ctx.stdout.write(json.dumps(result.as_json(), separators=(",", ":")) + "\n")
+        ctx.stdout.flush()
+
+    results = asyncio.run(fan_out(found, request, steps, opts, jobs, stream if jsonl else None))
+    if request.json:
+        ctx.stdout.write(json.dumps([r.as_json() for r in ordered(results)], separators=(",", ":")) + "\n")
+    elif not jsonl:
+        ctx.stdout.write(render_table(results, request, formatters))
+    ctx.stdout.flush()
+    bad = [r for r in ordered(results) if r.error is not None]
+    for r in bad:
+        ctx.stderr.write(f"{ctx.prog}: {r.board}: {r.status}: {r.error['msg']}\n")  # type: ignore[index]
+    if bad:
+        failed = sum(1 for r in bad if _rank(r.status) == 1)
+        silent = len(bad) - failed
+        ctx.stderr.write(f"{ctx.prog}: {len(results) - len(bad)} of {len(results)} boards succeeded, "
+                         f"{failed} failed, {silent} did not answer\n")
+    return exit_status(results)

@@ -1,0 +1,203 @@
+"""``evl net`` on many boards at once: fan-out, per-board status, table / JSON / JSONL, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from test_remote_ssh import ServerProcess, closed_port, lab  # noqa: F401  (lab is a fixture)
+
+BOARDS = Path(__file__).resolve().parent.parent / "plugins" / "net" / "evl_net" / "boards"
+
+#: Agents that misbehave, run by the lab's server instead of the real one.
+NOT_AN_AGENT = [sys.executable, "-c", "print('Welcome to board 7!')"]
+FROZEN_AGENT = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSTOP)"]
+DIES_ON_FIRST_REQUEST = [sys.executable, "-c", textwrap.dedent("""
+    import json, os, sys
+    hello = json.loads(sys.stdin.readline())
+    caps = ["page_size", "interfaces", "stat.get", "vlans.get", "port.enable", "port.disable", "bpf.load",
+            "bpf.remove", "solicit", "vlans.set"]
+    sys.stdout.write(json.dumps({"id": hello["id"], "ok": True, "result": {"proto": 1, "caps": caps,
+                     "limits": {}, "abi": {"base": 45, "current": 45}}}) + "\\n")
+    sys.stdout.flush()
+    sys.stdin.readline()
+    os._exit(137)
+""")]
+
+
+def board_without_eth0_42(tmp_path: Path) -> str:
+    path = tmp_path / "no-eth0.42.toml"
+    path.write_text((BOARDS / "manual.toml").read_text().replace('name = "eth0.42"', 'name = "eth0.43"'))
+    return str(path)
+
+
+def hosts_file(tmp_path: Path, targets: list[str], name: str = "hosts") -> Path:
+    path = tmp_path / name
+    path.write_text("# the lab\n\n" + "".join(f"{t}   # board\n" for t in targets))
+    return path
+
+
+def fleet_env(lab, sim_env, connect_timeout: int = 2) -> dict[str, str]:
+    return lab.env(sim_env, keepalive=(1, 2), connect_timeout=connect_timeout)
+
+
+def table_rows(out: str) -> list[list[str]]:
+    lines = out.splitlines()
+    assert lines[0].split() == ["BOARD", "STATUS", "RESULT", "MS"] and set(lines[1]) <= {"-", " "}
+    return [re.split(r"\s{2,}", line.strip()) for line in lines[2:]]
+
+
+@pytest.mark.slow  # two fan-outs over 50 boards, with 2-4 s deadlines: about 13 s
+def test_fleet_of_50_boards_with_unreachable_and_frozen_ones(lab, sim_env, evl, tmp_path):
+    """The test bar: 50 simulated boards, some failing, some unreachable, some frozen."""
+    no_port = board_without_eth0_42(tmp_path)
+    healthy = [lab.board(f"b{i:02d}") for i in range(1, 41)]
+    failing = [lab.board(f"f{i}", env={"EVL_SIM_BOARD": no_port}) for i in (1, 2)]
+    alien = lab.board("alien", agent=NOT_AN_AGENT)
+    stuck = lab.board("stuck", agent=FROZEN_AGENT)
+    frozen = ServerProcess(lab, ["frozen1", "frozen2"])
+    try:
+        frozen.freeze()
+        unreachable = [f"evl@127.0.0.1:{closed_port()}" for _ in range(4)]
+        targets = ([lab.target(b) for b in healthy + failing + [alien, stuck] + frozen.boards] + unreachable)
+        assert len(targets) == 50
+        hosts = hosts_file(tmp_path, targets)
+        env = fleet_env(lab, sim_env)
+
+        start = time.monotonic()
+        run = evl("net", f"--hosts={hosts}", "-ei", "eth0.42", "--timeout=2", env=env)
+        elapsed = time.monotonic() - start
+        assert run.code == 12, run.err
+        assert elapsed < 20
+        rows = table_rows(run.out)
+        assert len(rows) == 50
+        status = {row[0]: row[1] for row in rows}
+        expected = {lab.target(b): "changed" for b in healthy}
+        expected.update({lab.target(b): "failed" for b in failing})
+        expected[lab.target(alien)] = "incompatible"
+        expected[lab.target(stuck)] = "timeout"
+        expected.update({lab.target(b): "timeout" for b in frozen.boards})
+        expected.update({t: "unreachable" for t in unreachable})
+        assert status == expected
+        # Successes first, then boards that failed, then those that did not answer.
+        ranks = [0 if r[1] == "changed" else 1 if r[1] in ("failed", "incompatible") else 2 for r in rows]
+        assert ranks == sorted(ranks)
+        by_board = {row[0]: row for row in rows}
+        assert by_board[lab.target(failing[0])][2] == "cannot enable out-of-band port on eth0.42: No such device"
+        assert "Connection refused" in by_board[unreachable[0]][2]
+        assert "timed out" in by_board[lab.target(frozen.boards[0])][2]
+        assert by_board[lab.target(healthy[0])][2].isdigit()  # nothing to print: RESULT empty, MS follows
+        err = run.err.splitlines()
+        assert len(err) == 11 and err[-1] == "evl-net: 40 of 50 boards succeeded, 3 failed, 7 did not answer"
+        assert f"evl-net: {lab.target(failing[0])}: failed: cannot enable out-of-band port on eth0.42: No such device" in err
+
+        # Again, as JSON: idempotent (ok, not changed), the same failures, the same exit status.
+        run = evl("net", f"--hosts={hosts}", "-ei", "eth0.42", "--timeout=2", "--json", env=env)
+        assert run.code == 12
+        boards = json.loads(run.out)
+        assert isinstance(boards, list) and len(boards) == 50 and run.out.count("\n") == 1
+        got = {b["board"]: b["status"] for b in boards}
+        assert got == {t: ("ok" if s == "changed" else s) for t, s in expected.items()}
+        for b in boards:
+            assert set(b) == {"board", "status", "changed", "failed", "results", "error", "elapsed_ms"}
+            if b["status"] == "ok":
+                assert b["error"] is None and b["failed"] is False
+                assert b["results"] == [{"action": "enable", "ifname": "eth0.42", "changed": False,
+                                         "pool_size": 2048, "buffer_size": 4096}]
+            else:
+                assert b["failed"] is True and b["error"]["msg"]
+        failed = next(b for b in boards if b["board"] == lab.target(failing[1]))
+        assert failed["error"] == {"code": "ENODEV", "errno": 19,
+                                   "msg": "cannot enable out-of-band port on eth0.42: No such device"}
+    finally:
+        frozen.close()
+
+
+def test_exit_status_tells_failed_from_silent(lab, sim_env, evl, tmp_path):
+    good = lab.target(lab.board("good"))
+    bad = lab.target(lab.board("bad", env={"EVL_SIM_BOARD": board_without_eth0_42(tmp_path)}))
+    gone = f"evl@127.0.0.1:{closed_port()}"
+    env = fleet_env(lab, sim_env)
+
+    def code(*targets):
+        return evl("net", *(f"--remote={t}" for t in targets), "-Q", "-i", "eth0.42", env=env).code
+
+    assert code(good, good) == 0  # one board named twice is served once: a fleet of one
+    assert code(good, bad) == 4
+    assert code(good, gone) == 8
+    assert code(good, bad, gone) == 12
+
+
+def test_query_results_in_the_table(lab, sim_env, evl):
+    boards = [lab.board("q1"), lab.board("q2", env={"EVL_SIM_BOARD": "manual-traffic"})]
+    run = evl("net", *(f"--remote={lab.target(b)}" for b in boards), "-QoRTf", "-i", "eth0.42", env=fleet_env(lab, sim_env))
+    assert run.code == 0 and run.err == ""
+    rows = table_rows(run.out)
+    assert [r[:3] for r in rows] == [[lab.target(boards[0]), "ok", "1 0 0 0"],
+                                    [lab.target(boards[1]), "ok", "1 2092625 137399 2048"]]
+
+
+def test_jsonl_streams_one_object_per_board(lab, sim_env, evl):
+    good = lab.target(lab.board("s1"))
+    gone = f"evl@127.0.0.1:{closed_port()}"
+    run = evl("net", f"--remote={good}", f"--remote={gone}", "-N42", "--jsonl", env=fleet_env(lab, sim_env))
+    assert run.code == 8
+    lines = [json.loads(line) for line in run.out.splitlines()]
+    assert {(x["board"], x["status"]) for x in lines} == {(good, "changed"), (gone, "unreachable")}
+    assert lines[0]["board"] == gone  # as each finishes: the refused connection comes back first
+    ok = next(x for x in lines if x["board"] == good)
+    assert ok["results"] == [{"action": "set-vlans", "cleared": False, "changed": True, "vlans": "42"}]
+    # --jsonl alone makes even one board a fleet.
+    run = evl("net", f"--remote={good}", "-n", "--jsonl", env=fleet_env(lab, sim_env))
+    assert run.code == 0 and json.loads(run.out)["results"][0]["vlans"] == "42"
+    run = evl("net", f"--remote={good}", "-n", "--jsonl", "--json", env=fleet_env(lab, sim_env))
+    assert run.code == 1 and "exclude each other" in run.err
+
+
+def test_connection_lost_during_a_mutation_is_never_ok(lab, sim_env, evl):
+    dying = lab.board("dying", agent=DIES_ON_FIRST_REQUEST)
+    good = lab.board("fine")
+    run = evl("net", f"--remote={lab.target(dying)}", f"--remote={lab.target(good)}", "-N42", "--json",
+              env=fleet_env(lab, sim_env))
+    assert run.code == 8
+    boards = {b["board"]: b for b in json.loads(run.out)}
+    lost = boards[lab.target(dying)]
+    assert lost["status"] == "lost" and lost["failed"] is True and lost["changed"] is False
+    assert "during vlans.set: state unknown, re-query" in lost["error"]["msg"]
+    assert boards[lab.target(good)]["status"] == "changed"
+
+
+def test_environment_comma_list_is_a_fleet(lab, sim_env, evl):
+    a, b = lab.board("e1"), lab.board("e2")
+    env = dict(fleet_env(lab, sim_env), EVL_NET_REMOTE=f"{lab.target(a)}, {lab.target(b)}")
+    run = evl("net", "-N7", "--jobs=1", env=env)
+    assert run.code == 0
+    assert [r[:2] for r in table_rows(run.out)] == [[lab.target(a), "changed"], [lab.target(b), "changed"]]
+
+
+def test_hosts_file_and_jobs_errors(evl, tmp_path, sim_env):
+    env = {k: v for k, v in sim_env.items() if k != "EVL_NET_TRANSPORT"}
+    bad = tmp_path / "bad-hosts"
+    bad.write_text("board1\nboard2 board3\n")
+    run = evl("net", f"--hosts={bad}", "-n", env=env)
+    assert (run.code, run.err) == (1, f"evl-net: {bad}:2: expected one [USER@]HOST[:PORT] per line, got 'board2 board3'\n")
+    bad.write_text("-oProxyCommand=sh\n")
+    run = evl("net", f"--hosts={bad}", "-n", env=env)
+    assert run.code == 1 and "bad host name" in run.err and f"{bad}:1" in run.err
+    run = evl("net", f"--hosts={tmp_path / 'none'}", "-n", env=env)
+    assert run.code == 1 and "cannot read the hosts file" in run.err
+    empty = tmp_path / "empty"
+    empty.write_text("# nobody\n")
+    run = evl("net", f"--hosts={empty}", "-n", env=env)
+    assert (run.code, run.err) == (1, "evl-net: no board given: use --remote, --hosts or EVL_NET_REMOTE\n")
+    for jobs in ("0", "257", "x", "-1"):
+        run = evl("net", "--remote=a", "--remote=b", f"--jobs={jobs}", "-n", env=env)
+        assert run.code == 1 and "invalid number of jobs" in run.err
+    run = evl("net", "--remote=a", "--timeout=0", "-n", env=env)
+    assert run.code == 1 and "invalid timeout" in run.err
