@@ -90,6 +90,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30, help="measured rounds (default 30)")
     parser.add_argument("--warmup", type=int, default=7, help="discarded rounds first (default 7)")
+    parser.add_argument("--all", action="store_true",
+                        help="then run every benchmarks/bench_*.py (traffic model, eBPF interpreter, remote)")
     opts = parser.parse_args()
 
     evl = BIN / "evl"
@@ -161,6 +163,11 @@ def main() -> int:
         for row in [headers, ["-" * w for w in widths], *rows]:
             print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     print(f"\n{opts.rounds} rounds (+{opts.warmup} warm-up), interleaved; interpreter {PYTHON}")
+    if opts.all:
+        for script in sorted(Path(__file__).resolve().parent.glob("bench_*.py")):
+            print(f"\n== {script.name}")
+            sys.stdout.flush()
+            subprocess.run([str(PYTHON), str(script)], check=False)
     return 0
 
 
