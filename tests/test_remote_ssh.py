@@ -337,6 +337,10 @@ def _serve_main(root: str, names: list[str]) -> None:
 
 @pytest.fixture
 def lab(tmp_path):
+    import shutil
+
+    if shutil.which("ssh") is None:
+        pytest.fail("the remote tests need the system ssh client: apt-get install openssh-client")
     lab = SshLab(tmp_path / "lab")
     yield lab
     lab.close()

@@ -56,6 +56,43 @@ installed/removed lines then go to the kernel log.
 \fBremote\fR administers boards over SSH.
 Third\-party plugins may add transports and formatters (\fB\-\-format=list\fR).
 """),
+    ("REMOTE BOARDS", r"""
+With \fB\-\-remote\fR=[\fIuser\fR@]\fIhost\fR[:\fIport\fR] (or \fBEVL_NET_REMOTE\fR), every
+operation runs on that board, through the system \fBssh\fR(1) and the board's
+\fBevl\-net\-agent\fR(8); the output, the messages and the exit status are those of local use
+on the board.
+Several boards (\fB\-\-remote\fR repeated, \fB\-\-hosts\fR \fIfile\fR with one target a line
+and \fB#\fR comments, or a comma list in \fBEVL_NET_REMOTE\fR) are served concurrently,
+\fB\-\-jobs\fR at a time (default 16), and the results come as a table
+(BOARD, STATUS, RESULT, MS; failures last and repeated on stderr),
+as one JSON array with \fB\-\-json\fR, or as one JSON object per board, as each finishes,
+with \fB\-\-jsonl\fR.
+.PP
+Each board ends with one status:
+\fBok\fR, \fBchanged\fR (a command changed the board's state), \fBfailed\fR (the board answered
+with an error), \fBincompatible\fR (no common protocol, or no agent), or one of the ways a board
+does not answer: \fBunreachable\fR, \fBauth\-refused\fR, \fBhostkey\-refused\fR, \fBtimeout\fR and
+\fBlost\fR.
+A connection lost while a change was in flight is \fBlost\fR with "state unknown, re\-query":
+never \fBok\fR.
+Changes are idempotent, so running the command again is safe.
+.PP
+ssh runs with \fBBatchMode=yes\fR and \fBStrictHostKeyChecking=yes\fR: an unknown or changed host
+key is refused before anything is sent.
+\fB\-\-accept\-new\-host\-key\fR trusts the key of a board seen for the first time
+(\fBaccept\-new\fR); a changed key is always refused.
+The user's \fI~/.ssh/config\fR applies (user, port, keys, certificates, jump hosts);
+\fB\-\-ssh\fR=\fIargs\fR and \fBEVL_NET_SSH\fR add ssh arguments such as \fB\-F\fR \fIfile\fR or
+\fB\-o ServerAliveInterval=2\fR, which may change the defaults \fBConnectTimeout=10\fR,
+\fBServerAliveInterval=5\fR and \fBServerAliveCountMax=3\fR but not host\-key checking or batch mode.
+\fB\-\-timeout\fR sets the deadline of each request (default 10 seconds).
+.PP
+On the board, pin the workstation's key to the agent in \fI~/.ssh/authorized_keys\fR:
+.PP
+.nf
+restrict,command="evl net\-agent \-\-stdio" ssh\-ed25519 AAAA... evl\-net@workstation
+.fi
+"""),
     ("ENVIRONMENT", r"""
 .TP
 \fBEVL_NET_TRANSPORT\fR
@@ -81,6 +118,17 @@ The directory of the EVL device nodes (default \fI/dev/evl\fR).
 \fBEVL_NET_LIBBPF\fR
 The libbpf shared object used by \fB\-F\fR on the ioctl transport (default \fIlibbpf.so.1\fR).
 .TP
+\fBEVL_NET_REMOTE\fR
+The board, or a comma list of boards, to administer when no transport and no
+\fB\-\-remote\fR or \fB\-\-hosts\fR is given.
+.TP
+\fBEVL_NET_SSH\fR
+Extra ssh arguments (shell words), before those of \fB\-\-ssh\fR.
+.TP
+\fBEVL_NET_AGENT\fR
+The command asked of the board (default \fIevl net\-agent \-\-stdio\fR); a forced command in
+the board's authorized_keys takes precedence.
+.TP
 \fBEVL_DEBUG\fR
 Show a traceback with every error.
 """),
@@ -98,7 +146,13 @@ The simulator's state (locked with \fI.lock\fR beside it).
     ("EXIT STATUS", r"""
 0 on success, and for \fB\-h\fR, \fB\-@\fR and no argument at all (usage).
 1 on any failure: a usage error (the usage follows the message) or a failed command
-(one line on stderr: \fIevl\-net: <what failed>: <reason>\fR).
+(one line on stderr: \fIevl\-net: <what failed>: <reason>\fR), on the local or the remote board.
+8 when the one remote board did not answer (\fIevl\-net: <board>: <status>: <reason>\fR).
+.PP
+With several boards: 0 when every board succeeded (\fBok\fR or \fBchanged\fR);
+4 when at least one board failed or is incompatible;
+8 when at least one board did not answer (unreachable, auth\-refused, hostkey\-refused,
+timeout, lost); 12 when both happened; 1 for an error before any board was contacted.
 """),
     ("EXAMPLES", r"""
 .nf
@@ -113,6 +167,8 @@ evl net \-n
 evl net \-Fnetrx.o \-i eth0.42
 evl net \-Q \-\-all
 evl net \-\-json \-Q \-i eth0.42
+evl net \-\-remote=evl@board1 \-Q \-i eth0.42
+evl net \-\-hosts lab.txt \-ei eth0.42 \-\-json
 .fi
 """),
 ]

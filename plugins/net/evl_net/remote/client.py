@@ -6,6 +6,7 @@ line forces what must not be weakened and sets defaults that may be tuned::
 
     ssh -T -e none -o BatchMode=yes -o StrictHostKeyChecking=yes  (accept-new with --accept-new-host-key)
         -o ClearAllForwardings=yes -o ForwardAgent=no -o ForwardX11=no -o PermitLocalCommand=no
+        -o RemoteCommand=none
         [$EVL_NET_SSH] [--ssh ARGS]
         -o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3
         [-p PORT] [-l USER] -- HOST evl net-agent --stdio
@@ -163,7 +164,7 @@ def ssh_argv(target: Target, opts: Options) -> list[str]:
         opts.ssh, "-T", "-e", "none",
         "-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={checking}",
         "-o", "ClearAllForwardings=yes", "-o", "ForwardAgent=no", "-o", "ForwardX11=no",
-        "-o", "PermitLocalCommand=no",
+        "-o", "PermitLocalCommand=no", "-o", "RemoteCommand=none",
         *opts.ssh_args,
         "-o", f"ConnectTimeout={int(DEFAULT_CONNECT_TIMEOUT)}",
         "-o", f"ServerAliveInterval={KEEPALIVE_INTERVAL}", "-o", f"ServerAliveCountMax={KEEPALIVE_COUNT}",
