@@ -110,12 +110,11 @@ def parse(argv: Sequence[str], actions: Sequence[Action]) -> Request:
                 request.buffer_size = value  # type: ignore[assignment]
             elif long == "allow-gateway":
                 request.gateway = True
-            elif long in ("json", "all"):
-                setattr(request, long, True)
             elif long == "remote":
                 request.remotes.append(value or "")
-            else:
-                setattr(request, long, value)
+            else:  # long-only options map onto Request fields of the same name
+                kind = next(m[2] for m in MODIFIERS if m[0] == long)
+                setattr(request, long.replace("-", "_"), True if kind == NO_ARGUMENT else value)
     except GetoptError as exc:
         raise UsageError(str(exc)) from None
     if parser.operands:

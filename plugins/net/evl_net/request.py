@@ -19,13 +19,14 @@ class Request:
     #: long names of every option given, for actions that depend on a sibling option
     seen: set[str] = field(default_factory=set)
     json: bool = False
+    jsonl: bool = False
+    accept_new_host_key: bool = False
     all: bool = False
     format: str | None = None
     transport: str | None = None
     board: str | None = None
     remotes: list[str] = field(default_factory=list)
-    #: remote boards (--hosts, --jobs, --ssh, --timeout; the flags --jsonl and
-    #: --accept-new-host-key are read from ``seen``): raw text, checked where used
+    #: remote boards (--hosts, --jobs, --ssh, --timeout): raw text, checked where used
     hosts: str | None = None
     jobs: str | None = None
     ssh: str | None = None

@@ -152,7 +152,7 @@ class Options:
         if ssh is None:
             raise EvlError("the remote transport needs the ssh client: install openssh-client")
         return cls(
-            accept_new_host_key="accept-new-host-key" in getattr(request, "seen", ()),
+            accept_new_host_key=request.accept_new_host_key,
             ssh_args=tuple(extra), timeout=timeout,
             agent_command=env.get(AGENT_ENV) or DEFAULT_AGENT, ssh=ssh, client=f"evl-tools {__version__}",
         )

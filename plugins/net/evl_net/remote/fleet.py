@@ -89,7 +89,7 @@ def targets(request: Any, env: Mapping[str, str]) -> list[Target]:
 
 def is_fleet(request: Any, found: Sequence[Target]) -> bool:
     """Several boards, a hosts file or --jsonl: per-board results rather than plain output."""
-    return len(found) > 1 or bool(getattr(request, "hosts", None)) or "jsonl" in request.seen
+    return len(found) > 1 or bool(getattr(request, "hosts", None)) or request.jsonl
 
 
 def parse_jobs(request: Any) -> int:
@@ -236,7 +236,7 @@ def run(request: Any, steps: Sequence[tuple[Any, Any]], found: Sequence[Target],
     """``evl net`` on several boards: fan out, print the per-board results, exit 0/4/8/12."""
     import json
 
-    jsonl = "jsonl" in request.seen
+    jsonl = request.jsonl
     if jsonl and request.json:
         raise EvlError("--json and --jsonl exclude each other")
     jobs = parse_jobs(request)

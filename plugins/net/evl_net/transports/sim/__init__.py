@@ -56,11 +56,11 @@ def new_state(board: boards.Board) -> dict[str, Any]:
         counters = {k: v for k, v in iface.counters.items() if not k.startswith("skb_")}
         if counters:
             state["counters"][iface.name] = counters
+    sim = SimTransport(board=None, state_path="")  # works on this state; never stores it
+    sim.board, sim.state = board, state
     for iface in board.interfaces.values():
         if iface.port:
-            sim = SimTransport.__new__(SimTransport)
-            sim._attach(board, state)
-            sim._enable(iface.name, 0, 0, quiet=True)
+            sim.enable_port(iface.name, 0, 0)
             pool = state["pools"][board.real_device(iface.name)]
             for key in ("skb_size", "skb_total", "skb_free"):
                 if key in iface.counters:
@@ -82,10 +82,6 @@ class SimTransport(Transport):
         self.host_netns: str | None = None
 
     # -- session -------------------------------------------------------
-
-    def _attach(self, board: boards.Board, state: dict[str, Any]) -> None:
-        self.board, self.state, self._dirty = board, state, True
-        self.console = None
 
     def _load(self) -> None:
         if self.state is not None:
@@ -226,9 +222,6 @@ class SimTransport(Transport):
         return self.board.page_size
 
     def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> dict[str, Any]:
-        return self._enable(ifname, pool_size, buffer_size)
-
-    def _enable(self, ifname: str, pool_size: int, buffer_size: int, quiet: bool = False) -> dict[str, Any]:
         iface = self._iface(ifname)
         board, state = self.board, self.state
         assert board is not None and state is not None
