@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from fslock import lock_is_free
+
 from evl_net.remote import protocol
 from evl_net.remote.agent import HANDLERS, Agent, Backend, BoardLock
 
@@ -110,19 +112,6 @@ def agent(agent_env):
     yield start
     for pipe in pipes:
         pipe.close()
-
-
-def lock_free(path: Path) -> bool:
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 # -- handshake ------------------------------------------------------------------------------
@@ -338,14 +327,14 @@ def test_eof_during_a_mutation_exits_within_a_second_and_frees_the_lock(agent, a
     a.send({"id": 50, "op": "solicit", "args": {"host": "10.10.20.10", "ifname": None, "flags": 1}})
     lock = Path(env["EVL_NET_AGENT_DIR"]) / "net-agent.lock"
     deadline = time.monotonic() + 3
-    while lock_free(lock):
+    while lock_is_free(lock):
         assert time.monotonic() < deadline, "the mutation never took the lock"
         time.sleep(0.02)
     a.proc.stdin.close()
     start = time.monotonic()
     a.wait(3)
     assert time.monotonic() - start < 1
-    assert lock_free(lock)
+    assert lock_is_free(lock)
 
 
 def test_request_deadline_ends_the_session(agent, agent_env, tmp_path):
@@ -357,7 +346,7 @@ def test_request_deadline_ends_the_session(agent, agent_env, tmp_path):
     reply = a.call("solicit", {"host": "10.10.20.10", "ifname": None, "flags": 0})
     assert reply["error"]["code"] == "ETIMEDOUT" and "state unknown" in reply["error"]["msg"]
     assert a.wait() == 3 and time.monotonic() - start < 2
-    assert lock_free(Path(env["EVL_NET_AGENT_DIR"]) / "net-agent.lock")
+    assert lock_is_free(Path(env["EVL_NET_AGENT_DIR"]) / "net-agent.lock")
 
 
 def test_mutations_are_serialised_reads_are_not(agent, agent_env, tmp_path):
@@ -385,12 +374,12 @@ def test_killed_agent_leaves_no_stale_lock(agent, agent_env, tmp_path):
     a.send({"id": 70, "op": "solicit", "args": {"host": "10.10.20.10", "ifname": None, "flags": 0}})
     lock = Path(env["EVL_NET_AGENT_DIR"]) / "net-agent.lock"
     deadline = time.monotonic() + 3
-    while lock_free(lock):
+    while lock_is_free(lock):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     a.proc.send_signal(signal.SIGKILL)
     a.wait()
-    assert lock_free(lock)
+    assert lock_is_free(lock)
     b = agent(env=env)
     b.hello()
     assert b.call("vlans.set", {"text": "7"})["result"]["changed"] is True

@@ -14,7 +14,6 @@ separate process, which a test can freeze with SIGSTOP.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import io
 import json
 import os
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from fslock import lock_is_free
 
 asyncssh = pytest.importorskip("asyncssh") if __name__ != "__main__" else __import__("asyncssh")
 
@@ -278,17 +279,6 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
-
-
-def lock_is_free(path: Path) -> bool:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def closed_port() -> int:
