@@ -14,7 +14,7 @@ from evl_core.getopt import NO_ARGUMENT, OPTIONAL_ARGUMENT, REQUIRED_ARGUMENT, G
 from evl_net.hookspecs import Action
 from evl_net.request import Request
 
-from evl_net.usage import USAGE  # noqa: E402  (kept tiny for -h)
+from evl_net.usage import USAGE
 
 QUERY_MODIFIERS = "RrTtosfacx"
 U64_MAX = 2**64 - 1
