@@ -255,7 +255,7 @@ def query(sh, env, ifname: str) -> dict:
     return json.loads(run.out)
 
 
-def test_switching_boards_boots_the_new_board(tmp_path: Path, sim_env, sh) -> None:
+def test_switching_boards_boots_the_new_board_and_keeps_the_old_one(tmp_path: Path, sim_env, sh) -> None:
     for argv in (["-ei", "eth0.42"], ["-ei", "eth0"], ["-N42,55-57"]):
         run = sh("evl", "net", *argv)
         assert (run.code, run.err) == (0, ""), run.err
@@ -277,6 +277,15 @@ def test_switching_boards_boots_the_new_board(tmp_path: Path, sim_env, sh) -> No
         assert list(state["board"]["interfaces"]) == ["eth0"]
         assert state["ports"] == [] and state["vlans"] == []
 
-    # Back to the default board: it boots afresh too, the first session does not come back.
-    assert query(sh, sim_env, "eth0")["oob_port"] is False
-    assert query(sh, sim_env, "eth0.42")["oob_port"] is False
+    # Back to the default board: its state was set aside, not lost.
+    assert query(sh, sim_env, "eth0")["oob_port"] is True
+    assert query(sh, sim_env, "eth0.42")["oob_port"] is True
+    assert sh("evl", "net", "-n").out == "42,55-57\n"
+    # ...and the other board's state was set aside in turn.
+    assert sh("evl", "net", "-ei", "eth0", env=other).code == 0
+    assert query(sh, sim_env, "eth0.42")["oob_port"] is True
+    assert query(sh, other, "eth0")["oob_port"] is True
+
+    # A board file that changed is another board: it boots afresh.
+    board.write_text('[[interface]]\nname = "eth0"\ndriver = "igb"\nmtu = 9000\n')
+    assert query(sh, other, "eth0")["oob_port"] is False

@@ -107,7 +107,8 @@ that goes down loses its port, as on an EVL kernel.
 .TP
 \fBEVL_SIM_STATE\fR
 The simulator's state file (default: \fI$XDG_STATE_HOME/evl\-tools/sim\-state.json\fR).
-A state made from another board is replaced by a fresh boot of the new board.
+It keeps the state of every board used with it: switching boards and back finds each as it was;
+a board seen for the first time, or whose file changed, boots afresh.
 .TP
 \fBEVL_SYSDIR\fR
 The sysfs root of the EVL devices (default \fI/sys/devices/virtual\fR).

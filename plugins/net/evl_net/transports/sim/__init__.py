@@ -92,22 +92,47 @@ class SimTransport(Transport):
             return
         _name, path = boards.locate(self.board_spec)
         digest = boards.fingerprint(path)
+        key = os.path.abspath(path)
         self.store.acquire()
         try:
-            state = self.store.read()
-            board = None
-            if state is not None:
-                board = self._check(state)
+            state, board = self._stored(key)
             if state is None or board.fingerprint != digest:
-                # A new board boots afresh; state made from another board does not carry over.
+                # A board seen for the first time, or whose file changed, boots afresh.
                 board = boards.load(self.board_spec)
-                state = new_state(board)
-                self._dirty = True
+                state = self._adopt(new_state(board), key)
             self.state = state
             self.board = board
         except BaseException:
             self.store.release()
             raise
+
+    def _stored(self, key: str) -> tuple[dict[str, Any] | None, boards.Board | None]:
+        """The stored state of board ``key`` and its board, made current.
+
+        The file holds the state of every board used with it: switching boards
+        sets the current one aside (under "others") instead of losing it.
+        """
+        stored = self.store.read()
+        if stored is None:
+            self._others: dict[str, Any] = {}
+            return None, None
+        board = self._check(stored)
+        others = stored.pop("others", {})
+        if stored.get("key") != key:
+            others[stored.get("key") or board.name] = stored
+            stored = others.pop(key, None)
+            self._dirty = True
+            board = self._check(stored) if stored is not None else None
+        self._others = others
+        if stored is not None:
+            stored["others"] = others
+        return stored, board
+
+    def _adopt(self, state: dict[str, Any], key: str) -> dict[str, Any]:
+        state["key"] = key
+        state["others"] = self._others
+        self._dirty = True
+        return state
 
     def _load_host(self, netns: str) -> None:
         """Stand on the live kernel: reconcile the stored state with what the host has now.
@@ -121,11 +146,9 @@ class SimTransport(Transport):
         self.host_netns = netns
         self.store.acquire()
         try:
-            state = self.store.read()
-            board = self._check(state) if state is not None else None
-            if state is None or board.name != snap.board.name:
-                board, state = snap.board, new_state(snap.board)
-                self._dirty = True
+            state, board = self._stored(snap.board.name)
+            if state is None:
+                board, state = snap.board, self._adopt(new_state(snap.board), snap.board.name)
             elif board.fingerprint != snap.board.fingerprint:
                 self.board, self.state = board, state  # _dismantle needs the old board's parents
                 known = state.get("host", {}).get("ifindex", {})
@@ -149,10 +172,14 @@ class SimTransport(Transport):
         """The board of a stored state, or a clear error when the state is not one of ours."""
         shape = {"board": dict, "boot": (int, float), "ports": list, "pools": dict, "counters": dict,
                  "filters": dict, "vlans": list, "arp": list, "log": list}
+        optional = {"key": str, "others": dict, "host": dict}
         try:
             for key, kind in shape.items():
                 if not isinstance(state.get(key), kind):
                     raise ValueError(f"'{key}' is missing or malformed")
+            for key, kind in optional.items():
+                if key in state and not isinstance(state[key], kind):
+                    raise ValueError(f"'{key}' is malformed")
             return boards.Board.from_dict(state["board"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             from evl_core.errors import EvlError

@@ -94,7 +94,7 @@ def locate(spec: str | None) -> tuple[str, str]:
 
 
 def fingerprint(path: str) -> str:
-    """Identity of a board file: state made from another board, or an edited one, is not reused.
+    """Identity of a board file's content: an edited board boots afresh.
 
     A stat is enough (and cheaper than hashing on every invocation).
     """
