@@ -25,7 +25,14 @@ class EvlError(Exception):
 
     @classmethod
     def from_oserror(cls, message: str, exc: OSError) -> "EvlError":
-        """Wrap an OSError raised by a transport, keeping its errno."""
+        """Wrap an OSError raised by a transport, keeping its errno.
+
+        A transport may attach ``exc.detail`` to explain the errno; it is shown
+        in parentheses before the strerror.
+        """
+        detail = getattr(exc, "detail", None)
+        if detail:
+            message = f"{message} ({detail})"
         if exc.errno:
             return cls(message, exc.errno)
         return cls(f"{message}: {exc}")

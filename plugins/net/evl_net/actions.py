@@ -14,11 +14,7 @@ from evl_net.request import Request, Result
 from evl_net.transports import NEIGH_MAYROUTE, NEIGH_PERMANENT, Transport
 
 
-def _fail(message: str, exc: OSError) -> EvlError:
-    detail = getattr(exc, "detail", None)
-    if detail:
-        message = f"{message} ({detail})"
-    return EvlError.from_oserror(message, exc)
+_fail = EvlError.from_oserror
 
 
 def enable(request: Request, arg: Any, transport: Transport) -> Result:

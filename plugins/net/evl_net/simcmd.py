@@ -101,12 +101,8 @@ def _print(ctx: Context, args: argparse.Namespace, data: Any, text: str) -> None
     ctx.stdout.write(json.dumps(data, separators=(",", ":")) + "\n" if args.json else text)
 
 
-def _oserror(what: str, exc: OSError) -> EvlError:
-    detail = getattr(exc, "detail", None)
-    return EvlError.from_oserror(f"{what} ({detail})" if detail else what, exc)
-
-
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from evl_net import frames
     from evl_net.transports.sim import traffic
 
     if args.what == "filter":
@@ -127,7 +123,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             elif args.what == "rx":
                 iface = sim._iface(args.dev)
                 vlan = args.vlan if args.vlan is not None else iface.vlan_id
-                frame = __import__("evl_net.frames", fromlist=["build"]).build(_spec(args, vlan))
+                frame = frames.build(_spec(args, vlan))
                 tally: dict[str, int] = {}
                 last = None
                 for _ in range(args.count):
@@ -149,7 +145,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 gone = ", ".join(data["dismantled"])
                 _print(ctx, args, data, f"{args.dev} {args.state}" + (f"; ports dismantled: {gone}" if gone else "") + "\n")
         except OSError as exc:
-            raise _oserror(f"cannot {args.what} on {getattr(args, 'dev', '?')}", exc) from None
+            raise EvlError.from_oserror(f"cannot {args.what} on {getattr(args, 'dev', '?')}", exc) from None
     return 0
 
 
