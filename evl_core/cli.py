@@ -1,14 +1,21 @@
-"""The ``evl`` dispatcher: ``evl [options] <command> [<args>]``."""
+"""The ``evl`` dispatcher: ``evl [options] [<command> [<args>]]``."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterable, Sequence, TextIO
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
 
 from evl_core import EVL_ABI_PREREQ, __version__
 from evl_core.errors import EvlError
-from evl_core.getopt import NO_ARGUMENT, REQUIRED_ARGUMENT, Getopt, GetoptError, LongOption
+from evl_core.getopt import (
+    NO_ARGUMENT,
+    REQUIRED_ARGUMENT,
+    Getopt,
+    GetoptError,
+    LongOption,
+)
 
 SHORTOPTS = "+P:Vvh"
 LONGOPTS = (
@@ -17,10 +24,12 @@ LONGOPTS = (
     LongOption("help", NO_ARGUMENT, "h"),
 )
 
+#: Printed on stderr, as C does.  The synopsis is C's (the command is optional:
+#: it defaults to ``help``); the option lines keep this project's wording.
 USAGE = """\
-usage: evl [options] <command> [<args>]
+usage: evl [options] [<command> [<args>]]
 -P --prefix=<dir>      directory of external evl-* commands
--V --version           print the version and the EVL ABI level required
+-v -V --version        print the version and the EVL ABI level required
 -h --help              this help
 """
 
@@ -37,14 +46,14 @@ def build_parser() -> Any:
 
     parser = argparse.ArgumentParser(
         prog="evl", description="Run a command of the EVL command set.",
-        usage="evl [options] <command> [<args>]",
+        usage="evl [options] [<command> [<args>]]",
     )
     parser.add_argument("-P", "--prefix", metavar="DIR",
                         help="directory of external evl-* commands (default: <prefix>/libexec/evl "
                              "of the installation); it is appended to PATH")
-    parser.add_argument("-V", "--version", action="store_true",
+    parser.add_argument("-V", "-v", "--version", action="store_true",
                         help="print the version and the EVL ABI level the tools require")
-    parser.add_argument("command", nargs="?", help="the command to run, e.g. net, help")
+    parser.add_argument("command", nargs="?", help="the command to run, e.g. net; help when omitted")
     parser.add_argument("args", nargs="*", help="the command's own arguments")
     return parser
 
@@ -64,6 +73,10 @@ def main(
     stderr = stderr or sys.stderr
     env = dict(os.environ if env is None else env)
 
+    # As in C's loop: -V acts at once (so it wins over anything after it) and a
+    # bad option is a usage error.  -h only names the default command, `help`,
+    # which runs after the usage anyway when no command is given; a command
+    # given after -h still runs, as C's `cmd = argv[optind]` overrides it.
     cmddir = None
     try:
         parser = Getopt(argv, SHORTOPTS, LONGOPTS)
@@ -73,21 +86,21 @@ def main(
             elif key in ("V", "v"):
                 stdout.write(version_line() + "\n")
                 return 0
-            elif key == "h":
-                stdout.write(USAGE)
-                return 0
     except GetoptError as exc:
         stderr.write(f"evl: {exc}\n{USAGE}")
         return 2
 
-    from evl_core import externals, plugins as plugin_loading
-
-    cmddir = os.path.abspath(cmddir) if cmddir else externals.default_cmddir()
-    registry = plugin_loading.load(plugins, autoload=autoload, stderr=stderr, env=env)
     operands = parser.operands
     name, args = (operands[0], operands[1:]) if operands else ("help", [])
     if not operands:
-        stdout.write(USAGE)
+        # C prints its usage on stderr, then execs evl-help, whose listing goes to stdout.
+        stderr.write(USAGE)
+
+    from evl_core import externals
+    from evl_core import plugins as plugin_loading
+
+    cmddir = os.path.abspath(cmddir) if cmddir else externals.default_cmddir()
+    registry = plugin_loading.load(plugins, autoload=autoload, stderr=stderr, env=env)
 
     from evl_core.hookspecs import Context
 
@@ -143,7 +156,7 @@ def run_command(command: Any, args: list[str], ctx: Any) -> int:
         # The reader went away (`evl net -Q ... | head`): not our failure.
         _silence_stdout()
         return 141
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- any other failure is one line, never a traceback
         import traceback
 
         if ctx.env.get(DEBUG_ENV):

@@ -27,9 +27,11 @@ class EvlError(Exception):
     def from_oserror(cls, message: str, exc: OSError) -> "EvlError":
         """Wrap an OSError raised by a transport, keeping its errno.
 
-        A transport may attach ``exc.detail`` to explain the errno; it is shown
-        in parentheses before the strerror.
+        A transport's error may carry ``detail`` (explains the errno; shown in
+        parentheses before the strerror) and ``stage`` (the C tool's words for
+        the step that failed, used instead of ``message``).
         """
+        message = getattr(exc, "stage", None) or message  # the step that failed names itself
         detail = getattr(exc, "detail", None)
         if detail:
             message = f"{message} ({detail})"
@@ -39,7 +41,18 @@ class EvlError(Exception):
 
 
 class UsageError(EvlError):
-    """A command-line mistake: the command prints its usage after the message."""
+    """A command-line mistake: the command prints its usage after the message.
+
+    ``bare`` messages are printed without the program name, as the C tools
+    print ``no command given``.
+    """
+
+    def __init__(self, message: str, bare: bool = False) -> None:
+        super().__init__(message)
+        self.bare = bare
+
+    def format(self, prog: str) -> str:
+        return self.message if self.bare else super().format(prog)
 
 
 def strerror(errno: int) -> str:

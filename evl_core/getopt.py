@@ -19,11 +19,18 @@ OPTIONAL_ARGUMENT = 2
 
 @dataclass(frozen=True)
 class LongOption:
-    """``name`` as typed after ``--``; ``key`` is what the parser yields for it."""
+    """``name`` as typed after ``--``; ``key`` is what the parser yields for it.
+
+    ``rank`` orders abbreviation matching: a prefix is matched against the
+    lowest rank that has any candidate, so options added to a C tool's set
+    (rank 1) never change what an abbreviation of the C tool's own options
+    (rank 0) means.  Exact names match whatever their rank.
+    """
 
     name: str
     has_arg: int
     key: str
+    rank: int = 0
 
 
 class GetoptError(Exception):
@@ -54,13 +61,27 @@ def parse_shortopts(spec: str) -> tuple[dict[str, int], bool]:
 
 
 class Getopt:
-    """Iterate over ``(key, argument)`` pairs; ``operands`` holds the rest afterwards."""
+    """Iterate over ``(key, argument)`` pairs; ``operands`` holds the rest afterwards.
 
-    def __init__(self, argv: Sequence[str], shortopts: str, longopts: Sequence[LongOption] = ()) -> None:
+    ``posixly_correct`` is glibc's ``POSIXLY_CORRECT`` in the environment:
+    scanning stops at the first operand, as with a leading ``+``.  While
+    iterating, ``optind`` is the index in ``argv`` of the next word to scan;
+    ``operand_index`` holds the index of each operand.
+    """
+
+    def __init__(self, argv: Sequence[str], shortopts: str, longopts: Sequence[LongOption] = (),
+                 posixly_correct: bool = False) -> None:
         self.argv = list(argv)
         self.short, self.require_order = parse_shortopts(shortopts)
+        self.require_order = self.require_order or posixly_correct
         self.long = list(longopts)
         self.operands: list[str] = []
+        self.operand_index: list[int] = []
+        self.optind = 0
+
+    def _operands_from(self, start: int) -> None:
+        self.operands.extend(self.argv[start:])
+        self.operand_index.extend(range(start, len(self.argv)))
 
     def __iter__(self) -> Iterator[tuple[str, str | None]]:
         args = self.argv
@@ -68,18 +89,21 @@ class Getopt:
         while i < len(args):
             arg = args[i]
             i += 1
+            self.optind = i
             if arg == "--":
-                self.operands.extend(args[i:])
+                self._operands_from(i)
                 return
             if not arg.startswith("-") or arg == "-":
                 if self.require_order:
-                    self.operands.extend(args[i - 1:])
+                    self._operands_from(i - 1)
                     return
                 self.operands.append(arg)
+                self.operand_index.append(i - 1)
                 continue
             if arg.startswith("--"):
                 key, value, used_next = self._long(arg[2:], args[i] if i < len(args) else None)
                 i += used_next
+                self.optind = i
                 yield key, value
                 continue
             # A cluster of short options: -ei eth0, -QoRTf, -Sg.
@@ -100,6 +124,7 @@ class Getopt:
                     yield letter, None
                 elif i < len(args):
                     i += 1
+                    self.optind = i
                     yield letter, args[i - 1]
                 else:
                     raise GetoptError(f"option requires an argument -- '{letter}'")
@@ -127,6 +152,8 @@ class Getopt:
         candidates = [o for o in self.long if o.name.startswith(name)] if name else []
         if not candidates:
             raise GetoptError(f"unrecognized option '--{word}'")
+        first_rank = min(o.rank for o in candidates)
+        candidates = [o for o in candidates if o.rank == first_rank]
         distinct = {(o.key, o.has_arg) for o in candidates}
         if len(distinct) > 1:
             names = " ".join(f"'--{o.name}'" for o in candidates)

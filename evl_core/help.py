@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from evl_core import externals
 from evl_core.hookspecs import Context
 
 
+class _IgnoringParser(argparse.ArgumentParser):
+    """A parser that drops what it does not know instead of failing.
+
+    The C ``evl-help`` is a shell script that ignores its arguments, so
+    ``evl help extra words`` (or a stray option) still lists the commands.
+    """
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None,
+    ) -> argparse.Namespace:
+        parsed, _ignored = self.parse_known_args(args, namespace)
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _IgnoringParser(
         prog="evl help",
         description="List every command, plugin and external alike, with its one-line description.",
     )
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
+    parser.add_argument("words", nargs="*", metavar="word",
+                        help="ignored, as is any unknown option: the C evl-help ignores its arguments")
     return parser
 
 
@@ -41,7 +58,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     ctx.stdout.write("\navailable commands:\n\n")
     for name, summary, _origin in lines:
-        ctx.stdout.write("%-12s %s\n" % (name, summary))
+        ctx.stdout.write(f"{name:<12} {summary}\n")  # C's printf '%-12s %s\n'
     return 0
 
 

@@ -28,6 +28,12 @@ from evl_core.hookspecs import Command, hookimpl
 VERSION = f"evl-tools {evl_core.__version__} [requires ABI {evl_core.EVL_ABI_PREREQ}]\n"
 NET_SUMMARY = "manage the EVL out-of-band networking stack"
 SYSTEM_PATH = "/usr/bin:/bin"
+#: What `evl help` prints with the built-in commands only: C's evl-help format.
+BUILTIN_LISTING = (
+    "\navailable commands:\n\n"
+    "help         list the available commands\n"
+    "plugins      list the loaded plugins and what they provide\n"
+)
 
 
 # -- helpers -------------------------------------------------------------------
@@ -107,20 +113,36 @@ def raising(exc: BaseException):
 # -- global options --------------------------------------------------------------
 
 
-def test_no_command_prints_usage_and_the_command_list(evl, env):
+def test_usage_text():
+    """C's synopsis (the command is optional) and options; this project's wording of them."""
+    assert USAGE == (
+        "usage: evl [options] [<command> [<args>]]\n"
+        "-P --prefix=<dir>      directory of external evl-* commands\n"
+        "-v -V --version        print the version and the EVL ABI level required\n"
+        "-h --help              this help\n"
+    )
+
+
+def test_no_command_prints_usage_on_stderr_and_the_command_list_on_stdout(evl, env):
+    """C prints its usage on stderr, then execs evl-help: the listing starts with its own blank line."""
     r = evl(env=env, autoload=False)
-    assert (r.code, r.err) == (0, "")
-    assert r.out.startswith(USAGE)
-    rows = help_rows(r.out)
-    assert rows["help"] == "list the available commands"
-    assert "plugins" in rows
+    assert (r.code, r.out, r.err) == (0, BUILTIN_LISTING, USAGE)
 
 
 def test_no_command_in_a_real_process(sh, env):
     r = sh("evl", env=env)
-    assert (r.code, r.err) == (0, "")
-    assert r.out.startswith(USAGE)
+    assert (r.code, r.err) == (0, USAGE)
+    assert r.out.startswith("\navailable commands:\n\n")
     assert help_rows(r.out)["net"] == NET_SUMMARY
+    assert r.out == sh("evl", "help", env=env).out
+
+
+def test_usage_comes_before_plugin_warnings(evl, env):
+    """C prints the usage before it looks for the command."""
+    r = evl(env=env, plugins=[plugin("evl_test_bad", raises=RuntimeError("no list today"))], autoload=False)
+    assert (r.code, r.out) == (0, BUILTIN_LISTING)
+    assert r.err.startswith(USAGE + "evl: warning: ")
+    assert r.err.count("\n") == USAGE.count("\n") + 1
 
 
 def test_version_format():
@@ -144,10 +166,55 @@ def test_version_wins_over_a_command(evl, env):
     assert (r.code, r.out) == (0, VERSION)
 
 
-@pytest.mark.parametrize("option", ["-h", "--help", "--he"])
-def test_help_option(evl, env, option):
-    r = evl(option, env=env)
-    assert (r.code, r.out, r.err) == (0, USAGE, "")
+@pytest.mark.parametrize("argv", [["-h"], ["--help"], ["--he"], ["--"], ["-h", "--"], ["-hh"], ["-h", "-P", "/x"]],
+                         ids=" ".join)
+def test_help_option(evl, env, argv):
+    """No command: usage on stderr, `evl help` on stdout, as C does with or without -h."""
+    r = evl(*argv, env=env, autoload=False)
+    assert (r.code, r.out, r.err) == (0, BUILTIN_LISTING, USAGE)
+
+
+def test_help_option_in_a_real_process(sh, env):
+    r = sh("evl", "--help", env=env)
+    assert (r.code, r.err) == (0, USAGE)
+    assert r.out == sh("evl", "help", env=env).out
+    assert help_rows(r.out)["net"] == NET_SUMMARY
+
+
+@pytest.mark.parametrize("argv", [["-h", "-V"], ["-hV"], ["-hv"], ["-V", "-h"], ["--help", "--version"],
+                                  ["-h", "--vers"], ["-P", "/x", "-h", "-V"], ["-h", "-V", "-x"]], ids=" ".join)
+def test_version_wins_over_help(evl, env, argv):
+    r = evl(*argv, env=env, autoload=False)
+    assert (r.code, r.out, r.err) == (0, VERSION, "")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["-h", "-x"], "invalid option -- 'x'"),
+    (["-hx"], "invalid option -- 'x'"),
+    (["-hP"], "option requires an argument -- 'P'"),
+    (["-h", "-P"], "option requires an argument -- 'P'"),
+    (["--help", "--bogus"], "unrecognized option '--bogus'"),
+    (["--help", "--prefix"], "option '--prefix' requires an argument"),
+    (["-h", "--help=1"], "option '--help' doesn't allow an argument"),
+])
+def test_help_then_a_bad_option_is_a_usage_error(evl, env, argv, message):
+    """-h is not acted on before the whole option list has parsed, as in C's loop."""
+    r = evl(*argv, env=env, autoload=False)
+    assert (r.code, r.out, r.err) == (2, "", f"evl: {message}\n{USAGE}")
+
+
+def test_help_then_a_bad_option_in_a_real_process(sh, env):
+    r = sh("evl", "-hP", env=env)
+    assert (r.code, r.out, r.err) == (2, "", f"evl: option requires an argument -- 'P'\n{USAGE}")
+
+
+def test_help_option_before_a_command_runs_the_command(evl, env):
+    """C's -h only sets the default command; the command named after it wins."""
+    plugins = [plugin("evl_test_one", command())]
+    r = evl("-h", "greet", "--name", "x", env=env, plugins=plugins, autoload=False)
+    assert (r.code, r.out, r.err) == (0, "greetings, x from evl-greet\n", "")
+    r = evl("--help", "help", env=env, autoload=False)
+    assert (r.code, r.out, r.err) == (0, BUILTIN_LISTING, "")
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -165,10 +232,10 @@ def test_bad_global_option(evl, env, argv, message):
 
 
 def test_version_acts_before_a_later_bad_option(evl, env):
-    """Options are acted on as they are parsed, as the C loop does."""
-    for argv in (["-Vz"], ["-V", "--bogus"], ["-h", "-P"]):
+    """-V exits as soon as it is parsed, as the C loop does (-h does not: see above)."""
+    for argv in (["-Vz"], ["-V", "--bogus"], ["-V", "-P"], ["-hVx"]):
         r = evl(*argv, env=env)
-        assert (r.code, r.err) == (0, ""), argv
+        assert (r.code, r.out, r.err) == (0, VERSION, ""), argv
 
 
 def test_bad_global_option_in_a_real_process(sh, env):
@@ -194,11 +261,12 @@ def test_options_after_the_command_go_to_the_command(sh, env):
     rows = {row["name"]: row for row in json.loads(r.out)}
     assert rows["help"]["summary"] == "list the available commands"
     assert rows["net"] == {"name": "net", "summary": NET_SUMMARY, "origin": "plugin"}
-    # -V after the command is the command's option, not the dispatcher's
+    # -V after the command is the command's option, not the dispatcher's;
+    # evl help ignores what it does not know, as the C evl-help script does
     r = sh("evl", "help", "-V", env=env)
-    assert r.code == 2
+    assert (r.code, r.err) == (0, "")
+    assert r.out == sh("evl", "help", env=env).out
     assert VERSION not in r.out
-    assert "usage: evl-help" in r.err
     r = sh("evl", "help", "-h", env=env)
     assert r.code == 0
     assert r.out.startswith("usage: evl-help")
@@ -208,6 +276,42 @@ def test_help_json_in_process(evl, env):
     r = evl("help", "--json", env=env, autoload=False)
     assert r.code == 0
     assert [row["name"] for row in json.loads(r.out)] == ["help", "plugins"]
+
+
+def test_help_listing_format(evl, env):
+    """C's evl-help: a blank line, "available commands:", a blank line, then printf '%-12s %s\\n'."""
+    r = evl("help", env=env, autoload=False)
+    assert (r.code, r.out, r.err) == (0, BUILTIN_LISTING, "")
+
+
+@pytest.mark.parametrize("argv", [["extra", "words"], ["-V"], ["-x", "--bogus", "word"], ["--", "x"], ["-@", "x"]],
+                         ids=" ".join)
+def test_help_ignores_extra_arguments(evl, env, argv):
+    """The C evl-help is a shell script that ignores its arguments."""
+    r = evl("help", *argv, env=env, autoload=False)
+    assert (r.code, r.out, r.err) == (0, BUILTIN_LISTING, "")
+
+
+def test_help_ignores_extra_words_in_a_real_process(sh, env):
+    r = sh("evl", "help", "extra", "words", env=env)
+    assert (r.code, r.err) == (0, "")
+    assert r.out == sh("evl", "help", env=env).out
+
+
+@pytest.mark.parametrize("argv", [["--json", "extra"], ["extra", "--json"], ["a", "--json", "b", "-z"], ["--js"]],
+                         ids=" ".join)
+def test_help_json_with_extra_words(evl, env, argv):
+    r = evl("help", *argv, env=env, autoload=False)
+    assert (r.code, r.err) == (0, "")
+    assert [row["name"] for row in json.loads(r.out)] == ["help", "plugins"]
+
+
+def test_help_describes_itself_and_keeps_its_own_help(evl, env):
+    r = evl("help", "-@", env=env, autoload=False)
+    assert (r.code, r.out, r.err) == (0, "list the available commands\n", "")
+    r = evl("help", "--help", env=env, autoload=False)
+    assert (r.code, r.err) == (0, "")
+    assert r.out.startswith("usage: evl-help [-h] [--json] [word ...]\n")
 
 
 def test_python_dash_m(env, tmp_path):
@@ -362,6 +466,20 @@ def test_help_lists_externals_with_their_description(evl, env, prefix):
                                                        env=env, autoload=False).out)}
     assert rows["good"]["origin"] == str(prefix / "evl-good")
     assert rows["bad"]["summary"] == ""
+
+
+def test_help_lists_externals_by_their_full_name(evl, env, prefix):
+    """`evl-foo-bar` is listed as what runs it, `foo-bar` (the C script's `cut -f2` would say `foo`)."""
+    external(prefix, "foo-bar", "echo ran foo-bar", describe="a hyphenated external")
+    r = evl("-P", str(prefix), "help", env=env, autoload=False)
+    assert (r.code, r.err) == (0, "")
+    assert r.out == (
+        "\navailable commands:\n\n"
+        "foo-bar      a hyphenated external\n"
+        "help         list the available commands\n"
+        "plugins      list the loaded plugins and what they provide\n"
+    )
+    assert evl("-P", str(prefix), "foo-bar", env=env, autoload=False).code == 0
 
 
 def test_help_lists_externals_in_a_real_process(sh, env, prefix):
@@ -692,8 +810,15 @@ def test_net_handler_is_not_imported(env, tmp_path, argv):
     assert "evl_net.cli" not in modules
 
 
-def test_help_option_imports_no_plugin(env, tmp_path):
-    modules, _timed = imported_by(["--help"], env, tmp_path)
+def test_help_option_imports_what_evl_help_imports(env, tmp_path):
+    """`evl --help` lists the commands as `evl help` does, and imports nothing more."""
+    help_option, _timed = imported_by(["--help"], env, tmp_path)
+    help_command, _timed = imported_by(["help"], env, tmp_path)
+    assert help_option - help_command == set()
+
+
+def test_version_imports_no_plugin(env, tmp_path):
+    modules, _timed = imported_by(["--version"], env, tmp_path)
     assert not _under(modules, "evl_net")
     assert "pluggy" not in modules
 

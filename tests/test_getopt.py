@@ -325,9 +325,11 @@ def oracle(tmp_path_factory) -> str:
     return str(binary)
 
 
-def glibc(oracle: str, spec: str, argv: list[str]) -> list[tuple[str, ...]]:
+def glibc(oracle: str, spec: str, argv: list[str], posixly_correct: bool = False) -> list[tuple[str, ...]]:
     env = {k: v for k, v in os.environ.items() if k != "POSIXLY_CORRECT"}
     env["LC_ALL"] = "C"
+    if posixly_correct:
+        env["POSIXLY_CORRECT"] = "1"
     proc = subprocess.run([oracle, spec, *argv], capture_output=True, text=True, env=env)
     events: list[tuple[str, ...]] = []
     for line in proc.stdout.splitlines():
@@ -344,8 +346,8 @@ def glibc(oracle: str, spec: str, argv: list[str]) -> list[tuple[str, ...]]:
     return events
 
 
-def ours(spec: str, argv: list[str]) -> list[tuple[str, ...]]:
-    g = Getopt(argv, spec, LONG)
+def ours(spec: str, argv: list[str], posixly_correct: bool = False) -> list[tuple[str, ...]]:
+    g = Getopt(argv, spec, LONG, posixly_correct=posixly_correct)
     events: list[tuple[str, ...]] = []
     try:
         for key, value in g:
@@ -358,3 +360,49 @@ def ours(spec: str, argv: list[str]) -> list[tuple[str, ...]]:
 @pytest.mark.parametrize(("spec", "argv"), [_case(*case) for case in CASES])
 def test_same_as_glibc(oracle, spec, argv):
     assert ours(spec, argv) == glibc(oracle, spec, argv)
+
+
+POSIX_CASES = [
+    ("ab:c::i:v", ["-a", "x", "-v"]),
+    ("ab:c::i:v", ["x", "-a"]),
+    ("ab:c::i:v", ["-b", "x", "y", "-z"]),
+    ("ab:c::i:v", ["--verb", "op", "--name", "n"]),
+    ("ab:c::i:v", ["-a", "--", "-v"]),
+    ("ab:c::i:v", ["-az", "x"]),
+]
+
+
+@pytest.mark.parametrize(("spec", "argv"), POSIX_CASES)
+def test_same_as_glibc_with_posixly_correct(oracle, spec, argv):
+    assert ours(spec, argv, posixly_correct=True) == glibc(oracle, spec, argv, posixly_correct=True)
+
+
+# -- ranks: options added to a C tool's set ---------------------------------------------
+
+RANKED = (
+    LongOption("allow-gateway", NO_ARGUMENT, "g"),
+    LongOption("help", NO_ARGUMENT, "h"),
+    LongOption("all-interfaces", NO_ARGUMENT, "A", rank=1),
+    LongOption("hosts", REQUIRED_ARGUMENT, "H", rank=1),
+    LongOption("json", NO_ARGUMENT, "J", rank=1),
+    LongOption("jsonl", NO_ARGUMENT, "L", rank=1),
+)
+
+
+@pytest.mark.parametrize("word, key", [
+    ("--a", "g"), ("--al", "g"), ("--all", "g"), ("--h", "h"), ("--ho=x", "H"), ("--all-", "A"),
+    ("--all-interfaces", "A"), ("--json", "J"), ("--jsonl", "L"),
+])
+def test_a_prefix_matches_the_lowest_rank_first(word, key):
+    assert parse([word], "", RANKED)[0][0][0] == key
+
+
+def test_ambiguity_within_the_added_options_is_still_an_error():
+    assert error(["--js"], "", RANKED) == "option '--js' is ambiguous; possibilities: '--json' '--jsonl'"
+
+
+def test_operand_positions_and_optind():
+    g = Getopt(["-a", "x", "-b", "v", "y"], SHORT, LONG)
+    seen = [(key, g.optind) for key, _value in g]
+    assert seen == [("a", 1), ("b", 4)]
+    assert (g.operands, g.operand_index) == (["x", "y"], [1, 4])

@@ -131,7 +131,8 @@ def ioctls(double: KernelDouble, req: str | None = None) -> list[dict]:
 
 
 def test_help(knet, double):
-    ok(knet("--help"), err=USAGE)
+    run = knet("--help")
+    assert (run.code, run.out) == (0, "") and run.err.startswith(USAGE + "\nlong options of this implementation")
     assert double.records == []  # nothing opened
 
 
@@ -161,7 +162,7 @@ def test_query_verbose(knet):
 
 def test_query_terse(knet, double):
     double.board = "manual-traffic"
-    ok(knet("-QoRTf", "-i", "eth0.42"), out="1 2092625 137399 2048\n")
+    ok(knet("-QoRTf", "-i", "eth0.42"), out="yes 2092625 137399 2048\n")
 
 
 def test_vlan_filter_set_clear_show(knet, double):
@@ -203,12 +204,35 @@ def test_ebpf_filter_install_remove(knet, double, tmp_path):
     (install,) = [r for r in ioctls(double, "SETRXEBPF") if r["action"] == "install"]
     assert install["link"] == "anon_inode:bpf-prog" and install["prog_type"] == 1 and install["prog_tag"]
     assert KERNEL_LINE.match(double.kernel_log[-1] + "\n") and double.kernel_log[-1].endswith("installed")
-    ok(knet("-F", "-i", "eth0.42", cwd=str(tmp_path)))
+    ok(knet("-F", "-i", "eth0.42", cwd=str(tmp_path)), out="eBPF module removed from eth0.42\n")
     assert ioctls(double, "SETRXEBPF")[-1]["progfd"] == -1
     assert KERNEL_LINE.match(double.kernel_log[-1] + "\n") and double.kernel_log[-1].endswith("removed")
     logged = len(double.kernel_log)
-    ok(knet("-F", "-i", "eth0.42"))
+    ok(knet("-F", "-i", "eth0.42"), out="eBPF module removed from eth0.42\n")
     assert len(double.kernel_log) == logged  # nothing installed any more: nothing logged
+
+
+def test_filter_removal_is_reported(knet, double):
+    ok(knet("-ei", "eth0.42"))
+    for argv in (["-F", "-i", "eth0.42"], ["--filter", "-i", "eth0.42"]):
+        ok(knet(*argv), out="eBPF module removed from eth0.42\n")
+    assert [r["progfd"] for r in ioctls(double, "SETRXEBPF")] == [-1, -1]
+    fail(knet("--filter=", "-i", "eth0.42"),
+         "evl-net: cannot set BPF filter on eth0.42: cannot read '': No such file or directory\n")
+    assert len(ioctls(double, "SETRXEBPF")) == 2  # an empty path is no removal
+
+
+def test_vlan_clear_message_does_not_depend_on_the_read_back(kn, netns, double, knet_env, tmp_path):
+    """With a plain file as the sysfs attribute (no kernel parser behind it), -N still says it cleared."""
+    sysdir = tmp_path / "sys"
+    (sysdir / "evl" / "net").mkdir(parents=True)
+    attr = sysdir / "evl" / "net" / "vlans"
+    attr.write_text("41-42\n")
+    env = {**knet_env, "EVL_SYSDIR": str(sysdir)}
+    ok(kn("-N", env=env), out="VLAN filter cleared\n")
+    # One NUL byte written over the start, as the C tool writes it: the read-back is not empty.
+    assert attr.read_bytes() == b"\x001-42\n"
+    ok(kn("-N42", env=env))
 
 
 def test_auto_transport_chooses_ioctl_where_the_net_node_exists(kn, knet_env):
@@ -235,7 +259,7 @@ def test_json_results_match_the_simulator(kn, sh):
 
 
 def test_query_all_matches_the_simulator(kn, sh):
-    for args in (("-ei", "eth0.42"), ("-Q", "--all"), ("-QoRs", "--all")):
+    for args in (("-ei", "eth0.42"), ("-Q", "--all-interfaces"), ("-QoRs", "--all-interfaces")):
         got, want = _both(kn, sh, *args)
         assert (got.code, got.out, got.err) == (want.code, want.out, want.err), args
 
@@ -294,7 +318,7 @@ def test_other_coreinfo_error(kn, double):
 def test_no_net_node_is_operation_not_supported(kn, double):
     double.make_nodes(net=False)
     fail(kn("-ei", "eth0.42"),
-         f"evl-net: cannot enable out-of-band port on eth0.42 (no {double.devdir}/net: no out-of-band "
+         f"evl-net: cannot open out-of-band port eth0.42 (no {double.devdir}/net: no out-of-band "
          "network stack in this EVL core): Operation not supported\n")
 
 
@@ -302,11 +326,12 @@ def test_no_net_node_is_operation_not_supported(kn, double):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("-ei", "eth9"), "cannot enable out-of-band port on eth9"),
-    (("-di", "eth9"), "cannot disable out-of-band port on eth9"),
-    (("-Q", "-i", "eth9"), "cannot query out-of-band port on eth9"),
-    (("-F", "-i", "eth9"), "cannot set BPF filter on eth9"),
-    (("-Q", "-i", "a-name-far-too-long-for-linux"), "cannot query out-of-band port on a-name-far-too-long-for-linux"),
+    # The C tool's words for the step that failed: opening the device (EVL_NETIOC_DEVOPEN).
+    (("-ei", "eth9"), "cannot open out-of-band port eth9"),
+    (("-di", "eth9"), "cannot open out-of-band port eth9"),
+    (("-Q", "-i", "eth9"), "cannot open out-of-band port eth9"),
+    (("-F", "-i", "eth9"), "cannot open out-of-band port eth9"),
+    (("-Q", "-i", "a-name-far-too-long-for-linux"), "cannot open out-of-band port a-name-far-too-long-for-linux"),
 ])
 def test_unknown_device_is_refused_before_any_request(kn, double, args, message):
     fail(kn(*args), f"evl-net: {message}: No such device\n")
@@ -334,7 +359,7 @@ def test_disabling_a_non_port_succeeds(kn):
      "with ENOTTY: not an EVL device, or an ABI mismatch)", "Bad file descriptor"),
     # libevl maps nothing on enable, nor on DEVOPEN.
     ("SETPORT", ("-ei", "eth0.42"), "cannot enable out-of-band port on eth0.42", "Inappropriate ioctl for device"),
-    ("DEVOPEN", ("-Q", "-i", "eth0.42"), "cannot query out-of-band port on eth0.42", "Inappropriate ioctl for device"),
+    ("DEVOPEN", ("-Q", "-i", "eth0.42"), "cannot open out-of-band port eth0.42", "Inappropriate ioctl for device"),
     ("SETRXEBPF", ("-F", "-i", "eth0.42"), "cannot set BPF filter on eth0.42 (EVL_NDEVIOC_SETRXEBPF refused "
      "with ENOTTY: not an EVL device, or an ABI mismatch)", "Bad file descriptor"),
     ("SOLICIT", ("-s", "10.10.10.10"), "10.10.10.10 did not respond (EVL_SOCKIOC_SOLICIT refused "

@@ -8,18 +8,114 @@ import pytest
 
 from test_manual import USAGE
 
+#: The C tool's long options, with their short letters ("" for none).
+C_LONG = {
+    "interface": "i", "filter": "F", "solicit": "s", "solicit-permanent": "S", "enable-port": "e",
+    "disable-port": "d", "pool-size": "p", "buffer-size": "b", "query-port": "Q", "allow-gateway": "g",
+    "set-vlan-ids": "N", "print-vlan-ids": "n", "help": "h",
+}
 
-def usage_error(run, message: str) -> None:
+
+def usage_error(run, message: str, bare: bool = False) -> None:
     assert run.code == 1
     assert run.out == ""
-    assert run.err == f"evl-net: {message}\n" + USAGE
+    assert run.err == ("" if bare else "evl-net: ") + f"{message}\n" + USAGE
+
+
+def help_text(run) -> None:
+    """A help request: the C usage byte for byte first, then this tool's long options."""
+    assert (run.code, run.out) == (0, "")
+    assert run.err.startswith(USAGE)
+    extra = run.err[len(USAGE):]
+    assert extra.startswith("\nlong options of this implementation (see man evl-net):\n")
+    for option in ("--json", "--all-interfaces", "--format=NAME", "--transport=NAME", "--board=FILE", "--remote=", "--hosts=FILE"):
+        assert f"\n{option}" in extra
+    assert "--interface" not in extra  # C's own options are in the usage already
 
 
 # -- getopt semantics ------------------------------------------------------
 
 def test_no_arguments_prints_usage_and_succeeds(evl):
-    run = evl("net")
-    assert (run.code, run.out, run.err) == (0, "", USAGE)
+    help_text(evl("net"))
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["--help"], ["--h"], ["--he"], ["-h", "-e"], ["-h", "-p", "abc"]])
+def test_help(evl, argv):
+    help_text(evl("net", *argv))
+
+
+def test_options_act_in_argv_order(evl):
+    # -p is checked when it is seen: before a later -h can print the help.
+    usage_error(evl("net", "-p", "abc", "-h"), "invalid pool size 'abc': expected a decimal integer in 0..32768")
+
+
+def _c_option_for(prefix: str) -> str | None:
+    matches = [name for name in C_LONG if name.startswith(prefix)]
+    return matches[0] if len(matches) == 1 else None
+
+
+C_PREFIXES = sorted({name[:n] for name in C_LONG for n in range(1, len(name) + 1)})
+
+
+@pytest.mark.parametrize("prefix", C_PREFIXES)
+def test_abbreviations_of_c_long_options_mean_what_they_mean_in_c(prefix):
+    """Every prefix of every C long option resolves among the C options alone, whatever we added."""
+    from evl_core.getopt import Getopt, GetoptError
+    from evl_net import options
+    from evl_net.plugin import builtin_actions
+
+    actions = builtin_actions()
+    longs = options.longopts(actions)
+    ours = Getopt([f"--{prefix}=x"], options.shortopts(actions), longs)
+    expected = _c_option_for(prefix)
+    exact = prefix in C_LONG
+    try:
+        key = next(iter(ours))[0]
+    except GetoptError as exc:
+        message = str(exc)
+        if expected is None and not exact:
+            assert "is ambiguous" in message
+            # only C options are offered as possibilities
+            offered = {p.strip("'-") for p in message.split("possibilities: ")[1].split()}
+            assert offered == {name for name in C_LONG if name.startswith(prefix)}
+        else:
+            assert "doesn't allow an argument" in message  # a no-argument C option, matched
+            name = prefix if exact else expected
+            assert f"'--{name}'" in message
+        return
+    name = prefix if exact else expected
+    assert name is not None, f"--{prefix} should be ambiguous among the C options"
+    assert key == (C_LONG[name] or name)
+
+
+@pytest.mark.parametrize("prefix, key", [
+    ("fo", "format"), ("tr", "transport"), ("bo", "board"), ("ho", "hosts"), ("js", None), ("all-", "all-interfaces"),
+    ("all-interfaces", "all-interfaces"), ("accept", "accept-new-host-key"), ("jobs", "jobs"), ("json", "json"),
+])
+def test_new_long_options_match_only_where_no_c_option_does(prefix, key):
+    from evl_core.getopt import Getopt, GetoptError
+    from evl_net import options
+    from evl_net.plugin import builtin_actions
+
+    actions = builtin_actions()
+    parser = Getopt([f"--{prefix}"], options.shortopts(actions), options.longopts(actions))
+    if key is None:
+        with pytest.raises(GetoptError, match="ambiguous"):
+            list(parser)
+        return
+    try:
+        got = next(iter(parser))[0]
+    except GetoptError as exc:  # an option that needs an argument was matched
+        assert f"'--{key}' requires an argument" in str(exc)
+        return
+    assert got == key
+
+
+def test_posixly_correct_stops_at_the_first_operand(evl, sim_env):
+    env = {**sim_env, "POSIXLY_CORRECT": "1"}
+    usage_error(evl("net", "foo", "-h", env=env), "unexpected argument 'foo'")
+    help_text(evl("net", "foo", "-h"))  # without it, getopt permutes: -h is seen
+    usage_error(evl("net", "-n", "foo", "-e", env=env), "unexpected argument 'foo'")
 
 
 def test_describe_acts_immediately(evl):
@@ -31,15 +127,38 @@ def test_option_error_before_describe_wins(evl):
     usage_error(evl("net", "-z", "-@"), "invalid option -- 'z'")
 
 
-def test_optional_argument_must_be_glued(evl):
-    usage_error(evl("net", "-Q", "oRTf", "-i", "eth0"),
-                "unexpected argument 'oRTf' (an optional argument must be glued to its option, as in -Q<mods>)")
+@pytest.mark.parametrize("argv, glued", [
+    (["-Q", "oRTf", "-i", "eth0"], "-QoRTf"),
+    (["-eQ", "oRTf", "-i", "eth0"], "-eQoRTf"),
+    (["--query-port", "oRTf", "-i", "eth0"], "--query-port=oRTf"),
+    (["-i", "eth0", "-F", "netrx.o"], "-Fnetrx.o"),
+    (["-N", "42"], "-N42"),
+])
+def test_optional_argument_must_be_glued(evl, argv, glued):
+    stray = next(w for w in argv if not w.startswith("-") and w != "eth0")
+    usage_error(evl("net", *argv),
+                f"unexpected argument '{stray}' (an optional argument must be glued to its option: {glued})")
+
+
+@pytest.mark.parametrize("argv", [["-e", "foo", "-i", "eth0"], ["-n", "foo"], ["foo", "-Q", "-i", "eth0"]])
+def test_glue_hint_only_where_it_applies(evl, argv):
+    usage_error(evl("net", *argv), "unexpected argument 'foo'")
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["-Si", "eth0", "10.10.10.11"], "-S took 'i' as its host; did you mean -S 10.10.10.11 -i eth0?"),
+    (["-si", "eth0", "10.10.10.11"], "-s took 'i' as its host; did you mean -s 10.10.10.11 -i eth0?"),
+    (["-Sg", "10.10.10.10"], "-S took 'g' as its host; did you mean -S 10.10.10.10 -g?"),
+    (["-Sgi", "eth0", "peer"], "-S took 'gi' as its host; did you mean -S peer -g -i eth0?"),
+])
+def test_solicit_that_swallowed_an_option_letter(evl, argv, hint):
+    usage_error(evl("net", *argv), hint)
 
 
 def test_long_optional_argument_with_equals(evl):
     assert evl("net", "-ei", "eth0.42").code == 0
     run = evl("net", "--query-port=oR", "--interface", "eth0.42")
-    assert (run.code, run.out) == (0, "1 0\n")
+    assert (run.code, run.out) == (0, "yes 0\n")
 
 
 def test_unique_prefixes_of_long_options(evl):
@@ -57,7 +176,7 @@ def test_clustered_flags_and_options_after_operands_order(evl):
     run = evl("net", "-Sg", "-i", "eth0.42")
     assert (run.code, run.err) == (1, "evl-net: invalid host/IP address 'g'\n")
     # Options after operands are still options (getopt permutes).
-    usage_error(evl("net", "stray", "-e"), "unexpected argument 'stray' (an optional argument must be glued to its option, as in -Q<mods>)")
+    usage_error(evl("net", "stray", "-e"), "unexpected argument 'stray'")
 
 
 def test_required_argument_missing(evl):
@@ -71,25 +190,21 @@ def test_print_vlan_ids_takes_no_argument(evl):
     usage_error(evl("net", "--print-vlan-ids=x"), "option '--print-vlan-ids' doesn't allow an argument")
 
 
-def test_help_wins_and_goes_to_stderr(evl):
-    run = evl("net", "-h", "-e")
-    assert (run.code, run.out, run.err) == (0, "", USAGE)
-
-
 # -- the C tool's order of checks -----------------------------------------
 
 def test_stray_operand_before_missing_command(evl):
-    usage_error(evl("net", "stray"), "unexpected argument 'stray' (an optional argument must be glued to its option, as in -Q<mods>)")
+    usage_error(evl("net", "stray"), "unexpected argument 'stray'")
 
 
 def test_no_command_given(evl):
-    usage_error(evl("net", "-i", "eth0"), "no command given")
-    usage_error(evl("net", "-g"), "no command given")
+    # Printed bare, as the C tool prints it.
+    usage_error(evl("net", "-i", "eth0"), "no command given", bare=True)
+    usage_error(evl("net", "-g"), "no command given", bare=True)
 
 
 @pytest.mark.parametrize("option", ["-e", "-d", "-Q", "-F", "-Qa", "-Fx.o"])
 def test_interface_required(evl, option):
-    usage_error(evl("net", option), "a network interface must be specified")
+    usage_error(evl("net", option), "a network interface must be specified", bare=True)
 
 
 @pytest.mark.parametrize("argv", [["-N42"], ["-n"], ["-S", "10.10.10.10", "-g"]])
@@ -107,8 +222,7 @@ def test_interface_not_required(evl, argv):
     ("32769", "invalid pool size '32769': the kernel accepts at most 32768"),
 ])
 def test_bad_pool_size(evl, value, message):
-    run = evl("net", "-ei", "eth0.42", "-p", value)
-    assert (run.code, run.out, run.err) == (1, "", f"evl-net: {message}\n")
+    usage_error(evl("net", "-ei", "eth0.42", "-p", value), message)
     assert evl("net", "-Qa", "-i", "eth0.42").out == "0\n"  # nothing was enabled
 
 
@@ -121,8 +235,15 @@ def test_bad_buffer_size_is_checked_against_the_board_before_anything_runs(evl):
     assert evl("net", "-Qa", "-i", "eth0.42").out == "2048\n"
 
 
-def test_pool_size_without_enable(evl):
-    usage_error(evl("net", "-Q", "-i", "eth0", "-p", "10"), "-p and -b apply to -e (enable) only")
+@pytest.mark.parametrize("argv, warning", [
+    (["-p", "10"], "-p has no effect without -e"),
+    (["-b", "2048"], "-b has no effect without -e"),
+    (["-p", "10", "-b", "0"], "-p and -b have no effect without -e"),
+])
+def test_pool_and_buffer_size_without_enable_are_accepted_with_a_warning(evl, argv, warning):
+    run = evl("net", "-QoR", "-i", "eth0.42", *argv)
+    assert (run.code, run.out, run.err) == (0, "yes 0\n", f"evl-net: warning: {warning}\n")
+    assert evl("net", "-ei", "eth0.42", *argv).err == ""
 
 
 def test_invalid_query_modifier_is_rejected_before_anything(evl):
@@ -139,10 +260,12 @@ def test_broadcast_needs_an_interface(evl):
 # -- runtime errors -----------------------------------------------------------
 
 @pytest.mark.parametrize("argv, message", [
-    (["-ei", "eth9"], "cannot enable out-of-band port on eth9: No such device"),
-    (["-di", "eth9"], "cannot disable out-of-band port on eth9: No such device"),
-    (["-Q", "-i", "eth9"], "cannot query out-of-band port on eth9: No such device"),
-    (["-F", "-i", "eth9"], "cannot set BPF filter on eth9: No such device"),
+    # The device cannot be opened (EVL_NETIOC_DEVOPEN): the C tool's words for that step.
+    (["-ei", "eth9"], "cannot open out-of-band port eth9: No such device"),
+    (["-di", "eth9"], "cannot open out-of-band port eth9: No such device"),
+    (["-Q", "-i", "eth9"], "cannot open out-of-band port eth9: No such device"),
+    (["-F", "-i", "eth9"], "cannot open out-of-band port eth9: No such device"),
+    (["--filter=", "-i", "eth0.42"], "cannot set BPF filter on eth0.42: cannot read '': No such file or directory"),
     (["-N5000"], "invalid VLAN id. list '5000': Numerical result out of range"),
     (["-N1"], "invalid VLAN id. list '1': Invalid argument"),
     (["-N41 - 42"], "invalid VLAN id. list '41 - 42': Invalid argument"),
@@ -163,10 +286,10 @@ def test_vlan_error_keeps_the_previous_filter(evl):
 def test_commands_run_in_the_fixed_order_and_stop_at_the_first_failure(evl):
     # Given as query, set VLANs, enable: run as enable, set VLANs, query.
     run = evl("net", "-QoR", "-N7", "-e", "-n", "-i", "eth0.42")
-    assert (run.code, run.out) == (0, "7\n1 0\n")
+    assert (run.code, run.out) == (0, "7\nyes 0\n")
     run = evl("net", "-N3000", "-ei", "eth9", "-n")
     assert (run.code, run.out) == (1, "")
-    assert run.err == "evl-net: cannot enable out-of-band port on eth9: No such device\n"
+    assert run.err == "evl-net: cannot open out-of-band port eth9: No such device\n"
     assert evl("net", "-n").out == "7\n"  # -N ran after -e in the plan: never reached
 
 
@@ -202,7 +325,7 @@ def test_json_errors_leave_stdout_empty(evl):
 
 def test_query_all_table(evl):
     evl("net", "-ei", "eth0.42")
-    run = evl("net", "-Q", "--all")
+    run = evl("net", "-Q", "--all-interfaces")
     assert run.code == 0
     header, rule, *rows = run.out.splitlines()
     assert header.split()[:4] == ["interface", "port", "oob", "up"]
@@ -213,25 +336,25 @@ def test_query_all_table(evl):
 
 
 def test_query_all_with_modifiers_selects_columns(evl):
-    run = evl("net", "-Qof", "--all")
+    run = evl("net", "-Qof", "--all-interfaces")
     assert run.out.splitlines()[0].split() == ["interface", "port", "oob", "skb", "free"]
 
 
 def test_query_all_json(evl):
-    run = evl("net", "--json", "-Q", "--all")
+    run = evl("net", "--json", "-Q", "--all-interfaces")
     (doc,) = [json.loads(x) for x in run.out.splitlines()]
     assert [i["ifname"] for i in doc["interfaces"]] == ["lo", "eth0", "eth0.42", "eth1", "eth1.42", "eth2"]
 
 
 def test_all_with_interface_is_an_error(evl):
-    usage_error(evl("net", "-Q", "--all", "-i", "eth0"), "--all queries every interface: drop -i")
+    usage_error(evl("net", "-Q", "--all-interfaces", "-i", "eth0"), "--all-interfaces queries every interface: drop -i")
 
 
 def test_format_list_and_explicit_formatter(evl):
     run = evl("net", "--format=list")
     assert [line.split()[0] for line in run.out.splitlines()] == ["json", "table", "terse", "text", "verbose"]
     evl("net", "-ei", "eth0.42")
-    assert evl("net", "--format=terse", "-Q", "-i", "eth0.42").out == "0 0 0 0 1 4096 2048 2048 0 0 0\n"
+    assert evl("net", "--format=terse", "-Q", "-i", "eth0.42").out == "0 0 0 0 yes 4096 2048 2048 0 0 0\n"
     run = evl("net", "--format=nope", "-n")
     assert (run.code, run.err) == (1, "evl-net: unknown formatter 'nope' (available: json, table, terse, text, verbose)\n")
 
@@ -243,5 +366,22 @@ def test_terse_x_prints_two_numbers(evl):
 
 def test_non_oob_capable_driver(evl):
     assert evl("net", "-ei", "eth2").code == 0  # not an error: egress goes in-band
-    assert evl("net", "-Qo", "-i", "eth2").out == "0\n"
+    assert evl("net", "-Qo", "-i", "eth2").out == "no\n"
     assert evl("net", "-Q", "-i", "eth2").out.startswith("oob capability: no\n")
+
+
+# -- what the messages say --------------------------------------------------------
+
+def test_filter_removal_is_reported(evl):
+    assert evl("net", "-ei", "eth0.42").code == 0
+    for argv in (["-F", "-i", "eth0.42"], ["--filter", "-i", "eth0.42"], ["--fil", "--int=eth0.42"]):
+        run = evl("net", *argv)
+        assert (run.code, run.out) == (0, "eBPF module removed from eth0.42\n"), argv
+
+
+def test_vlan_clear_message_follows_the_request(evl):
+    assert evl("net", "-N42").out == ""
+    assert evl("net", "-N").out == "VLAN filter cleared\n"
+    assert evl("net", "-N").out == "VLAN filter cleared\n"  # already clear: still what was asked
+    assert evl("net", "-N", "-n").out == "VLAN filter cleared\n"  # and the filter reads back empty
+    usage_error(evl("net", "--set-vlan-ids="), "empty VLAN id. list (-N alone clears the filter)")

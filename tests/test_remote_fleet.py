@@ -89,13 +89,13 @@ def test_fleet_of_50_boards_with_unreachable_and_frozen_ones(lab, sim_env, evl, 
         ranks = [0 if r[1] == "changed" else 1 if r[1] in ("failed", "incompatible") else 2 for r in rows]
         assert ranks == sorted(ranks)
         by_board = {row[0]: row for row in rows}
-        assert by_board[lab.target(failing[0])][2] == "cannot enable out-of-band port on eth0.42: No such device"
+        assert by_board[lab.target(failing[0])][2] == "cannot open out-of-band port eth0.42: No such device"
         assert "Connection refused" in by_board[unreachable[0]][2]
         assert "timed out" in by_board[lab.target(frozen.boards[0])][2]
         assert by_board[lab.target(healthy[0])][2].isdigit()  # nothing to print: RESULT empty, MS follows
         err = run.err.splitlines()
         assert len(err) == 11 and err[-1] == "evl-net: 40 of 50 boards succeeded, 3 failed, 7 did not answer"
-        assert f"evl-net: {lab.target(failing[0])}: failed: cannot enable out-of-band port on eth0.42: No such device" in err
+        assert f"evl-net: {lab.target(failing[0])}: failed: cannot open out-of-band port eth0.42: No such device" in err
 
         # Again, as JSON: idempotent (ok, not changed), the same failures, the same exit status.
         run = evl("net", f"--hosts={hosts}", "-ei", "eth0.42", "--timeout=2", "--json", env=env)
@@ -114,7 +114,7 @@ def test_fleet_of_50_boards_with_unreachable_and_frozen_ones(lab, sim_env, evl, 
                 assert b["failed"] is True and b["error"]["msg"]
         failed = next(b for b in boards if b["board"] == lab.target(failing[1]))
         assert failed["error"] == {"code": "ENODEV", "errno": 19,
-                                   "msg": "cannot enable out-of-band port on eth0.42: No such device"}
+                                   "msg": "cannot open out-of-band port eth0.42: No such device"}
     finally:
         frozen.close()
 
@@ -139,8 +139,8 @@ def test_query_results_in_the_table(lab, sim_env, evl):
     run = evl("net", *(f"--remote={lab.target(b)}" for b in boards), "-QoRTf", "-i", "eth0.42", env=fleet_env(lab, sim_env))
     assert run.code == 0 and run.err == ""
     rows = table_rows(run.out)
-    expected = sorted([[lab.target(boards[0]), "ok", "1 0 0 0"],
-                       [lab.target(boards[1]), "ok", "1 2092625 137399 2048"]], key=lambda r: int(r[0].rsplit(":", 1)[1]))
+    expected = sorted([[lab.target(boards[0]), "ok", "yes 0 0 0"],
+                       [lab.target(boards[1]), "ok", "yes 2092625 137399 2048"]], key=lambda r: int(r[0].rsplit(":", 1)[1]))
     assert [r[:3] for r in rows] == expected  # sorted by name, numbers by value
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from evl_net.errors import KernelError
 from evl_net.remote import protocol
 from evl_net.remote.protocol import MAX_BPF_FRAME, MAX_FRAME, OPS, ProtocolError
 
@@ -148,14 +149,26 @@ def test_replies_round_trip():
 
 # -- hello and versions ------------------------------------------------------------------------------
 
+def test_stage_travels_from_version_2_only():
+    exc = KernelError(19, stage="cannot open out-of-band port eth9")
+    assert "stage" not in json.loads(protocol.oserror_frame(1, exc, version=1))["error"]
+    frame = protocol.oserror_frame(1, exc, version=2)
+    assert json.loads(frame)["error"]["stage"] == "cannot open out-of-band port eth9"
+    reply = protocol.parse_reply(frame.rstrip(b"\n"))
+    assert reply.error["stage"] == "cannot open out-of-band port eth9"
+    with pytest.raises(ProtocolError):
+        protocol.parse_reply(protocol.error_frame(1, "ENODEV", "x", stage="a\nb").rstrip(b"\n"))
+
+
 def test_version_negotiation():
     assert protocol.choose_version([1, 1]) == 1
     assert protocol.choose_version([1, 9]) == protocol.PROTO_MAX
     assert protocol.choose_version([protocol.PROTO_MAX + 1, 9]) is None
     good = {"proto": 1, "caps": ["stat.get"], "limits": {"max_frame": 1}, "abi": {"base": 45, "current": 45}}
     assert protocol.check_hello(good)["proto"] == 1
+    assert protocol.check_hello(dict(good, proto=2))["proto"] == 2
     with pytest.raises(ProtocolError) as info:
-        protocol.check_hello(dict(good, proto=2))
+        protocol.check_hello(dict(good, proto=protocol.PROTO_MAX + 1))
     assert info.value.code == "EPROTONOSUPPORT"
     for bad in ({**good, "caps": "all"}, {**good, "limits": None}, {k: v for k, v in good.items() if k != "abi"}):
         with pytest.raises(ProtocolError):

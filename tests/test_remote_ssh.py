@@ -479,7 +479,7 @@ def test_no_common_version_is_incompatible(tmp_path):
     exc = session_error(fake_ssh(tmp_path, "r = recv(); send({'id': r['id'], 'ok': False, 'error': "
                                  "{'code': 'EPROTONOSUPPORT', 'errno': 93, 'msg': 'this agent speaks 2..3'}})\n"))
     assert exc.status == "incompatible" and "2..3" in exc.reason
-    exc = session_error(fake_ssh(tmp_path, ALL_CAPS + HELLO_OK.replace("'proto': 1", "'proto': 2")))
+    exc = session_error(fake_ssh(tmp_path, ALL_CAPS + HELLO_OK.replace("'proto': 1", "'proto': 3")))
     assert exc.status == "incompatible"
 
 
@@ -513,10 +513,11 @@ MANUAL = [
     ["-ei", "eth1.42", "-p", "4096"], ["-Qa", "-i", "eth1.42"], ["-di", "eth1.42"], ["-Qsfa", "-i", "eth1.42"],
     ["-ei", "eth0.42"], ["-S", "10.10.10.10"], ["-Q", "-i", "eth0.42"], ["-QoRTf", "-i", "eth0.42"],
     ["-N42"], ["-n"], ["-N41,42,55-57"], ["-N"], ["-n"], ["-N41,42,55-57"], ["-n"],
-    ["--json", "-Q", "-i", "eth0.42"], ["-Q", "--all"], ["-QoR", "--all"], ["--json", "-N7"],
+    ["--json", "-Q", "-i", "eth0.42"], ["-Q", "--all-interfaces"], ["-QoR", "--all-interfaces"], ["--json", "-N7"],
     ["-Q", "-i", "eth9"], ["-Sg", "-i", "eth0.42"], ["-ei", "eth2"], ["-e", "-i", "eth0.42", "-b", "99999"],
     ["-s", "broadcast", "-i", "eth0.42"], ["-F", "-i", "eth0.42"], ["-Fmissing.o", "-i", "eth0.42"],
     ["-di", "eth0.42", "-ei", "eth0.42", "-n", "-Q", "-i", "eth0.42"],
+    ["-di", "eth9"], ["-s", "10.10.10.10", "-i", "eth9"], ["--filter", "-i", "eth0.42"], ["-N", "-n"],
 ]
 
 
@@ -529,10 +530,26 @@ def test_manual_examples_through_remote_match_local(lab, sim_env, evl):
         assert (remote.code, remote.out, remote.err) == (local.code, local.out, local.err), args
 
 
+def test_c_tool_words_through_remote(lab, sim_env, evl):
+    """What the C tool says of a removal, a clear and a failed step, said the same over SSH."""
+    board = lab.board("words")
+    env = lab.env(sim_env)
+    target = f"--remote={lab.target(board)}"
+    assert evl("net", target, "-ei", "eth0.42", env=env).code == 0
+    run = evl("net", target, "-F", "-i", "eth0.42", env=env)
+    assert (run.code, run.out) == (0, "eBPF module removed from eth0.42\n")
+    run = evl("net", target, "-N", env=env)
+    assert (run.code, run.out) == (0, "VLAN filter cleared\n")
+    run = evl("net", target, "-Q", "-i", "eth9", env=env)
+    assert (run.code, run.out, run.err) == (1, "", "evl-net: cannot open out-of-band port eth9: No such device\n")
+    run = evl("net", target, "-s", "10.10.10.10", "-i", "eth9", env=env)
+    assert run.err == "evl-net: cannot bind UDP socket to device eth9: No such device\n"
+
+
 def test_manual_traffic_board_through_remote(lab, sim_env, evl):
     board = lab.board("traffic", env={"EVL_SIM_BOARD": "manual-traffic"})
     run = evl("net", f"--remote={lab.target(board)}", "-QoRTf", "-i", "eth0.42", env=lab.env(sim_env))
-    assert (run.code, run.out, run.err) == (0, "1 2092625 137399 2048\n", "")
+    assert (run.code, run.out, run.err) == (0, "yes 2092625 137399 2048\n", "")
 
 
 def test_ebpf_filter_through_remote(lab, sim_env, evl, tmp_path):

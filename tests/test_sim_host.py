@@ -54,7 +54,7 @@ def test_enable_query_and_solicit_on_the_mirror(evl, host_env, lab):
     assert run.code == 1 and run.err.endswith("Network is unreachable\n")
     (res,) = [json.loads(x) for x in evl("net", "--json", "-gs", "203.0.113.5").out.splitlines()]
     assert (res["dev"], res["nexthop"]) == ("eth0", "192.0.2.1")
-    table = evl("net", "-Qo", "--all").out
+    table = evl("net", "-Qo", "--all-interfaces").out
     assert {line.split()[0] for line in table.splitlines()[2:]} == {"lo", "eth0", "eth1"}
 
 

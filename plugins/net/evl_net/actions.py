@@ -38,12 +38,12 @@ def disable(request: Request, arg: Any, transport: Transport) -> Result:
 def set_filter(request: Request, path: str | None, transport: Transport) -> Result:
     ifname = request.ifname
     obj = None
-    if path:
+    if path is not None:  # --filter= names an (empty) path, as in C: not a removal
         try:
             with open(path, "rb") as f:
                 obj = f.read()
         except OSError as exc:
-            raise EvlError(f"cannot set BPF filter on {ifname}: cannot read {path}", exc.errno) from None
+            raise EvlError(f"cannot set BPF filter on {ifname}: cannot read {path or repr(path)}", exc.errno) from None
     try:
         data = transport.set_rx_filter(ifname, obj, path)
     except OSError as exc:
@@ -52,12 +52,12 @@ def set_filter(request: Request, path: str | None, transport: Transport) -> Resu
 
 
 def set_vlans(request: Request, text: str | None, transport: Transport) -> Result:
-    text = text or ""
+    # "cleared" says what was asked (-N alone), not what a read-back holds.
     try:
-        data = transport.set_vlans(text)
+        data = transport.set_vlans(text or "")
     except OSError as exc:
-        raise _fail(f"invalid VLAN id. list '{text}'", exc) from None
-    return Result("set-vlans", None, {"cleared": not data.get("vlans"), **data})
+        raise _fail(f"invalid VLAN id. list '{text or ''}'", exc) from None
+    return Result("set-vlans", None, {"cleared": text is None, **data})
 
 
 def show_vlans(request: Request, arg: Any, transport: Transport) -> Result:
@@ -86,7 +86,7 @@ def solicit(request: Request, host: str, transport: Transport) -> Result:
 
 
 def query(request: Request, mods: str | None, transport: Transport) -> Result:
-    if request.all:
+    if request.all_interfaces:
         rows = []
         for iface in transport.interfaces():
             try:

@@ -11,6 +11,7 @@ from evl_core.hookspecs import Context
 from evl_core.lazy import resolve
 from evl_net import SUMMARY, options
 from evl_net.hookspecs import Action, Formatter, TransportInfo
+from evl_net.registry import registered
 from evl_net.request import Request, Result
 
 TRANSPORT_ENV = "EVL_NET_TRANSPORT"
@@ -18,42 +19,36 @@ REMOTE_ENV = "EVL_NET_REMOTE"
 DEVDIR_ENV = "EVL_DEVDIR"
 
 
-def _registered(ctx: Context, hook: str) -> list[Any]:
-    """Every record a net hook yields; a plugin whose hook raises costs only its records."""
-    from evl_core.plugins import call_each
-
-    caller = getattr(ctx.plugin_manager.hook, hook)
-    records = []
-    for _plugin, result in call_each(caller.get_hookimpls(), lambda t: ctx.stderr.write(f"{ctx.prog}: warning: {t}\n")):
-        records.extend(result or ())
-    return records
-
-
-def usage(ctx: Context) -> None:
+def usage(ctx: Context, actions: Sequence[Action] | None = None) -> None:
+    """The C tool's usage on stderr; for a help request (``actions`` given), this tool's long options after it."""
     ctx.stderr.write(options.USAGE.format(prog=ctx.prog))
+    if actions is not None:
+        ctx.stderr.write(options.long_only_help(actions))
 
 
 def run(argv: Sequence[str], ctx: Context) -> int:
+    actions: list[Action] = registered(ctx, "evl_net_actions")
     if not argv:
-        usage(ctx)
+        usage(ctx, actions)
         return 0
-    actions: list[Action] = _registered(ctx, "evl_net_actions")
     try:
-        request = options.parse(argv, actions)
+        request = options.parse(argv, actions, posixly_correct="POSIXLY_CORRECT" in ctx.env)
         if request.format == "list":
             return _list_formatters(ctx)
-        options.check(request, actions)
+        warnings = options.check(request, actions)
     except options.DescriptionRequested:
         ctx.stdout.write(SUMMARY + "\n")
         return 0
     except options.HelpRequested:
-        usage(ctx)
+        usage(ctx, actions)
         return 0
     except UsageError as exc:
         ctx.stderr.write(exc.format(ctx.prog) + "\n")
         usage(ctx)
         return 1
-    formatters = {f.name: f for f in _registered(ctx, "evl_net_formatters")}
+    for warning in warnings:
+        ctx.stderr.write(f"{ctx.prog}: warning: {warning}\n")
+    formatters = {f.name: f for f in registered(ctx, "evl_net_formatters")}
     if request.format and request.format not in formatters:
         raise EvlError(f"unknown formatter '{request.format}' (available: {', '.join(sorted(formatters))})")
     steps = plan(request, actions)
@@ -139,7 +134,7 @@ def select_transport(request: Request, ctx: Context) -> Any:
         name = "ioctl" if os.path.exists(node) else "sim"
         if name == "sim":
             ctx.stderr.write(f"{ctx.prog}: no EVL core here (no {node}): using the simulator\n")
-    transports: dict[str, TransportInfo] = {t.name: t for t in _registered(ctx, "evl_net_transports")}
+    transports: dict[str, TransportInfo] = {t.name: t for t in registered(ctx, "evl_net_transports")}
     info = transports.get(name)
     if info is None:
         raise EvlError(f"unknown transport '{name}' (available: auto, {', '.join(sorted(transports))})")
@@ -150,7 +145,7 @@ def select_transport(request: Request, ctx: Context) -> Any:
 
 
 def _list_formatters(ctx: Context) -> int:
-    for formatter in sorted(_registered(ctx, "evl_net_formatters"), key=lambda f: f.name):
+    for formatter in sorted(registered(ctx, "evl_net_formatters"), key=lambda f: f.name):
         ctx.stdout.write(f"{formatter.name:<12} {formatter.summary}\n")
     return 0
 

@@ -1,4 +1,4 @@
-"""The ``net`` command's handler: the cheap answers here, the rest in :mod:`evl_net.cli`."""
+"""The ``net`` command's handler: the help here, the rest in :mod:`evl_net.cli`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any, Sequence
 
 def run(argv: Sequence[str], ctx: Any) -> int:
     if not argv or list(argv) in (["-h"], ["--help"]):
-        from evl_net.usage import USAGE
+        from evl_net.options import USAGE, long_only_help
+        from evl_net.registry import registered
 
-        ctx.stderr.write(USAGE.format(prog=ctx.prog))
+        actions = registered(ctx, "evl_net_actions")
+        ctx.stderr.write(USAGE.format(prog=ctx.prog) + long_only_help(actions))
         return 0
     from evl_net.cli import run as run_command
 

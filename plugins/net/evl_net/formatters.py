@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from evl_net.request import Request, Result
 
-# The manual's layout, byte for byte (its "csum errors" line is indented by six).
+# The current C tool's layout, byte for byte: every label right-aligned on the colon
+# (an older release, which the manual shows, indented "csum errors" by six).
 VERBOSE = """\
 oob capability: {oob}
     rx packets: {rx_packets}
@@ -13,7 +14,7 @@ oob capability: {oob}
       tx bytes: {tx_bytes}
       skb size: {skb_size}
       skb free: {skb_free} / {skb_total}
-      csum errors: {csum_errors}
+   csum errors: {csum_errors}
       rx nomem: {rx_nomem}
       tx nomem: {tx_nomem}
 """
@@ -28,6 +29,8 @@ TERSE_FIELDS = {
 def render_text(result: Result, request: Request) -> str | None:
     if result.action == "query":
         return render_verbose(result, request) if not result.data.get("modifiers") else render_terse(result, request)
+    if result.action == "filter" and result.data.get("object") is None:
+        return f"eBPF module removed from {result.ifname}\n"
     if result.action == "set-vlans":
         return "VLAN filter cleared\n" if result.data.get("cleared") else ""
     if result.action == "show-vlans":
@@ -48,7 +51,7 @@ def terse_values(data: dict, mods: str) -> list[str]:
     for letter in mods:
         for field in TERSE_FIELDS[letter]:
             value = data[field]
-            values.append(str(int(value)) if isinstance(value, bool) else str(value))
+            values.append(("yes" if value else "no") if isinstance(value, bool) else str(value))
     return values
 
 

@@ -55,9 +55,9 @@ class LibbpfUnavailable(OSError):
 
 
 def _error(code: int, detail: str) -> OSError:
-    exc = OSError(code, os.strerror(code))
-    exc.detail = detail  # type: ignore[attr-defined]
-    return exc
+    from evl_net.errors import KernelError
+
+    return KernelError(code, detail)
 
 
 class _Lib:

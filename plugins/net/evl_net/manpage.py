@@ -19,19 +19,50 @@ The first failure stops the run.
 \fB\-p\fR and \fB\-b\fR take plain non\-negative decimal integers within the kernel limits
 (pool size at most 32768, buffer size at most 4 times the page size);
 the C tool lets a negative value wrap to a huge number that the kernel then rejects.
-A bad value gets a message naming it, before anything is changed.
-\fB\-p\fR and \fB\-b\fR without \fB\-e\fR are an error instead of being ignored.
+A bad value is a usage error when the option is seen, as the C tool's getopt loop checks it:
+\fB\-p abc \-h\fR fails, \fB\-h \-p abc\fR prints the help.
+\fB\-p\fR and \fB\-b\fR without \fB\-e\fR are accepted, as in C, with a warning that they
+have no effect.
 .PP
 An invalid \fB\-Q\fR modifier is rejected before anything is printed or done.
 .PP
 VLAN filter errors report the kernel's real errno (the C tool prints "Unknown error \-22").
+\fB\-\-set\-vlan\-ids=\fR with an empty list is a usage error (the C tool writes nothing and
+says nothing); \fB\-N\fR alone clears the filter.
 .PP
 \fB\-\-print\-vlan\-ids\fR takes no argument (the C tool wrongly requires one).
 .PP
 Soliciting \fBbroadcast\fR without \fB\-i\fR is refused up front, since the kernel needs a device for it.
 .PP
-The verbose \fB\-Q\fR layout is the manual's, including its "csum errors" line;
-\fB\-Qo\fR prints 1 or 0, as the manual shows.
+A stray word on the command line is a usage error as in C, with one line saying what it most
+likely means: \fB\-Si eth0 10.10.10.11\fR made \fBi\fR the host
+("did you mean \-S 10.10.10.11 \-i eth0?"); a word right after \fB\-Q\fR, \fB\-F\fR or
+\fB\-N\fR should have been glued to it.
+"""),
+    ("COMPATIBILITY", r"""
+Options, messages and output are those of the current C \fBevl\-net\fR, which scripts parse.
+Abbreviated long options resolve among the C tool's own long options first
+(\fB\-\-h\fR is \fB\-\-help\fR, \fB\-\-f\fR \fB\-\-filter\fR, \fB\-\-a\fR
+\fB\-\-allow\-gateway\fR, \fB\-\-b\fR \fB\-\-buffer\-size\fR); the long options this
+implementation adds match an abbreviation only when no C option does,
+which is why the table of every interface is \fB\-Q \-\-all\-interfaces\fR:
+\fB\-\-all\fR abbreviates \fB\-\-allow\-gateway\fR, as in C.
+\fBPOSIXLY_CORRECT\fR stops option scanning at the first operand, as glibc does.
+\fBno command given\fR and \fBa network interface must be specified\fR are printed without
+the program name, as C prints them.
+A device that cannot be opened is reported as the C tool reports its first step:
+\fIcannot open out\-of\-band port eth9: No such device\fR.
+\fB\-F\fR without an object prints \fIeBPF module removed from <ifname>\fR;
+\fB\-N\fR without a list prints \fIVLAN filter cleared\fR.
+\fB\-h\fR prints the C usage unchanged, then a list of the long options added here.
+"""),
+    ("HISTORY", r"""
+The manual page of \fBevl net\fR dates from an older release of the C tool in two places,
+where this tool follows the current C tool instead.
+\fB\-Qo\fR prints \fByes\fR or \fBno\fR (the manual's \fB\-QoRTf\fR example shows \fB1\fR,
+as the G2 generation printed 0 or 1).
+The verbose \fB\-Q\fR report right\-aligns "csum errors:" on the colon like every other
+label (the manual indents it by six spaces).
 """),
     ("TRANSPORTS", r"""
 \fBauto\fR (the default) uses \fBioctl\fR when \fI/dev/evl/net\fR exists, otherwise \fBsim\fR
@@ -166,7 +197,7 @@ evl net \-QoRTf \-i eth0.42
 evl net \-N41,42,55\-57
 evl net \-n
 evl net \-Fnetrx.o \-i eth0.42
-evl net \-Q \-\-all
+evl net \-Q \-\-all\-interfaces
 evl net \-\-json \-Q \-i eth0.42
 evl net \-\-remote=evl@board1 \-Q \-i eth0.42
 evl net \-\-hosts lab.txt \-ei eth0.42 \-\-json

@@ -17,6 +17,17 @@ from evl_net.usage import USAGE
 
 QUERY_MODIFIERS = "RrTtosfacx"
 U64_MAX = 2**64 - 1
+POOL_MAX = 32768
+
+#: The C tool's own long options: an abbreviation that fits one of them means
+#: it, whatever long options this tool or a plugin adds (those match only when
+#: no C option does).
+C_LONG_OPTIONS = frozenset({
+    "interface", "filter", "solicit", "solicit-permanent", "enable-port", "disable-port", "pool-size",
+    "buffer-size", "query-port", "allow-gateway", "set-vlan-ids", "print-vlan-ids", "help",
+})
+#: Options whose argument is optional, hence must be glued to them.
+GLUED_ONLY = ("Q", "F", "N")
 
 #: Options that are not commands: (long name, short letter, argument kind, metavar, help).
 MODIFIERS = (
@@ -28,7 +39,7 @@ MODIFIERS = (
     ("allow-gateway", "g", NO_ARGUMENT, None, "with -s/-S: allow routing to the peer via gateways"),
     ("help", "h", NO_ARGUMENT, None, "print the usage on stderr and exit"),
     ("json", None, NO_ARGUMENT, None, "print results as JSON, one object per line and per command"),
-    ("all", None, NO_ARGUMENT, None, "with -Q: query every interface (a table; no -i needed)"),
+    ("all-interfaces", None, NO_ARGUMENT, None, "with -Q: query every interface (a table; no -i needed)"),
     ("format", None, REQUIRED_ARGUMENT, "NAME", "render results with the named formatter (see --format=list)"),
     ("transport", None, REQUIRED_ARGUMENT, "NAME",
      "auto (default), sim, ioctl or remote; also EVL_NET_TRANSPORT"),
@@ -59,19 +70,35 @@ def shortopts(actions: Sequence[Action]) -> str:
     return spec
 
 
+def _rank(long: str) -> int:
+    return 0 if long in C_LONG_OPTIONS else 1
+
+
 def longopts(actions: Sequence[Action]) -> list[LongOption]:
-    table = [LongOption(long, kind, short or long) for long, short, kind, _m, _h in MODIFIERS]
-    table += [LongOption(a.long, a.has_arg, a.short or a.long) for a in actions]
+    table = [LongOption(long, kind, short or long, _rank(long)) for long, short, kind, _m, _h in MODIFIERS]
+    table += [LongOption(a.long, a.has_arg, a.short or a.long, _rank(a.long)) for a in actions]
     return table
 
 
+def long_only_help(actions: Sequence[Action]) -> str:
+    """What ``--help`` prints after the C tool's usage: the options this tool adds."""
+    lines = ["", "long options of this implementation (see man evl-net):"]
+    rows = [(long, kind, metavar, text) for long, short, kind, metavar, text in MODIFIERS if short is None]
+    rows += [(a.long, a.has_arg, a.metavar, a.help) for a in actions if a.short is None]
+    for long, kind, metavar, text in rows:
+        spelled = f"--{long}" + {NO_ARGUMENT: "", REQUIRED_ARGUMENT: f"={metavar or 'ARG'}",
+                                 OPTIONAL_ARGUMENT: f"[={metavar or 'ARG'}]"}[kind]
+        lines.append(f"{spelled:<35}{text}")
+    return "\n".join(lines) + "\n"
+
+
 def parse_size(text: str, what: str, limit: int) -> int:
-    """A strict size: plain decimal, non-negative, within the kernel limit."""
+    """A strict size: plain decimal, non-negative, within the kernel limit (a usage error otherwise)."""
     if not text.isascii() or not text.isdigit():
-        raise EvlError(f"invalid {what} '{text}': expected a decimal integer in 0..{limit}")
+        raise UsageError(f"invalid {what} '{text}': expected a decimal integer in 0..{limit}")
     value = int(text)
     if value > limit:
-        raise EvlError(f"invalid {what} '{text}': the kernel accepts at most {limit}")
+        raise UsageError(f"invalid {what} '{text}': the kernel accepts at most {limit}")
     return value
 
 
@@ -83,17 +110,29 @@ class HelpRequested(Exception):
     """``-h`` was seen."""
 
 
-def parse(argv: Sequence[str], actions: Sequence[Action]) -> Request:
-    """Parse an ``evl net`` command line into a Request (nothing is checked against a board yet)."""
+def parse(argv: Sequence[str], actions: Sequence[Action], posixly_correct: bool = False) -> Request:
+    """Parse an ``evl net`` command line into a Request (nothing is checked against a board yet).
+
+    Options act as they are seen, as in the C tool's getopt loop: ``-@`` and
+    ``-h`` stop at once, a bad ``-p``/``-b`` value is a usage error there and
+    then.  ``posixly_correct`` is ``POSIXLY_CORRECT`` in the environment.
+    """
     by_key = {(a.short or a.long): a for a in actions}
     request = Request()
-    parser = Getopt(argv, shortopts(actions), longopts(actions))
+    shorts = shortopts(actions)
+    parser = Getopt(argv, shorts, longopts(actions), posixly_correct=posixly_correct)
+    glued_only_end: dict[int, tuple[str, str]] = {}  # argv index after a bare -Q/-F/-N -> (its word, letter)
+    solicit: tuple[str, str] | None = None
     try:
         for key, value in parser:
             if key == "@":
                 raise DescriptionRequested()
             if key == "h":
                 raise HelpRequested()
+            if key in GLUED_ONLY and value is None:
+                glued_only_end[parser.optind] = (parser.argv[parser.optind - 1], key)
+            if key in ("s", "S") and value is not None:
+                solicit = (key, value)
             action = by_key.get(key)
             if action is not None:
                 request.actions[action.name] = value
@@ -104,9 +143,10 @@ def parse(argv: Sequence[str], actions: Sequence[Action]) -> Request:
             if long == "interface":
                 request.ifname = value
             elif long == "pool-size":
-                request.pool_size = value  # type: ignore[assignment]  (checked below)
+                request.pool_size = parse_size(value or "", "pool size", POOL_MAX)
             elif long == "buffer-size":
-                request.buffer_size = value  # type: ignore[assignment]
+                # The page-size bound depends on the board: checked once a transport is open.
+                request.buffer_size = parse_size(value or "", "buffer size", U64_MAX)
             elif long == "allow-gateway":
                 request.gateway = True
             elif long == "remote":
@@ -117,39 +157,78 @@ def parse(argv: Sequence[str], actions: Sequence[Action]) -> Request:
     except GetoptError as exc:
         raise UsageError(str(exc)) from None
     if parser.operands:
-        extra = parser.operands[0]
-        raise UsageError(f"unexpected argument '{extra}' (an optional argument must be glued to its option, as in -Q<mods>)")
+        raise UsageError(_stray_message(parser, glued_only_end, solicit, shorts))
     return request
 
 
-def check(request: Request, actions: Sequence[Action]) -> None:
-    """Semantic checks that need no transport, in the C tool's order."""
+def _stray_message(parser: Getopt, glued_only_end: dict[int, tuple[str, str]],
+                   solicit: tuple[str, str] | None, shorts: str) -> str:
+    """Say what a stray operand most likely means, as one line."""
+    if solicit is not None:
+        hint = solicit_hint(*solicit, parser.operands, shorts)
+        if hint:
+            return hint
+    word, index = parser.operands[0], parser.operand_index[0]
+    if index in glued_only_end:
+        option, _letter = glued_only_end[index]
+        glued = option + ("=" if option.startswith("--") else "") + word
+        return f"unexpected argument '{word}' (an optional argument must be glued to its option: {glued})"
+    return f"unexpected argument '{word}'"
+
+
+def solicit_hint(letter: str, host: str, operands: Sequence[str], shorts: str) -> str | None:
+    """``-Si eth0 10.10.10.11``: getopt took ``i`` as the host; say what was meant, if that is clear."""
+    from evl_core.getopt import parse_shortopts
+
+    table, _order = parse_shortopts(shorts.lstrip("@"))
+    if not host or any(c not in table or c == "@" for c in host):
+        return None
+    words, flags = list(operands), []
+    for c in host:
+        if table[c] == REQUIRED_ARGUMENT:
+            if not words:
+                return None
+            flags.append(f"-{c} {words.pop(0)}")
+        else:
+            flags.append(f"-{c}")
+    if len(words) != 1:
+        return None
+    return f"-{letter} took '{host}' as its host; did you mean -{letter} {words[0]} {' '.join(flags)}?"
+
+
+def check(request: Request, actions: Sequence[Action]) -> list[str]:
+    """Semantic checks that need no transport, in the C tool's order; the warnings to print."""
     if not request.actions:
-        raise UsageError("no command given")
+        raise UsageError("no command given", bare=True)
     by_name = {a.name: a for a in actions}
     needs_if = [n for n in request.actions if by_name[n].needs_interface]
-    if request.all and "query" in request.actions:
+    if request.all_interfaces and "query" in request.actions:
         if request.ifname is not None:
-            raise UsageError("--all queries every interface: drop -i")
+            raise UsageError("--all-interfaces queries every interface: drop -i")
         needs_if = [n for n in needs_if if n != "query"]
     if needs_if and request.ifname is None:
-        raise UsageError("a network interface must be specified")
-    if request.all and "query" not in request.actions:
-        raise UsageError("--all applies to -Q only")
+        raise UsageError("a network interface must be specified", bare=True)
+    if request.all_interfaces and "query" not in request.actions:
+        raise UsageError("--all-interfaces applies to -Q only")
     mods = request.actions.get("query")
     if mods:
         for letter in mods:
             if letter not in QUERY_MODIFIERS:
                 raise EvlError(f"invalid query modifier '{letter}' (valid: {QUERY_MODIFIERS})")
-    if (request.pool_size is not None or request.buffer_size is not None) and "enable" not in request.actions:
-        raise UsageError("-p and -b apply to -e (enable) only")
-    if request.pool_size is not None:
-        request.pool_size = parse_size(str(request.pool_size), "pool size", 32768)
-    if request.buffer_size is not None:
-        # The page-size bound depends on the board; the transport checks it too.
-        request.buffer_size = parse_size(str(request.buffer_size), "buffer size", U64_MAX)
+    if request.actions.get("set-vlans") == "":
+        raise UsageError("empty VLAN id. list (-N alone clears the filter)")
     if request.actions.get("solicit") == "broadcast" and request.ifname is None:
         raise UsageError("soliciting 'broadcast' needs an interface: add -i <ifname>")
+    return sizes_warning(request)
+
+
+def sizes_warning(request: Request) -> list[str]:
+    """``-p``/``-b`` without ``-e``: accepted as the C tool accepts them, but said to do nothing."""
+    given = [f"-{letter}" for letter, value in (("p", request.pool_size), ("b", request.buffer_size))
+             if value is not None]
+    if not given or "enable" in request.actions:
+        return []
+    return [f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect without -e"]
 
 
 def build_parser():  # -> argparse.ArgumentParser, for the man page and documentation only

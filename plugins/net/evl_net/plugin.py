@@ -99,6 +99,6 @@ def evl_net_formatters() -> list[Formatter]:
         Formatter("text", "messages of state-changing commands and the VLAN list", f"{fmt}:render_text"),
         Formatter("verbose", "-Q without modifiers: the manual's layout", f"{fmt}:render_verbose"),
         Formatter("terse", "-Q<mods>: the selected values on one line", f"{fmt}:render_terse"),
-        Formatter("table", "-Q --all: one row per interface", f"{fmt}:render_table"),
+        Formatter("table", "-Q --all-interfaces: one row per interface", f"{fmt}:render_table"),
         Formatter("json", "--json: one JSON object per command", f"{fmt}:render_json"),
     ]

@@ -21,7 +21,7 @@ class Request:
     json: bool = False
     jsonl: bool = False
     accept_new_host_key: bool = False
-    all: bool = False
+    all_interfaces: bool = False
     format: str | None = None
     transport: str | None = None
     board: str | None = None

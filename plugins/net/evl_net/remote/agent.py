@@ -110,7 +110,8 @@ class Backend:
     @classmethod
     def from_ctx(cls, name: str | None, board: str | None, ctx: Any) -> "Backend":
         from evl_core.lazy import resolve
-        from evl_net.cli import DEVDIR_ENV, REMOTE_ENV, TRANSPORT_ENV, _registered
+        from evl_net.cli import DEVDIR_ENV, REMOTE_ENV, TRANSPORT_ENV
+        from evl_net.registry import registered
 
         env = {k: v for k, v in ctx.env.items() if k != REMOTE_ENV}
         name = name or env.get(TRANSPORT_ENV) or "auto"
@@ -122,7 +123,7 @@ class Backend:
                 notice = f"no EVL core there (no {node}): the board's agent uses the simulator"
         if name == "remote":
             raise EvlError("the agent serves its own board: --transport=remote is not allowed here")
-        transports = {t.name: t for t in _registered(ctx, "evl_net_transports")}
+        transports = {t.name: t for t in registered(ctx, "evl_net_transports")}
         info = transports.get(name)
         if info is None:
             raise EvlError(f"unknown transport '{name}' (available: auto, "
@@ -266,9 +267,9 @@ class BoardLock:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    exc = OSError(errno.EBUSY, os.strerror(errno.EBUSY))
-                    exc.detail = "another session kept the board busy"  # type: ignore[attr-defined]
-                    raise exc from None
+                    from evl_net.errors import KernelError
+
+                    raise KernelError(errno.EBUSY, "another session kept the board busy") from None
                 time.sleep(0.005)
 
     def release(self) -> None:
@@ -357,6 +358,15 @@ class _Worker:
         self.busy = False
         assert self.result is not None
         return self.result
+
+
+class OperationFailed(Exception):
+    """An operation's failure with the kernel log lines it printed before failing."""
+
+    def __init__(self, cause: Exception, log: list[str]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.log = log
 
 
 class _Stop(Exception):
@@ -548,11 +558,14 @@ class Agent:
         self._send(frame)
 
     def _error_reply(self, req: protocol.Request, exc: BaseException) -> bytes:
-        log = getattr(exc, "console_log", None)
+        log = None
+        if isinstance(exc, OperationFailed):
+            exc, log = exc.cause, exc.log
         if isinstance(exc, ProtocolError):
             return exc.reply()
         if isinstance(exc, OSError):
-            return protocol.oserror_frame(req.id, exc, log)
+            version = (self.hello or {}).get("proto", protocol.PROTO_MIN)
+            return protocol.oserror_frame(req.id, exc, log, version)
         if isinstance(exc, EvlError):
             return protocol.error_frame(req.id, protocol.EVLERROR, exc.message, errno=exc.errno, log=log)
         self.log(f"{req.op}: internal error {type(exc).__name__}: {exc}", notice=True)
@@ -603,11 +616,10 @@ class Agent:
                     if hasattr(transport, "console"):
                         transport.console = console
                     value = handler(transport, req.args, obj)
-            except BaseException as exc:
-                exc.console_log = console.getvalue().splitlines()  # type: ignore[attr-defined]
+            except Exception as exc:
                 if spec.mutation:
                     self.log(f"{_summary(req.op, req.args)}: failed: {exc}", notice=True)
-                raise
+                raise OperationFailed(exc, console.getvalue().splitlines()) from exc
         finally:
             if spec.mutation:
                 self.lock.release()

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from evl_core.errors import EvlError
+from evl_net.errors import KernelError
 from evl_net.remote import protocol
 from evl_net.remote.protocol import ProtocolError
 
@@ -322,9 +323,7 @@ class Session:
         if self.failure is not None:
             raise self.failure
         if self.hello is not None and op not in self.hello["caps"]:
-            exc = OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
-            exc.detail = f"the board's agent does not offer '{op}'"  # type: ignore[attr-defined]
-            raise exc
+            raise KernelError(errno.EOPNOTSUPP, f"the board's agent does not offer '{op}'")
         return await self._request(op, args, self.opts.timeout if timeout is None else timeout)
 
     async def _request(self, op: str, args: Mapping[str, Any], timeout: float) -> protocol.Reply:
@@ -462,6 +461,4 @@ def raise_for(reply: protocol.Reply, board: str) -> dict[str, Any]:
     if num is None:
         raise SessionError(board, INCOMPATIBLE, f"the agent answered {code}: {msg}")
     text = os.strerror(num)
-    exc = OSError(num, text)
-    exc.detail = detail or (msg if msg and msg != text else None)  # type: ignore[attr-defined]
-    raise exc
+    raise KernelError(num, detail or (msg if msg and msg != text else None), error.get("stage"))

@@ -41,9 +41,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-#: Protocol versions this code speaks (inclusive range).
+#: Protocol versions this code speaks (inclusive range).  Version 2 adds
+#: ``"stage"`` to error objects: the C tool's words for the step that failed.
 PROTO_MIN = 1
-PROTO_MAX = 1
+PROTO_MAX = 2
+#: The first version whose error objects may carry ``"stage"``.
+PROTO_STAGE = 2
 
 MIB = 1 << 20
 #: Largest frame (without its newline) of every operation but ``bpf.load``, and of every reply.
@@ -333,23 +336,26 @@ def ok_frame(rid: Any, result: Mapping[str, Any], log: list[str] | None = None) 
 
 
 def error_frame(rid: Any, code: str, msg: str, errno: int | None = None, detail: str | None = None,
-                log: list[str] | None = None) -> bytes:
+                log: list[str] | None = None, stage: str | None = None) -> bytes:
     if errno is None and code.startswith("E"):
         errno = getattr(_errno, code, None)
     error: dict[str, Any] = {"code": code, "errno": errno, "msg": msg[:MAX_MSG]}
     if detail:
         error["detail"] = detail[:MAX_MSG]
+    if stage:
+        error["stage"] = stage[:MAX_MSG]
     frame: dict[str, Any] = {"id": rid, "ok": False, "error": error}
     if log:
         frame["log"] = log[-MAX_LOG_LINES:]
     return encode(frame)
 
 
-def oserror_frame(rid: Any, exc: OSError, log: list[str] | None = None) -> bytes:
-    """The reply for an operation that failed with an errno, keeping the kernel's detail."""
+def oserror_frame(rid: Any, exc: OSError, log: list[str] | None = None, version: int = PROTO_MAX) -> bytes:
+    """The reply for an operation that failed with an errno, keeping the kernel's detail (and stage)."""
     code = _errno.errorcode.get(exc.errno or 0, "EIO")
+    stage = getattr(exc, "stage", None) if version >= PROTO_STAGE else None
     return error_frame(rid, code, exc.strerror or str(exc), exc.errno or _errno.EIO,
-                       getattr(exc, "detail", None), log)
+                       getattr(exc, "detail", None), log, stage)
 
 
 # -- replies (client side) -----------------------------------------------------------------
@@ -383,11 +389,12 @@ def parse_reply(line: bytes) -> Reply:
         raise ProtocolError("EBADMSG", "'log' must be a list of strings")
     if not ok:
         code, num, msg = payload.get("code"), payload.get("errno"), payload.get("msg")
-        detail = payload.get("detail")
+        detail, stage = payload.get("detail"), payload.get("stage")
         if (not isinstance(code, str) or not _CODE_RE.match(code) or not isinstance(msg, str)
                 or not (num is None or (type(num) is int and 0 < num < 4096))
                 or not (detail is None or isinstance(detail, str))
-                or set(payload) - {"code", "errno", "msg", "detail"}):
+                or not (stage is None or (isinstance(stage, str) and stage.isprintable()))
+                or set(payload) - {"code", "errno", "msg", "detail", "stage"}):
             raise ProtocolError("EBADMSG", "malformed error object")
     return Reply(rid, ok, payload if ok else None, None if ok else payload, log)
 

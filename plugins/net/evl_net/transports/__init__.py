@@ -8,9 +8,10 @@ Failures are raised as :class:`OSError` carrying the kernel's errno.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
+
+from evl_net.errors import KernelError
 
 #: evl_net_solicit flags (uapi)
 NEIGH_PERMANENT = 0x1
@@ -21,17 +22,7 @@ POOL_MAX = 32768
 DEFAULT_POOL = 2048
 
 
-def kernel_error(code: int, detail: str | None = None, stage: str | None = None) -> OSError:
-    """An OSError as a syscall raises it.
-
-    ``detail`` explains it (shown in parentheses); ``stage`` names the step
-    that failed when it is not the operation itself, in the C tool's words
-    (``cannot bind UDP socket to device eth9``).
-    """
-    exc = OSError(code, os.strerror(code))
-    exc.detail = detail  # type: ignore[attr-defined]
-    exc.stage = stage  # type: ignore[attr-defined]
-    return exc
+kernel_error = KernelError
 
 
 @dataclass
@@ -66,7 +57,7 @@ class DevStat:
 
 @dataclass(frozen=True)
 class Interface:
-    """A network interface as ``evl net --all`` lists it."""
+    """A network interface as ``evl net -Q --all-interfaces`` lists it."""
 
     name: str
     oob_port: bool
@@ -124,5 +115,5 @@ class Transport:
         raise NotImplementedError
 
     def interfaces(self) -> Sequence[Interface]:
-        """Every network interface, for ``--all``."""
+        """Every network interface, for ``-Q --all-interfaces``."""
         raise NotImplementedError

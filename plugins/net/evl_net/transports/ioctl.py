@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 
 from evl_core.errors import EvlError
 from evl_net import abi
+from evl_net.errors import KernelError, device_open_stage
 from evl_net.transports import DevStat, Interface, Transport, kernel_error
 
 DEVDIR_ENV = "EVL_DEVDIR"
@@ -38,7 +39,7 @@ DEFAULT_DEVDIR = "/dev/evl"
 DEFAULT_SYSDIR = "/sys/devices/virtual"
 BROADCAST = "255.255.255.255"
 
-# include/uapi/linux/sockios.h and if.h, for --all's "up" column.
+# include/uapi/linux/sockios.h and if.h, for the "up" column of -Q --all-interfaces.
 SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1
 IFREQ_SIZE = 40
@@ -146,7 +147,13 @@ class IoctlTransport(Transport):
             raise _error(errno.ENODEV) from None
 
     def _open_dev(self, ifname: str) -> int:
-        """EVL_NETIOC_DEVOPEN: a new fd on the device ``ifname``."""
+        """EVL_NETIOC_DEVOPEN: a new fd on the device ``ifname``; failures in the C tool's words."""
+        try:
+            return self._devopen(ifname)
+        except OSError as exc:
+            raise KernelError.wrap(exc, stage=device_open_stage(ifname)) from None
+
+    def _devopen(self, ifname: str) -> int:
         self._check_name(ifname)
         try:
             netfd = os.open(self.net_path, os.O_RDWR | os.O_CLOEXEC)
@@ -245,7 +252,7 @@ class IoctlTransport(Transport):
                     _ioctl(devfd, abi.EVL_NDEVIOC_SETRXEBPF, bytearray(struct.pack("=i", prog.fd)))
                 except OSError as exc:
                     if exc.errno == errno.EINVAL and prog.prog_type != libbpf.BPF_PROG_TYPE_SOCKET_FILTER:
-                        exc.detail = f"{name}: program '{prog.section}' is not a socket filter"  # type: ignore[attr-defined]
+                        raise KernelError(exc.errno, f"{name}: program '{prog.section}' is not a socket filter") from None
                     raise
                 return {"changed": True, "program": prog.name, "section": prog.section}
         finally:
@@ -300,8 +307,7 @@ class IoctlTransport(Transport):
             try:
                 self._check_name(ifname)
             except OSError as exc:
-                exc.stage = f"cannot bind UDP socket to device {ifname}"  # type: ignore[attr-defined]
-                raise
+                raise KernelError.wrap(exc, stage=f"cannot bind UDP socket to device {ifname}") from None
         sock = self._oob_socket()
         try:
             if ifname is not None:
@@ -319,7 +325,7 @@ class IoctlTransport(Transport):
             except OSError as exc:
                 if exc.errno == errno.ENODEV and not getattr(exc, "detail", None):
                     # The preferred device, or the one the route goes through, is no port.
-                    exc.detail = f"no out-of-band port on the way to {ip}"  # type: ignore[attr-defined]
+                    raise KernelError(exc.errno, f"no out-of-band port on the way to {ip}") from None
                 raise
         finally:
             sock.close()
@@ -370,7 +376,7 @@ class IoctlTransport(Transport):
     def get_vlans(self) -> str:
         return self._read_vlans()
 
-    # -- --all ---------------------------------------------------------------------------
+    # -- -Q --all-interfaces ---------------------------------------------------------------------------
 
     def interfaces(self) -> Sequence[Interface]:
         import struct

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence, TextIO
 from evl_net.transports import (
     DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, DevStat, Interface, Transport, kernel_error,
 )
+from evl_net.errors import device_open_stage
 from evl_net.transports.sim import board as boards
 from evl_net.transports.sim.state import StateFile, default_path
 
@@ -217,7 +218,7 @@ class SimTransport(Transport):
         assert self.board is not None
         iface = self.board.interfaces.get(ifname)
         if iface is None:
-            raise kernel_error(errno.ENODEV)
+            raise kernel_error(errno.ENODEV, stage=device_open_stage(ifname))  # EVL_NETIOC_DEVOPEN fails
         return iface
 
     def _log(self, text: str) -> None:
@@ -381,9 +382,29 @@ class SimTransport(Transport):
             return {**result, "changed": False, "cached": False}
         peer = self._peer(nexthop, dev)
         if peer is None or not peer.reachable:
-            self.close_early()
-            time.sleep(board.solicit_timeout)
-            raise kernel_error(errno.ETIMEDOUT)
+            deadline = time.monotonic() + board.solicit_timeout
+            self.close_early()  # nobody queues behind the wait
+            mac = None
+            if self.host_netns is not None:
+                # The kernel starts the ARP resolution on the device and waits for the answer.
+                from evl_net.transports.sim import host as mirror  # "host" is the peer asked for
+
+                source = mirror.arp_source(board.interfaces[dev].addresses, nexthop)
+                mac = mirror.arp_solicit(nexthop, dev, board.solicit_timeout, self.host_netns or None, source)
+            if mac is not None:
+                # Answered: lock the state again, as it is now; the port may have gone meanwhile.
+                self.state = self.board = None
+                self._load()
+                board, state = self.board, self.state
+                assert board is not None and state is not None
+                if dev in state["ports"]:
+                    peer = boards.Peer(ip=nexthop, mac=mac, reachable=True, dev=dev)
+                else:  # nothing enters the cache of a device that is no port: the wait runs out
+                    self.close_early()
+                    mac = None
+            if mac is None:
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                raise kernel_error(errno.ETIMEDOUT)
         permanent = bool(flags & NEIGH_PERMANENT)
         for entry in state["arp"]:
             if entry["dev"] == dev and entry["ip"] == nexthop:
@@ -402,7 +423,15 @@ class SimTransport(Transport):
             from evl_net.transports.sim import host
 
             found = host.neighbour(ip, dev, self.host_netns or None)  # the kernel's table, live
-            return boards.Peer(ip=ip, mac=found[0], reachable=found[1], dev=dev) if found else None
+            if found and found[1]:
+                return boards.Peer(ip=ip, mac=found[0], reachable=True, dev=dev)
+            # A permanent oob entry stands for the in-band neighbour that -S made permanent
+            # (the host's kernel never learnt it: the mirror's ARP went around its table).
+            assert self.state is not None
+            for entry in self.state["arp"]:
+                if entry["dev"] == dev and entry["ip"] == ip and entry["state"] == "P":
+                    return boards.Peer(ip=ip, mac=entry["mac"], reachable=True, dev=dev)
+            return boards.Peer(ip=ip, mac=found[0], reachable=False, dev=dev) if found else None
         assert self.board is not None
         return next((p for p in self.board.peers if p.ip == ip and p.dev in (None, dev)), None)
 

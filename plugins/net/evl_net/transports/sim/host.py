@@ -35,6 +35,11 @@ identifies the snapshot (interfaces with their ifindex, state, MTU, MAC, VLAN
 set-up and addresses, and the routes; not the neighbours, which move all the
 time) so that a caller can tell when its stored board is out of date.
 
+``arp_solicit`` is the solicitation of a neighbour the kernel has not
+resolved: an ARP request on the output device, from inside the namespace
+(a packet socket made by a thread that entered it), and the wait for the
+matching reply, as the EVL core's in-band ARP resolution does.
+
 Netlink errors are raised as ``OSError`` with the kernel's errno (pyroute2's
 ``NetlinkError`` is not an ``OSError``).  pyroute2 is imported inside the
 functions only: importing it costs ~100-180 ms, which a command that never
@@ -428,3 +433,209 @@ def neighbour(ip: str, dev: str | None = None, netns: str | None = None) -> tupl
     found.sort(key=lambda e: not nud_reachable(e[1], e[0]))
     lladdr, state = found[0]
     return (_mac(lladdr) if lladdr else ZERO_MAC), nud_reachable(state, lladdr)
+
+
+# -- solicitation: an ARP request on the wire ----------------------------------
+#
+# What the EVL core does for a neighbour that is not resolved yet (evl-abi §3):
+# neigh_event_send() starts the in-band ARP resolution on the output device and
+# the caller waits, up to the solicit timeout, for the answer.  The mirror does
+# the same on the live namespace with a packet socket: who-has NEXTHOP tell
+# OURS, broadcast on the device, resent as the in-band stack would
+# (mcast_solicit probes, retrans_time apart), and the first matching reply
+# gives the peer's MAC.  The kernel of the mirrored namespace is not told
+# (it does not learn an ARP reply it did not ask for): the answer goes to
+# the simulated oob ARP cache only.
+
+ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
+ARPHRD_ETHER = 1
+ARPOP_REQUEST = 1
+ARPOP_REPLY = 2
+IFF_NOARP = 0x80
+PACKET_OUTGOING = 4
+SIOCGIFFLAGS = 0x8913
+SIOCGIFHWADDR = 0x8927
+CLONE_NEWNET = 0x40000000
+NETNS_RUN_DIR = "/var/run/netns"
+ARP_PROBES = 3  # net.ipv4.neigh.default.mcast_solicit
+ARP_RETRANS = 1.0  # net.ipv4.neigh.default.retrans_time_ms, in seconds
+BROADCAST_MAC = b"\xff" * 6
+ANY = "0.0.0.0"
+
+
+def netns_path(netns: str) -> str:
+    """The file of a network namespace: ``ip netns`` names live in /var/run/netns, paths stay paths."""
+    return netns if os.path.dirname(netns) else os.path.join(NETNS_RUN_DIR, netns)
+
+
+def arp_source(addresses: Iterable[str], target: str) -> str:
+    """The sender IPv4 of a request for ``target``: the device's address on the target's subnet,
+    else its first address, else 0.0.0.0 (an ARP probe, RFC 5227)."""
+    ifaces = [ipaddress.IPv4Interface(a) for a in addresses]
+    addr = ipaddress.IPv4Address(target)
+    for iface in ifaces:
+        if addr in iface.network:
+            return str(iface.ip)
+    return str(ifaces[0].ip) if ifaces else ANY
+
+
+def arp_request(sender_mac: bytes, sender_ip: str, target_ip: str) -> bytes:
+    """An Ethernet/IPv4 ARP request (the payload, without the link-layer header)."""
+    import socket
+    import struct
+
+    return struct.pack("!HHBBH6s4s6s4s", ARPHRD_ETHER, ETH_P_IP, 6, 4, ARPOP_REQUEST,
+                       sender_mac, socket.inet_aton(sender_ip), bytes(6), socket.inet_aton(target_ip))
+
+
+def arp_reply_mac(payload: bytes, target_ip: str, our_ip: str) -> str | None:
+    """The sender MAC of ``payload`` when it is the reply to our request, else None.
+
+    Strict: an Ethernet/IPv4 ARP reply (op 2), from ``target_ip``, to ``our_ip``
+    (0.0.0.0 for a probe), with a unicast, non-zero sender MAC.
+    """
+    import socket
+    import struct
+
+    if len(payload) < 28:
+        return None
+    htype, ptype, hlen, plen, op, sha, spa, _tha, tpa = struct.unpack_from("!HHBBH6s4s6s4s", payload)
+    if (htype, ptype, hlen, plen, op) != (ARPHRD_ETHER, ETH_P_IP, 6, 4, ARPOP_REPLY):
+        return None
+    if spa != socket.inet_aton(target_ip) or tpa != socket.inet_aton(our_ip):
+        return None
+    if sha[0] & 1 or not any(sha):  # multicast/broadcast or zero: no neighbour has it
+        return None
+    return ":".join(f"{b:02x}" for b in sha)
+
+
+def _fail(exc: OSError, what: str) -> OSError:
+    from evl_net.errors import KernelError
+
+    return KernelError(exc.errno or errno.EIO, what)
+
+
+def _in_netns(netns: str, make: Any) -> Any:
+    """``make()`` run by a thread that entered network namespace ``netns`` (setns(2) is per thread).
+
+    A socket made there stays in that namespace for good; the process does not move.
+    """
+    import ctypes
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            try:
+                home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                home = -1
+            try:
+                try:
+                    fd = os.open(netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise _fail(exc, f"cannot open the network namespace {netns}") from None
+                try:
+                    if libc.setns(fd, CLONE_NEWNET) != 0:
+                        code = ctypes.get_errno() or errno.EIO
+                        raise _fail(OSError(code, os.strerror(code)), f"cannot enter the network namespace {netns}")
+                finally:
+                    os.close(fd)
+                outcome["value"] = make()
+            finally:
+                if home >= 0:
+                    libc.setns(home, CLONE_NEWNET)  # the thread ends anyway; be tidy
+                    os.close(home)
+        except Exception as exc:  # handed to the caller (signals go to the main thread)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"evl-netns-{netns}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _arp_socket(netns: str | None) -> Any:
+    import socket
+
+    def make() -> socket.socket:
+        try:
+            return socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ARP))
+        except OSError as exc:
+            raise _fail(exc, "cannot open an ARP packet socket") from None
+
+    return _in_netns(netns, make) if netns else make()
+
+
+def _ifreq(sock: Any, request: int, dev: str) -> bytes:
+    import fcntl
+    import struct
+
+    return fcntl.ioctl(sock.fileno(), request, struct.pack("16s", dev.encode()).ljust(IFREQ_SIZE, b"\0"))
+
+
+def arp_solicit(target: str, dev: str, timeout: float, netns: str | None = None,
+                source: str | None = None) -> str | None:
+    """Ask ``dev`` who has ``target``, as the kernel's ARP resolution does; the replying MAC, or None.
+
+    None also when the device does not do ARP (loopback, NOARP, not
+    Ethernet): there is no one to ask, so no answer comes.  The request is
+    sent from ``source`` (default 0.0.0.0: a probe) and the device's MAC, at
+    most ARP_PROBES times ARP_RETRANS apart, and replies are awaited until
+    ``timeout`` seconds have passed since the first one.  Everything happens
+    in ``netns`` (an ``ip netns`` name or a path; None: this process's).
+    Failures are OSErrors with the errno (EPERM without CAP_NET_RAW or
+    CAP_SYS_ADMIN, ENOENT for a missing namespace, ENODEV for a missing
+    device...), their ``detail`` naming the step.
+    """
+    import select
+    import struct
+    import time
+
+    source = source or ANY
+    deadline = time.monotonic() + max(0.0, timeout)
+    sock = _arp_socket(netns)
+    with sock:
+        try:  # ioctls and the bind name the device in the socket's namespace
+            (flags,) = struct.unpack_from("H", _ifreq(sock, SIOCGIFFLAGS, dev), 16)
+            hatype, raw_mac = struct.unpack_from("H6s", _ifreq(sock, SIOCGIFHWADDR, dev), 16)
+        except OSError as exc:
+            raise _fail(exc, f"cannot query {dev}") from None
+        if flags & (IFF_NOARP | IFF_LOOPBACK) or hatype != ARPHRD_ETHER:
+            return None
+        try:
+            sock.bind((dev, ETH_P_ARP))
+        except OSError as exc:
+            raise _fail(exc, f"cannot bind an ARP packet socket to {dev}") from None
+        sock.setblocking(False)
+        request = arp_request(raw_mac, source, target)
+        sent, next_send = 0, time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            if sent < ARP_PROBES and now >= next_send:
+                try:
+                    sock.sendto(request, (dev, ETH_P_ARP, 0, ARPHRD_ETHER, BROADCAST_MAC))
+                except OSError as exc:
+                    raise _fail(exc, f"cannot send an ARP request on {dev}") from None
+                sent, next_send = sent + 1, now + ARP_RETRANS
+            until = min(deadline, next_send) if sent < ARP_PROBES else deadline
+            ready, _, _ = select.select([sock], [], [], max(0.0, until - time.monotonic()))
+            while ready:
+                try:
+                    payload, address = sock.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    raise _fail(exc, f"cannot receive ARP replies on {dev}") from None
+                if address[2] == PACKET_OUTGOING:  # our own request, seen leaving
+                    continue
+                mac = arp_reply_mac(payload, target, source)
+                if mac is not None:
+                    return mac
