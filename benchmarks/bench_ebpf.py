@@ -1,4 +1,4 @@
-"""Runs per second of the eBPF interpreter (evl_net.ebpf_vm) on typical RX filters.
+"""Runs per second of the eBPF interpreter (evl_net.transports.sim.ebpf) on typical RX filters.
 
 Run it with the interpreter where the project is installed::
 
@@ -8,7 +8,7 @@ Method.  tests/bpf/accept_vlan42.c (context fields only), drop_udp9.c (legacy
 packet loads) and udp_guard.c (bpf_skb_load_bytes in a loop over the IPv4
 header, stack arrays) are compiled with ``clang -O2 -target bpf`` into a
 temporary directory (tests/bpf_build.py) and decoded once into a
-:class:`~evl_net.ebpf_vm.Program`.  Each is then run over a list of eight
+:class:`~evl_net.transports.sim.ebpf.Program`.  Each is then run over a list of eight
 frames (VLAN 42/43 tagged, untagged UDP to ports 9/53, TCP, ARP, IPv6, a
 truncated IPv4 header), round-robin, for about ``--seconds`` per repeat;
 ``--repeat`` repeats (5) are taken and the table shows the median rate in
@@ -22,7 +22,7 @@ runs per second, two ways:
 The ``verdicts`` column shows what each program answers on the eight frames.
 drop_udp9.c reads the ethertype at packet offset 12 as if the data began at
 the Ethernet header; it begins at the network header (kernel and simulator
-alike, see evl_net.ebpf_vm), so it stops after its first test on every frame.
+alike, see evl_net.transports.sim.ebpf), so it stops after its first test on every frame.
 
 The target (issue 5) is 20 000 runs/s for a typical filter.  The script
 reports; it does not assert: it always exits 0 unless clang is missing.
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import bpf_build  # noqa: E402
 
-from evl_net.ebpf_vm import Program, SkbContext  # noqa: E402
+from evl_net.transports.sim.ebpf import Program, SkbContext  # noqa: E402
 
 PROGRAMS = ["accept_vlan42", "drop_udp9", "udp_guard"]
 TARGET = 20_000

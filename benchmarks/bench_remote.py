@@ -53,7 +53,7 @@ def cpu_seconds() -> float:
 
 
 def round_trips(lab, board, count: int) -> dict[str, list[float]]:
-    from evl_net.remote.client import Options, Session, Target
+    from evl_net.transports.remote.client import Options, Session, Target
 
     opts = Options(ssh_args=tuple(shlex.split(lab.ssh_args())), timeout=30)
 

@@ -34,7 +34,7 @@ def measure(sim, frames, rounds: int = 5) -> float:
 
 
 def main() -> int:
-    from evl_net.frames import FrameSpec, build
+    from evl_net.transports.sim.frames import FrameSpec, build
     from evl_net.transports.sim import SimTransport
 
     batch = [build(FrameSpec(vlan=42, size=100)), build(FrameSpec(vlan=43)), build(FrameSpec()),

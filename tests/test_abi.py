@@ -1,4 +1,4 @@
-"""The ABI cross-check: what gcc makes of the project's C header against ``evl_net.abi``.
+"""The ABI cross-check: what gcc makes of the project's C header against ``evl_net.kernel.abi``.
 
 ``tests/abi/evl_abi.h`` states the EVL uapi structs and request macros in C
 (from the research facts, with <linux/ioctl.h>); ``tests/abi/abi_dump.c``
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from evl_net import abi
+from evl_net.kernel import abi
 from evl_net import transports
 
 HERE = Path(__file__).resolve().parent / "abi"
 
-# C names that differ from evl_net.abi's.
+# C names that differ from evl_net.kernel.abi's.
 REQUEST_ALIASES = {"EVL_NET_GETDEVFD": "G2_EVL_NET_GETDEVFD", "EVL_NET_OPENPORT": "G2_EVL_NET_OPENPORT",
                    "EVL_NDEVIOC_SWITCHOFF": "G2_EVL_NDEVIOC_SWITCHOFF"}
 

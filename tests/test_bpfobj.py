@@ -1,4 +1,4 @@
-"""Tests for evl_net.bpfobj, the libbpf-free eBPF object inspector."""
+"""Tests for evl_net.kernel.bpfobj, the libbpf-free eBPF object inspector."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 import bpf_build
-from evl_net import bpfobj
-from evl_net.bpfobj import BpfObjectError
+from evl_net.kernel import bpfobj
+from evl_net.kernel.bpfobj import BpfObjectError
 
 needs_clang = pytest.mark.skipif(
     not bpf_build.have_clang(),

@@ -1,4 +1,4 @@
-"""The eBPF interpreter (evl_net.ebpf_vm) against an independent oracle.
+"""The eBPF interpreter (evl_net.transports.sim.ebpf) against an independent oracle.
 
 The oracle is the kernel itself, through the bpf(2) syscall of this machine:
 BPF_PROG_LOAD (verifier + JIT) then BPF_PROG_TEST_RUN on the same frames and
@@ -33,8 +33,8 @@ from fractions import Fraction
 import pytest
 
 import bpf_build
-from evl_net import bpfobj
-from evl_net.ebpf_vm import (
+from evl_net.kernel import bpfobj
+from evl_net.transports.sim.ebpf import (
     BudgetExceededError,
     EbpfError,
     Program,

@@ -179,7 +179,7 @@ def test_vlan_filter_set_clear_show(knet, double):
 
 def _require_bpf_load(obj: Path) -> None:
     """Skip, saying why, when this kernel will not load a socket filter for us."""
-    from evl_net import libbpf
+    from evl_net.kernel import libbpf
 
     try:
         with libbpf.load(obj.read_bytes(), obj.name):

@@ -61,7 +61,7 @@ C_PREFIXES = sorted({name[:n] for name in C_LONG for n in range(1, len(name) + 1
 def test_abbreviations_of_c_long_options_mean_what_they_mean_in_c(prefix):
     """Every prefix of every C long option resolves among the C options alone, whatever we added."""
     from evl_core.getopt import Getopt, GetoptError
-    from evl_net import options
+    from evl_net.cli import options
     from evl_net.plugin import builtin_actions
 
     actions = builtin_actions()
@@ -94,7 +94,7 @@ def test_abbreviations_of_c_long_options_mean_what_they_mean_in_c(prefix):
 ])
 def test_new_long_options_match_only_where_no_c_option_does(prefix, key):
     from evl_core.getopt import Getopt, GetoptError
-    from evl_net import options
+    from evl_net.cli import options
     from evl_net.plugin import builtin_actions
 
     actions = builtin_actions()

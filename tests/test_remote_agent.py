@@ -17,8 +17,8 @@ import pytest
 
 from fslock import lock_is_free
 
-from evl_net.remote import protocol
-from evl_net.remote.agent import HANDLERS, Agent, Backend, BoardLock
+from evl_net.transports.remote import protocol
+from evl_net.agent import HANDLERS, Agent, Backend, BoardLock
 
 BOARDS = Path(__file__).resolve().parent.parent / "plugins" / "net" / "evl_net" / "boards"
 HELLO = {"proto": [1, 1], "client": "test"}

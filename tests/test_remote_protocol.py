@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evl_net.errors import KernelError
-from evl_net.remote import protocol
-from evl_net.remote.protocol import MAX_BPF_FRAME, MAX_FRAME, OPS, ProtocolError
+from evl_net.transports.remote import protocol
+from evl_net.transports.remote.protocol import MAX_BPF_FRAME, MAX_FRAME, OPS, ProtocolError
 
 #: At least 2000 examples per property, every run (the test bar).
 EXAMPLES = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -315,7 +315,7 @@ def test_property_framing_ignores_chunking(frames, cuts, trailing):
     """However the stream is cut into reads, the agent sees the same frames."""
     from collections import deque
 
-    from evl_net.remote.agent import Agent
+    from evl_net.agent import Agent
 
     stream = b"".join(f + b"\n" for f in frames) + (b"partial" if trailing else b"")
     agent = Agent.__new__(Agent)  # only the framing state: no transport, no thread

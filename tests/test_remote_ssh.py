@@ -353,8 +353,8 @@ def remote(lab, sim_env, evl):
 
 # -- the client alone: targets, the ssh command line, failure classification --------------------
 
-from evl_net.remote import client  # noqa: E402
-from evl_net.remote.client import Options, Session, SessionError, Target  # noqa: E402
+from evl_net.transports.remote import client  # noqa: E402
+from evl_net.transports.remote.client import Options, Session, SessionError, Target  # noqa: E402
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -604,7 +604,7 @@ def test_remote_only_options_need_a_remote(evl):
 def test_local_use_imports_nothing_of_remote(sim_env):
     code = ("import io, sys; from evl_core.cli import main; "
             "main(['net', '-n'], stdout=io.StringIO(), stderr=io.StringIO()); "
-            "print(sorted(m for m in sys.modules if m == 'asyncio' or m.startswith('evl_net.remote')))")
+            "print(sorted(m for m in sys.modules if m == 'asyncio' or m.startswith(('evl_net.transports.remote', 'evl_net.engine.fleet', 'evl_net.agent'))))")
     out = subprocess.run([sys.executable, "-c", code], env=sim_env, capture_output=True, text=True, timeout=30)
     assert out.stdout == "[]\n", out.stderr
 

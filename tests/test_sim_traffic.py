@@ -7,7 +7,7 @@ import json
 import pytest
 
 import bpf_build
-from evl_net import frames
+from evl_net.transports.sim import frames
 
 
 def q(evl, ifname):

@@ -1,4 +1,4 @@
-"""Tests for evl_net.vlans, the kernel bitmap_parselist()/%*pbl twin used for
+"""Tests for evl_net.kernel.vlans, the kernel bitmap_parselist()/%*pbl twin used for
 the EVL global RX VLAN filter (sysfs attribute ``vlans``)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evl_net import vlans
-from evl_net.vlans import _parselist
+from evl_net.kernel import vlans
+from evl_net.kernel.vlans import _parselist
 
 EINVAL, ERANGE, EOVERFLOW = errno.EINVAL, errno.ERANGE, errno.EOVERFLOW
 KERNEL_ERRNOS = {EINVAL, ERANGE, EOVERFLOW}

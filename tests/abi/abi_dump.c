@@ -6,7 +6,7 @@
  *   request <name> <hex>
  *   const <name> <hex>
  *   flag <struct> <bitfield> <mask in the containing u32>
- * tests/test_abi.py compares every line with evl_net.abi.
+ * tests/test_abi.py compares every line with evl_net.kernel.abi.
  */
 #include <stddef.h>
 #include <stdio.h>

@@ -17,7 +17,7 @@ a kernel would read from user memory.  This server
   (``kernel_log``).
 
 The request numbers and layouts here are the kernel's, written from the
-research facts (evl-abi §2) independently of ``evl_net.abi``, so that a
+research facts (evl-abi §2) independently of ``evl_net.kernel.abi``, so that a
 mistake there cannot be mirrored here.
 """
 

@@ -10,7 +10,7 @@ import errno
 from typing import Any
 
 from evl_core.errors import EvlError
-from evl_net.request import Request, Result
+from evl_net.engine.request import Request, Result
 from evl_net.transports import NEIGH_MAYROUTE, NEIGH_PERMANENT, Transport
 
 
@@ -65,7 +65,7 @@ def show_vlans(request: Request, arg: Any, transport: Transport) -> Result:
         text = transport.get_vlans()
     except OSError as exc:
         raise _fail("cannot read the VLAN filter", exc) from None
-    from evl_net import vlans
+    from evl_net.kernel import vlans
 
     ids = sorted(vlans.parse(text)) if text else []
     return Result("show-vlans", None, {"vlans": text, "ids": ids})

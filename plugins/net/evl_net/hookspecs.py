@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 from evl_core.hookspecs import Ref, hookspec
 
 if TYPE_CHECKING:
-    from evl_net.request import Request, Result
+    from evl_net.engine.request import Request, Result
 
 
 @dataclass(frozen=True)

@@ -27,24 +27,24 @@ def evl_commands() -> list[Command]:
         Command(
             name="net",
             summary=SUMMARY,
-            parser="evl_net.options:build_parser",
-            handler="evl_net.entry:run",
+            parser="evl_net.cli.options:build_parser",
+            handler="evl_net.cli.entry:run",
             raw_args=True,
-            manpage="evl_net.manpage:sections",
+            manpage="evl_net.cli.manpage:sections",
         ),
         Command(
             name="sim",
             summary="drive and inspect the simulated EVL network stack",
-            parser="evl_net.simcmd:build_parser",
-            handler="evl_net.simcmd:run",
-            manpage="evl_net.manpage:sim_sections",
+            parser="evl_net.cli.sim:build_parser",
+            handler="evl_net.cli.sim:run",
+            manpage="evl_net.cli.manpage:sim_sections",
         ),
         Command(
             name="net-agent",
             summary="serve evl net operations to a remote workstation (over SSH)",
-            parser="evl_net.remote.agent:build_parser",
-            handler="evl_net.remote.agent:run",
-            manpage="evl_net.remote.agent:manpage_sections",
+            parser="evl_net.agent:build_parser",
+            handler="evl_net.agent:run",
+            manpage="evl_net.agent:manpage_sections",
         ),
     ]
 
@@ -94,7 +94,7 @@ def evl_net_transports() -> list[TransportInfo]:
 
 @hookimpl
 def evl_net_formatters() -> list[Formatter]:
-    fmt = "evl_net.formatters"
+    fmt = "evl_net.engine.render"
     return [
         Formatter("text", "messages of state-changing commands and the VLAN list", f"{fmt}:render_text"),
         Formatter("verbose", "-Q without modifiers: the manual's layout", f"{fmt}:render_verbose"),

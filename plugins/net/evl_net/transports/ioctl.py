@@ -1,7 +1,7 @@
 """The EVL kernel ABI transport: ``/dev/evl/net``, device fds, oob sockets and sysfs.
 
 What libevl (G4, ``EVL_ABI_PREREQ`` 45) and ``evl-net`` do, in pure Python;
-the numbers and layouts are in :mod:`evl_net.abi`, the facts in
+the numbers and layouts are in :mod:`evl_net.kernel.abi`, the facts in
 ``evl-abi.md`` §1–§7:
 
 * the core check of ``evl_init()``: open ``$EVL_DEVDIR/control``,
@@ -29,7 +29,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from evl_core.errors import EvlError
-from evl_net import abi
+from evl_net.kernel import abi
 from evl_net.errors import KernelError, device_open_stage
 from evl_net.transports import DevStat, Interface, Transport, kernel_error
 
@@ -240,7 +240,7 @@ class IoctlTransport(Transport):
                 _ioctl(devfd, abi.EVL_NDEVIOC_SETRXEBPF, bytearray(struct.pack("=i", abi.NO_PROGRAM)))
                 # The kernel does not tell whether a filter was there.
                 return {"changed": None}
-            from evl_net import libbpf
+            from evl_net.kernel import libbpf
 
             name = obj_name or "object"
             try:

@@ -316,7 +316,7 @@ class SimTransport(Transport):
                 return {"changed": False}
             self._log(self._netdev_prefix(real) + "out-of-band eBPF program removed")
             return {"changed": True}
-        from evl_net import bpfobj
+        from evl_net.kernel import bpfobj
 
         try:
             programs = bpfobj.parse(obj, obj_name or "object")
@@ -504,7 +504,7 @@ class SimTransport(Transport):
         raise kernel_error(errno.ENETUNREACH)
 
     def set_vlans(self, text: str) -> dict[str, Any]:
-        from evl_net import vlans
+        from evl_net.kernel import vlans
 
         self._load()
         state = self.state
@@ -517,7 +517,7 @@ class SimTransport(Transport):
         return {"changed": changed, "vlans": vlans.format(ids)}
 
     def get_vlans(self) -> str:
-        from evl_net import vlans
+        from evl_net.kernel import vlans
 
         self._load()
         assert self.state is not None

@@ -21,7 +21,7 @@ import errno
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from evl_net import frames as framelib
+from evl_net.transports.sim import frames as framelib
 from evl_net.transports import kernel_error as _kernel_error
 
 DROP, ACCEPT, SKIP, VLAN = 0, 1, 2, 3
@@ -36,7 +36,7 @@ def program_for(filt: dict[str, Any]) -> Any:
     if prog is None:
         import base64
 
-        from evl_net import ebpf_vm
+        from evl_net.transports.sim import ebpf as ebpf_vm
 
         prog = _programs[filt["sha256"]] = ebpf_vm.Program(base64.b64decode(filt["insns"]))
     return prog
@@ -44,7 +44,7 @@ def program_for(filt: dict[str, Any]) -> Any:
 
 def run_filter(prog: Any, frame: bytes, ifindex: int = 1) -> int:
     """The program's verdict on a frame, as the EVL input path reads it."""
-    from evl_net import ebpf_vm
+    from evl_net.transports.sim import ebpf as ebpf_vm
 
     info = framelib.inspect(frame)
     skb = ebpf_vm.SkbContext.for_frame(frame, vlan=info.vlan, ifindex=ifindex)

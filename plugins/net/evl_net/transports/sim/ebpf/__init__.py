@@ -1260,7 +1260,7 @@ class Program:
     @classmethod
     def from_object(cls, data: bytes, name: str = "object", **kwargs) -> "Program":
         """The program ``evl net -F`` would install from an object file."""
-        from evl_net import bpfobj
+        from evl_net.kernel import bpfobj
 
         return cls(bpfobj.first_socket_filter(data, name).insns, **kwargs)
 

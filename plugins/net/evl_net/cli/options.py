@@ -12,8 +12,8 @@ from typing import Sequence
 from evl_core.errors import EvlError, UsageError
 from evl_core.getopt import NO_ARGUMENT, OPTIONAL_ARGUMENT, REQUIRED_ARGUMENT, Getopt, GetoptError, LongOption
 from evl_net.hookspecs import Action
-from evl_net.request import Request
-from evl_net.usage import USAGE
+from evl_net.engine.request import Request
+from evl_net.cli.usage import USAGE
 
 QUERY_MODIFIERS = "RrTtosfacx"
 U64_MAX = 2**64 - 1

@@ -167,7 +167,7 @@ def _explain(lib: _Lib, code: int, data: bytes, name: str, what: str) -> OSError
     if what == "open":
         # Defects of the object file itself: the simulator's parser names them
         # the same way on every transport.
-        from evl_net import bpfobj
+        from evl_net.kernel import bpfobj
 
         try:
             bpfobj.parse(data, name)

@@ -5,7 +5,7 @@ sshd runs it as the forced command of the workstation's key::
     restrict,command="evl net-agent --stdio" ssh-ed25519 AAAA... evl-net@workstation
 
 It reads one JSON request per line on stdin and answers each on stdout (see
-:mod:`evl_net.remote.protocol`), running every operation with its local
+:mod:`evl_net.transports.remote.protocol`), running every operation with its local
 transport (the EVL kernel ABI on a board; ``--transport=sim`` for demos and
 tests).  What it guarantees:
 
@@ -39,8 +39,8 @@ from collections import deque
 from typing import Any, Callable, Mapping
 
 from evl_core.errors import EvlError
-from evl_net.remote import protocol
-from evl_net.remote.protocol import ProtocolError
+from evl_net.transports.remote import protocol
+from evl_net.transports.remote.protocol import ProtocolError
 
 STATE_DIR_ENV = "EVL_NET_AGENT_DIR"
 DEFAULT_STATE_DIR = "/run/evl"
@@ -110,7 +110,7 @@ class Backend:
     @classmethod
     def from_ctx(cls, name: str | None, board: str | None, ctx: Any) -> "Backend":
         from evl_core.lazy import resolve
-        from evl_net.cli import DEVDIR_ENV, REMOTE_ENV, TRANSPORT_ENV
+        from evl_net.cli.main import DEVDIR_ENV, REMOTE_ENV, TRANSPORT_ENV
         from evl_net.registry import registered
 
         env = {k: v for k, v in ctx.env.items() if k != REMOTE_ENV}
@@ -131,7 +131,7 @@ class Backend:
         return cls(name, resolve(info.factory), board, env, notice)
 
     def open(self) -> Any:
-        from evl_net.request import Request
+        from evl_net.engine.request import Request
 
         return self.factory(Request(board=self.board, transport=self.name), self.env)
 

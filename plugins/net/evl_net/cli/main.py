@@ -9,10 +9,11 @@ from typing import Any, Sequence
 from evl_core.errors import EvlError, UsageError
 from evl_core.hookspecs import Context
 from evl_core.lazy import resolve
-from evl_net import SUMMARY, options
+from evl_net import SUMMARY
+from evl_net.cli import options
 from evl_net.hookspecs import Action, Formatter, TransportInfo
 from evl_net.registry import registered
-from evl_net.request import Request, Result
+from evl_net.engine.request import Request, Result
 
 TRANSPORT_ENV = "EVL_NET_TRANSPORT"
 REMOTE_ENV = "EVL_NET_REMOTE"
@@ -53,7 +54,7 @@ def run(argv: Sequence[str], ctx: Context) -> int:
         raise EvlError(f"unknown formatter '{request.format}' (available: {', '.join(sorted(formatters))})")
     steps = plan(request, actions)
     if remote_wanted(request, ctx.env):
-        from evl_net.remote import fleet
+        from evl_net.engine import fleet
 
         boards = fleet.targets(request, ctx.env)
         if fleet.is_fleet(request, boards):

@@ -7,12 +7,12 @@ from typing import Any, Sequence
 
 def run(argv: Sequence[str], ctx: Any) -> int:
     if not argv or list(argv) in (["-h"], ["--help"]):
-        from evl_net.options import USAGE, long_only_help
+        from evl_net.cli.options import USAGE, long_only_help
         from evl_net.registry import registered
 
         actions = registered(ctx, "evl_net_actions")
         ctx.stderr.write(USAGE.format(prog=ctx.prog) + long_only_help(actions))
         return 0
-    from evl_net.cli import run as run_command
+    from evl_net.cli.main import run as run_command
 
     return run_command(argv, ctx)

@@ -82,14 +82,14 @@ def _frame_options(p: argparse.ArgumentParser) -> None:
 
 
 def _spec(args: argparse.Namespace, vlan: int | None) -> Any:
-    from evl_net.frames import FrameSpec
+    from evl_net.transports.sim.frames import FrameSpec
 
     return FrameSpec(proto=args.proto, vlan=vlan, size=args.frame_size, src=args.src, dst=args.dst,
                      sport=args.sport, dport=args.dport, bad_csum=args.bad_csum)
 
 
 def _sim(args: argparse.Namespace, ctx: Context) -> Any:
-    from evl_net.request import Request
+    from evl_net.engine.request import Request
     from evl_net.transports.sim import factory
 
     sim = factory(Request(board=args.board), ctx.env)
@@ -102,7 +102,7 @@ def _print(ctx: Context, args: argparse.Namespace, data: Any, text: str) -> None
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from evl_net import frames
+    from evl_net.transports.sim import frames
     from evl_net.transports.sim import traffic
 
     if args.what == "filter":
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _show(sim: Any) -> str:
     from tabulate import tabulate
 
-    from evl_net import vlans
+    from evl_net.kernel import vlans
 
     state, board = sim.snapshot(), sim.board
     rows = []
@@ -183,7 +183,8 @@ def _show(sim: Any) -> str:
 
 
 def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
-    from evl_net import bpfobj, frames
+    from evl_net.kernel import bpfobj
+    from evl_net.transports.sim import frames
     from evl_net.transports.sim import traffic
 
     try:
@@ -195,7 +196,7 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
         program = bpfobj.first_socket_filter(data, args.object)
     except bpfobj.BpfObjectError as exc:
         raise EvlError(str(exc), exc.errno) from None
-    from evl_net import ebpf_vm
+    from evl_net.transports.sim import ebpf as ebpf_vm
 
     vm = ebpf_vm.Program(program.insns)
     if args.pcap:
@@ -230,7 +231,7 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _frames_from_jsonl(path: str) -> list[bytes]:
-    from evl_net.frames import FrameSpec, build
+    from evl_net.transports.sim.frames import FrameSpec, build
 
     fields = set(FrameSpec.__dataclass_fields__)
     out = []

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from evl_core.errors import EvlError, strerror
-from evl_net.remote.client import (
+from evl_net.transports.remote.client import (
     CHANGED, FAILED, INCOMPATIBLE, NO_ANSWER, OK, Options, Session, SessionError, Target,
 )
 
@@ -137,7 +137,7 @@ def _error(exc: BaseException) -> dict[str, Any]:
 def _run_steps(request: Any, steps: Sequence[tuple[Any, Any]], transport: Any, out: list[Any]) -> None:
     """On a worker thread: what ``evl net`` does locally, through this board's transport."""
     from evl_core.lazy import resolve
-    from evl_net.cli import check_limits
+    from evl_net.cli.main import check_limits
 
     check_limits(request, transport)
     for action, argument in steps:
@@ -218,7 +218,7 @@ def exit_status(results: Sequence[BoardResult]) -> int:
 def render_table(results: Sequence[BoardResult], request: Any, formatters: Mapping[str, Any]) -> str:
     from tabulate import tabulate
 
-    from evl_net.cli import render
+    from evl_net.cli.main import render
 
     rows = []
     for r in ordered(results):

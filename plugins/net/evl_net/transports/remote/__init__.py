@@ -3,7 +3,7 @@
 ``evl net --remote=board -Q -i eth0.42`` runs the very same actions as local
 use; only the operations travel, so the output (and the error messages, with
 the board's errno and kernel detail) is what local use prints on the board.
-Several boards go through :mod:`evl_net.remote.fleet` instead.
+Several boards go through :mod:`evl_net.engine.fleet` instead.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ def factory(request: Any, env: Mapping[str, str]) -> "RemoteTransport":
     """Open a session with the one board the command line names."""
     import asyncio
 
-    from evl_net.remote import fleet
-    from evl_net.remote.client import Options, Session
+    from evl_net.engine import fleet
+    from evl_net.transports.remote.client import Options, Session
 
     targets = fleet.targets(request, env)
     if len(targets) != 1:
@@ -52,7 +52,7 @@ def factory(request: Any, env: Mapping[str, str]) -> "RemoteTransport":
 
 
 def _malformed(board: str, what: str) -> Any:
-    from evl_net.remote.client import INCOMPATIBLE, SessionError
+    from evl_net.transports.remote.client import INCOMPATIBLE, SessionError
 
     raise SessionError(board, INCOMPATIBLE, f"malformed result from the agent: {what}")
 
@@ -98,7 +98,7 @@ class RemoteTransport(Transport):
         self.notes = []
 
     def _call(self, op: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        from evl_net.remote.client import raise_for
+        from evl_net.transports.remote.client import raise_for
 
         self._flush_notes()
         reply = self._run(self.session.call(op, args))
@@ -141,7 +141,7 @@ class RemoteTransport(Transport):
     def set_rx_filter(self, ifname: str, obj: bytes | None, obj_name: str | None) -> dict[str, Any]:
         if obj is None:
             return self._mutation("bpf.remove", {"ifname": ifname})
-        from evl_net.remote import protocol
+        from evl_net.transports.remote import protocol
 
         label = (obj_name or "object").encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         return self._mutation("bpf.load", protocol.bpf_args(ifname, obj, label[:protocol.MAX_LABEL]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evl_net.request import Request, Result
+from evl_net.engine.request import Request, Result
 
 # The current C tool's layout, byte for byte: every label right-aligned on the colon
 # (an older release, which the manual shows, indented "csum errors" by six).

@@ -36,8 +36,8 @@ from typing import Any, Mapping
 
 from evl_core.errors import EvlError
 from evl_net.errors import KernelError
-from evl_net.remote import protocol
-from evl_net.remote.protocol import ProtocolError
+from evl_net.transports.remote import protocol
+from evl_net.transports.remote.protocol import ProtocolError
 
 SSH_ENV = "EVL_NET_SSH"
 AGENT_ENV = "EVL_NET_AGENT"

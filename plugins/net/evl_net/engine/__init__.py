@@ -1,0 +1,1 @@
+"""How the board is driven: plan, execute and render operations; fan-out to several boards."""
