@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import bpf_build  # noqa: E402
-
 from evl_net.transports.sim.ebpf import Program, SkbContext  # noqa: E402
 
 PROGRAMS = ["accept_vlan42", "drop_udp9", "udp_guard"]
@@ -57,8 +56,21 @@ def _csum(data: bytes) -> int:
 
 
 def _ipv4(proto: int, payload: bytes) -> bytes:
-    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
-                                bytes([10, 10, 10, 10]), bytes([10, 10, 10, 11])))
+    hdr = bytearray(
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(payload),
+            1,
+            0,
+            64,
+            proto,
+            0,
+            bytes([10, 10, 10, 10]),
+            bytes([10, 10, 10, 11]),
+        )
+    )
     hdr[10:12] = struct.pack("!H", _csum(bytes(hdr)))
     return bytes(hdr) + payload
 
@@ -105,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5, help="repeats, median shown (5)")
     args = ap.parse_args(argv)
     if not bpf_build.have_clang():
-        print("clang with the BPF target and libbpf-dev are needed to build tests/bpf/*.c",
-              file=sys.stderr)
+        print("clang with the BPF target and libbpf-dev are needed to build tests/bpf/*.c", file=sys.stderr)
         return 1
 
     rows = []
@@ -138,12 +149,17 @@ def main(argv: list[str] | None = None) -> int:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for k, row in enumerate(table):
-        print("  ".join(cell.rjust(w) if i >= 3 else cell.ljust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        print(
+            "  ".join(
+                cell.rjust(w) if i >= 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
         if k == 0:
             print("  ".join("-" * w for w in widths))
-    print(f"\n{len(FRAMES)} frames round-robin, median of {args.repeat} x {args.seconds}s, "
-          f"Python {sys.version.split()[0]}")
+    print(
+        f"\n{len(FRAMES)} frames round-robin, median of {args.repeat} x {args.seconds}s, "
+        f"Python {sys.version.split()[0]}"
+    )
     return 0
 
 

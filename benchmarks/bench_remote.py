@@ -104,8 +104,12 @@ def fleet_wall(lab, boards, env: dict[str, str], rounds: int, jobs: int, server_
         if code != 0:
             print(err.getvalue(), file=sys.stderr)
     n = len(boards)
-    return {"wall": statistics.median(walls), "ws_cpu": statistics.median(mine) / n,
-            "board_cpu": statistics.median(theirs) / n, "code": code}
+    return {
+        "wall": statistics.median(walls),
+        "ws_cpu": statistics.median(mine) / n,
+        "board_cpu": statistics.median(theirs) / n,
+        "code": code,
+    }
 
 
 def main() -> int:
@@ -144,22 +148,42 @@ def main() -> int:
         series.sort()
         p95 = series[max(0, int(len(series) * 0.95) - 1)]
         median = statistics.median(series)
-        rows.append([f"round trip {op}", f"{median:.2f} ms", f"p95 {p95:.2f} ms", "<= 2 ms",
-                     "yes" if median <= 2 else "no"])
+        rows.append(
+            [f"round trip {op}", f"{median:.2f} ms", f"p95 {p95:.2f} ms", "<= 2 ms", "yes" if median <= 2 else "no"]
+        )
     for label, r in (("fleet, 1 board", one), (f"fleet, {args.boards} boards (jobs {args.jobs})", many)):
-        rows.append([label, f"{r['wall'] * 1000:.0f} ms",
-                     f"cpu/board: workstation {r['ws_cpu'] * 1000:.0f} ms, board {r['board_cpu'] * 1000:.0f} ms",
-                     "", "" if r["code"] == 0 else f"exit {r['code']}"])
+        rows.append(
+            [
+                label,
+                f"{r['wall'] * 1000:.0f} ms",
+                f"cpu/board: workstation {r['ws_cpu'] * 1000:.0f} ms, board {r['board_cpu'] * 1000:.0f} ms",
+                "",
+                "" if r["code"] == 0 else f"exit {r['code']}",
+            ]
+        )
     ratio = many["wall"] / one["wall"]
-    rows.append([f"fleet {args.boards} / 1 board, measured", f"{ratio:.1f} x",
-                 f"everything on {cores} cores", "<= 3 x", "yes" if ratio <= 3 else "no"])
+    rows.append(
+        [
+            f"fleet {args.boards} / 1 board, measured",
+            f"{ratio:.1f} x",
+            f"everything on {cores} cores",
+            "<= 3 x",
+            "yes" if ratio <= 3 else "no",
+        ]
+    )
     # Boards on their own CPUs: ceil(boards / jobs) waves of one board's latency, unless the
     # workstation's own CPU work (ssh clients, sessions) is the bottleneck.
     waves = -(-args.boards // args.jobs)
     modelled = max(waves * one["wall"], args.boards * many["ws_cpu"] / cores) / one["wall"]
-    rows.append([f"fleet {args.boards} / 1 board, model", f"{modelled:.1f} x",
-                 f"boards on their own CPUs: max({waves} waves, workstation cpu / {cores} cores)",
-                 "<= 3 x", "yes" if modelled <= 3 else "no"])
+    rows.append(
+        [
+            f"fleet {args.boards} / 1 board, model",
+            f"{modelled:.1f} x",
+            f"boards on their own CPUs: max({waves} waves, workstation cpu / {cores} cores)",
+            "<= 3 x",
+            "yes" if modelled <= 3 else "no",
+        ]
+    )
     print(tabulate(rows, headers=["measure", "value", "detail", "target", "met"], tablefmt="simple"))
     return 0
 

@@ -34,11 +34,15 @@ def measure(sim, frames, rounds: int = 5) -> float:
 
 
 def main() -> int:
-    from evl_net.transports.sim.frames import FrameSpec, build
     from evl_net.transports.sim import SimTransport
+    from evl_net.transports.sim.frames import FrameSpec, build
 
-    batch = [build(FrameSpec(vlan=42, size=100)), build(FrameSpec(vlan=43)), build(FrameSpec()),
-             build(FrameSpec(proto="arp", vlan=42))] * 5000
+    batch = [
+        build(FrameSpec(vlan=42, size=100)),
+        build(FrameSpec(vlan=43)),
+        build(FrameSpec()),
+        build(FrameSpec(proto="arp", vlan=42)),
+    ] * 5000
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sim = SimTransport(board=None, state_path=str(Path(tmp) / "state.json"), console=None)
@@ -50,7 +54,7 @@ def main() -> int:
 
             if bpf_build.have_clang():
                 obj = bpf_build.build("accept_vlan42", Path(tmp))
-                sim.set_rx_filter("eth0.42", obj.read_bytes(), "accept_vlan42.o")
+                sim.install_rx_filter("eth0.42", obj.read_bytes(), "accept_vlan42.o")
                 rows.append(("accept_vlan42 filter", measure(sim, batch), 20_000))
             else:
                 print("clang with the BPF target is missing: the filtered case is skipped", file=sys.stderr)

@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 PYTHON = Path(sys.executable)
@@ -73,7 +72,9 @@ class Launcher:
     """The forking helper: ``run(argv, env)`` -> (wall ms, peak RSS bytes, exit code)."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([str(PYTHON), "-I", "-S", "-c", HELPER], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [str(PYTHON), "-I", "-S", "-c", HELPER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
 
     def run(self, argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
         marshal.dump((argv, env), self.proc.stdin)
@@ -90,8 +91,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30, help="measured rounds (default 30)")
     parser.add_argument("--warmup", type=int, default=7, help="discarded rounds first (default 7)")
-    parser.add_argument("--all", action="store_true",
-                        help="then run every benchmarks/bench_*.py (traffic model, eBPF interpreter, remote)")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="then run every benchmarks/bench_*.py (traffic model, eBPF interpreter, remote)",
+    )
     opts = parser.parse_args()
 
     evl = BIN / "evl"
@@ -101,7 +105,8 @@ def main() -> int:
     tmp = tempfile.TemporaryDirectory(prefix="evl-bench-")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("EVL_")}
     sim_env = {
-        **base_env, "EVL_NET_TRANSPORT": "sim",
+        **base_env,
+        "EVL_NET_TRANSPORT": "sim",
         "EVL_SIM_STATE": os.path.join(tmp.name, "sim-state.json"),
         "XDG_STATE_HOME": os.path.join(tmp.name, "xdg"),
     }
@@ -157,7 +162,9 @@ def main() -> int:
     try:
         from tabulate import tabulate
 
-        print(tabulate(rows, headers, disable_numparse=True, colalign=("left", "right", "right", "right", "left", "left")))
+        print(
+            tabulate(rows, headers, disable_numparse=True, colalign=("left", "right", "right", "right", "left", "left"))
+        )
     except ImportError:
         widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
         for row in [headers, ["-" * w for w in widths], *rows]:

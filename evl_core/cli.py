@@ -45,14 +45,20 @@ def build_parser() -> Any:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="evl", description="Run a command of the EVL command set.",
+        prog="evl",
+        description="Run a command of the EVL command set.",
         usage="evl [options] [<command> [<args>]]",
     )
-    parser.add_argument("-P", "--prefix", metavar="DIR",
-                        help="directory of external evl-* commands (default: <prefix>/libexec/evl "
-                             "of the installation); it is appended to PATH")
-    parser.add_argument("-V", "-v", "--version", action="store_true",
-                        help="print the version and the EVL ABI level the tools require")
+    parser.add_argument(
+        "-P",
+        "--prefix",
+        metavar="DIR",
+        help="directory of external evl-* commands (default: <prefix>/libexec/evl "
+        "of the installation); it is appended to PATH",
+    )
+    parser.add_argument(
+        "-V", "-v", "--version", action="store_true", help="print the version and the EVL ABI level the tools require"
+    )
     parser.add_argument("command", nargs="?", help="the command to run, e.g. net; help when omitted")
     parser.add_argument("args", nargs="*", help="the command's own arguments")
     return parser
@@ -105,9 +111,16 @@ def main(
     from evl_core.hookspecs import Context
 
     ctx = Context(
-        prog=f"evl-{name}", name=name, plugin_manager=registry.plugin_manager,
-        commands=registry.commands, cmddir=cmddir, stdout=stdout, stderr=stderr,
-        env=externals.child_env(cmddir, env), conflicts=registry.conflicts, plugin_labels=registry.labels,
+        prog=f"evl-{name}",
+        name=name,
+        plugin_manager=registry.plugin_manager,
+        commands=registry.commands,
+        cmddir=cmddir,
+        stdout=stdout,
+        stderr=stderr,
+        env=externals.child_env(cmddir, env),
+        conflicts=registry.conflicts,
+        plugin_labels=registry.labels,
     )
     if name in registry.conflicts:
         stderr.write("evl: " + plugin_loading.conflict_message(name, registry.conflicts[name]) + "\n")

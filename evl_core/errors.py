@@ -24,7 +24,7 @@ class EvlError(Exception):
         return f"{prog}: {self.message}"
 
     @classmethod
-    def from_oserror(cls, message: str, exc: OSError) -> "EvlError":
+    def from_oserror(cls, message: str, exc: OSError) -> EvlError:
         """Wrap an OSError raised by a transport, keeping its errno.
 
         A transport's error may carry ``detail`` (explains the errno; shown in

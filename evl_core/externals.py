@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 PREFIX = "evl-"
 
@@ -45,7 +45,7 @@ def list_all(cmddir: str, env: Mapping[str, str]) -> dict[str, str]:
         for entry in entries:
             if not entry.startswith(PREFIX) or len(entry) == len(PREFIX):
                 continue
-            name = entry[len(PREFIX):]
+            name = entry[len(PREFIX) :]
             if name not in found and _is_executable(os.path.join(directory, entry)):
                 found[name] = os.path.join(directory, entry)
     return found
@@ -57,8 +57,12 @@ def describe(path: str, env: Mapping[str, str], timeout: float = 5.0) -> str:
 
     try:
         proc = subprocess.run(
-            [path, "-@"], env=dict(env), stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=timeout,
+            [path, "-@"],
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except (OSError, subprocess.SubprocessError):
         return ""

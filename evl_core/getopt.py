@@ -9,8 +9,8 @@ option (``-@``) before a later error is seen, exactly as the C loop does.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 NO_ARGUMENT = 0
 REQUIRED_ARGUMENT = 1
@@ -69,8 +69,9 @@ class Getopt:
     ``operand_index`` holds the index of each operand.
     """
 
-    def __init__(self, argv: Sequence[str], shortopts: str, longopts: Sequence[LongOption] = (),
-                 posixly_correct: bool = False) -> None:
+    def __init__(
+        self, argv: Sequence[str], shortopts: str, longopts: Sequence[LongOption] = (), posixly_correct: bool = False
+    ) -> None:
         self.argv = list(argv)
         self.short, self.require_order = parse_shortopts(shortopts)
         self.require_order = self.require_order or posixly_correct

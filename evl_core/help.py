@@ -19,7 +19,9 @@ class _IgnoringParser(argparse.ArgumentParser):
     """
 
     def parse_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None,
+        self,
+        args: Sequence[str] | None = None,
+        namespace: argparse.Namespace | None = None,
     ) -> argparse.Namespace:
         parsed, _ignored = self.parse_known_args(args, namespace)
         return parsed
@@ -31,8 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="List every command, plugin and external alike, with its one-line description.",
     )
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
-    parser.add_argument("words", nargs="*", metavar="word",
-                        help="ignored, as is any unknown option: the C evl-help ignores its arguments")
+    parser.add_argument(
+        "--man",
+        metavar="COMMAND",
+        help="print the man page (roff) of COMMAND as the installed plugins make it, "
+        "e.g. evl help --man net | man -l -",
+    )
+    parser.add_argument(
+        "words",
+        nargs="*",
+        metavar="word",
+        help="ignored, as is any unknown option: the C evl-help ignores its arguments",
+    )
     return parser
 
 
@@ -51,6 +63,8 @@ def command_lines(ctx: Context) -> list[tuple[str, str, str]]:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.man is not None:
+        return _man(args.man, ctx)
     lines = command_lines(ctx)
     if args.json:
         out = [{"name": n, "summary": s, "origin": o} for n, s, o in lines]
@@ -62,9 +76,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _man(name: str, ctx: Context) -> int:
+    from evl_core import manpage
+    from evl_core.errors import EvlError
+
+    command = ctx.commands.get(name)
+    if command is None:
+        raise EvlError(f"no man page for '{name}': not a plugin command (see evl help)")
+    ctx.stdout.write(manpage.command_page(command, ctx.plugin_manager))
+    return 0
+
+
 def build_plugins_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evl plugins", description="List the loaded plugins and the hooks they implement.",
+        prog="evl plugins",
+        description="List the loaded plugins and the hooks they implement.",
     )
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
     return parser

@@ -13,8 +13,9 @@ that listing commands imports nothing heavy.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TextIO, Union
+from typing import TYPE_CHECKING, Any, TextIO, Union
 
 import pluggy
 
@@ -59,7 +60,7 @@ class Context:
 
     prog: str
     name: str
-    plugin_manager: "PluginManager"
+    plugin_manager: PluginManager
     commands: Mapping[str, Command]
     cmddir: str
     stdout: TextIO
@@ -72,7 +73,7 @@ class Context:
 
 
 @hookspec(historic=True)
-def evl_addhooks(pluginmanager: "PluginManager") -> None:
+def evl_addhooks(pluginmanager: PluginManager) -> None:
     """Add a plugin's own hook specifications, e.g. ``pluginmanager.add_hookspecs(mod)``.
 
     Called for every plugin as it is registered, so a plugin may extend the
@@ -86,10 +87,24 @@ def evl_commands() -> Sequence[Command]:
     """Return the commands this plugin provides, as :class:`Command` records."""
 
 
-def build_parser_for(command: Command, prog: str) -> "argparse.ArgumentParser":
-    """Build a command's parser and give it the program name users see."""
+def build_parser_for(command: Command, prog: str, plugin_manager: Any = None) -> argparse.ArgumentParser:
+    """Build a command's parser and give it the program name users see.
+
+    A builder taking a ``plugin_manager`` argument gets the loaded plugins,
+    so that what they add to the command (options of a plugin's own hooks)
+    is documented with it.
+    """
     from evl_core.lazy import resolve
 
-    parser = resolve(command.parser)()
+    builder = resolve(command.parser)
+    if plugin_manager is not None and _takes(builder, "plugin_manager"):
+        parser = builder(plugin_manager=plugin_manager)
+    else:
+        parser = builder()
     parser.prog = prog
     return parser
+
+
+def _takes(function: Any, name: str) -> bool:
+    code = getattr(function, "__code__", None)
+    return code is not None and name in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TextIO
+from typing import Any, TextIO
 
 import pluggy
 

@@ -17,12 +17,12 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAN_DIR = os.path.join(ROOT, "man")
-DATE = "2026-11-25"
-MANUAL = "EVL command set"
 SHIPPED_PLUGINS = ("evl_net.plugin",)
 
 EVL_SECTIONS = [
-    ("COMMANDS", r"""
+    (
+        "COMMANDS",
+        r"""
 \fBevl\fR runs \fIcommand\fR from the first of:
 .IP 1. 3
 a plugin command: built\-in commands (\fBhelp\fR, \fBplugins\fR) and the commands of installed
@@ -37,8 +37,11 @@ command belongs to it.
 With no command, \fBevl\fR prints its usage and the command list.
 \fBevl help\fR lists every command with its one\-line description
 (plugins give it through their hook, external commands answer \fB\-@\fR).
-"""),
-    ("PLUGINS", r"""
+""",
+    ),
+    (
+        "PLUGINS",
+        r"""
 A plugin is a Python distribution declaring an entry point in the \fBevl\fR group.
 Its module implements the hooks of \fBevl_core.hookspecs\fR: \fBevl_commands\fR returns
 command records (name, one\-line summary, parser builder, handler) and
@@ -46,8 +49,11 @@ command records (name, one\-line summary, parser builder, handler) and
 A plugin that fails to load costs one warning line and its own commands only.
 Two plugins claiming one command name make that command unavailable, with an error
 naming both.
-"""),
-    ("ENVIRONMENT", r"""
+""",
+    ),
+    (
+        "ENVIRONMENT",
+        r"""
 .TP
 \fBEVL_CMDDIR\fR, \fBEVL_TESTDIR\fR, \fBEVL_SYSDIR\fR, \fBEVL_TRACEDIR\fR
 Set for external commands: the command directory, the test directory, the sysfs root
@@ -58,35 +64,25 @@ When set, no plugin is loaded from entry points (built\-in commands remain).
 .TP
 \fBEVL_DEBUG\fR
 When set, errors come with a Python traceback.
-"""),
-    ("EXIT STATUS", r"""
+""",
+    ),
+    (
+        "EXIT STATUS",
+        r"""
 The exit status of the command that ran.
 0 when no command is given, or for \fB\-V\fR and \fB\-h\fR;
 1 for an unknown command (\fIevl: no 'foo' command. Try 'evl \-\-help'.\fR)
 or a failure of a plugin command (\fIevl\-<cmd>: <message>: <reason>\fR on stderr);
 2 for a bad global option (usage on stderr).
-"""),
-    ("SEE ALSO", r"""
+""",
+    ),
+    (
+        "SEE ALSO",
+        r"""
 \fBevl\-net\fR(8), \fBevl\-help\fR(8), \fBevl\-plugins\fR(8)
-"""),
+""",
+    ),
 ]
-
-
-def _manpage(parser: argparse.ArgumentParser, prog: str, description: str, sections) -> str:
-    from argparse_manpage.manpage import Manpage
-
-    from evl_core import __version__
-
-    page = Manpage(parser)
-    page.prog = prog
-    page.date = DATE
-    page.section = 8
-    page.manual = MANUAL
-    page.source = f"evl-tools {__version__}"
-    page.description = description
-    for heading, content in sections:
-        page.add_section(heading, ">", content.strip("\n"))
-    return str(page)
 
 
 def render_all() -> dict[str, str]:
@@ -95,19 +91,12 @@ def render_all() -> dict[str, str]:
     sys.path[:0] = [ROOT, os.path.join(ROOT, "plugins", "net")]
     import importlib
 
-    from evl_core import cli, plugins
-    from evl_core.hookspecs import build_parser_for
-    from evl_core.lazy import resolve
+    from evl_core import cli, manpage, plugins
 
     registry = plugins.load([importlib.import_module(m) for m in SHIPPED_PLUGINS], autoload=False)
-    pages = {"evl.8": _manpage(cli.build_parser(), "evl", "run a command of the EVL command set", EVL_SECTIONS)}
+    pages = {"evl.8": manpage.render(cli.build_parser(), "evl", "run a command of the EVL command set", EVL_SECTIONS)}
     for name, command in sorted(registry.commands.items()):
-        parser = build_parser_for(command, f"evl {name}")
-        extra = list(resolve(command.manpage)()) if command.manpage else []
-        if not any(h == "EXIT STATUS" for h, _c in extra):
-            extra.append(("EXIT STATUS", "0 on success, 1 on failure, 2 on a usage error."))
-        extra.append(("SEE ALSO", r"\fBevl\fR(8)"))
-        pages[f"evl-{name}.8"] = _manpage(parser, f"evl-{name}", command.summary, extra)
+        pages[f"evl-{name}.8"] = manpage.command_page(command, registry.plugin_manager)
     return pages
 
 

@@ -33,22 +33,20 @@ def _include_flags() -> list[str]:
     return []
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def have_clang() -> bool:
     """True if clang can target BPF and the libbpf headers are present."""
     clang = _clang()
     if clang is None or not pathlib.Path("/usr/include/bpf/bpf_helpers.h").exists():
         return False
     try:
-        out = subprocess.run([clang, "-print-targets"], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run([clang, "-print-targets"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return False
     return out.returncode == 0 and " bpf " in out.stdout
 
 
-def build(src_name: str, out_dir: pathlib.Path,
-          target: str = "bpf") -> pathlib.Path:
+def build(src_name: str, out_dir: pathlib.Path, target: str = "bpf") -> pathlib.Path:
     """Compile tests/bpf/<src_name>.c to <out_dir>/<src_name>.o.
 
     ``target`` may be "bpfel"/"bpfeb" to force a byte order; the object
@@ -60,8 +58,7 @@ def build(src_name: str, out_dir: pathlib.Path,
     src = SRC_DIR / f"{src_name}.c"
     suffix = "" if target == "bpf" else f".{target}"
     out = pathlib.Path(out_dir) / f"{src_name}{suffix}.o"
-    cmd = [clang, "-O2", "-target", target, *_include_flags(),
-           "-c", str(src), "-o", str(out)]
+    cmd = [clang, "-O2", "-target", target, *_include_flags(), "-c", str(src), "-o", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr}")

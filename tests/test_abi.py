@@ -16,13 +16,16 @@ from pathlib import Path
 import pytest
 
 from evl_net.kernel import abi
-from evl_net import transports
+from evl_net.transports import contract
 
 HERE = Path(__file__).resolve().parent / "abi"
 
 # C names that differ from evl_net.kernel.abi's.
-REQUEST_ALIASES = {"EVL_NET_GETDEVFD": "G2_EVL_NET_GETDEVFD", "EVL_NET_OPENPORT": "G2_EVL_NET_OPENPORT",
-                   "EVL_NDEVIOC_SWITCHOFF": "G2_EVL_NDEVIOC_SWITCHOFF"}
+REQUEST_ALIASES = {
+    "EVL_NET_GETDEVFD": "G2_EVL_NET_GETDEVFD",
+    "EVL_NET_OPENPORT": "G2_EVL_NET_OPENPORT",
+    "EVL_NDEVIOC_SWITCHOFF": "G2_EVL_NDEVIOC_SWITCHOFF",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +34,12 @@ def dump(tmp_path_factory) -> list[list[str]]:
     if gcc is None:
         pytest.skip("gcc is needed to compile tests/abi/abi_dump.c")
     out = tmp_path_factory.mktemp("abi") / "abi_dump"
-    build = subprocess.run([gcc, "-std=gnu11", "-Wall", "-Werror", f"-I{HERE}", str(HERE / "abi_dump.c"), "-o", str(out)],
-                           capture_output=True, text=True, timeout=120)
+    build = subprocess.run(
+        [gcc, "-std=gnu11", "-Wall", "-Werror", f"-I{HERE}", str(HERE / "abi_dump.c"), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert build.returncode == 0, build.stderr
     run = subprocess.run([str(out)], capture_output=True, text=True, timeout=30, check=True)
     return [line.split() for line in run.stdout.splitlines()]
@@ -83,8 +90,8 @@ def test_request_numbers(dump):
 
 def test_constants(dump):
     consts = {name: int(value, 16) for name, value in facts(dump, "const")}
-    assert consts["EVL_NEIGH_PERMANENT"] == abi.EVL_NEIGH_PERMANENT == transports.NEIGH_PERMANENT
-    assert consts["EVL_NEIGH_MAYROUTE"] == abi.EVL_NEIGH_MAYROUTE == transports.NEIGH_MAYROUTE
+    assert consts["EVL_NEIGH_PERMANENT"] == abi.EVL_NEIGH_PERMANENT == contract.NEIGH_PERMANENT
+    assert consts["EVL_NEIGH_MAYROUTE"] == abi.EVL_NEIGH_MAYROUTE == contract.NEIGH_MAYROUTE
     assert (consts["SOCK_OOB_NEWEST"], consts["SOCK_OOB_OLDER"]) == abi.SOCK_OOB_CANDIDATES
     assert consts["EVL_NET_IOCBASE"] == abi.EVL_NET_IOCBASE
     assert consts["EVL_NETDEV_IOCBASE"] == abi.EVL_NETDEV_IOCBASE
@@ -110,8 +117,9 @@ def test_arm32_solicit_is_132_bytes():
     assert reqs["EVL_SOCKIOC_SOLICIT"] == 0x4084EE05
     # Everything else is the same as on LP64: __u64 is 8-aligned on ARM EABI.
     lp64 = abi.requests(abi.Platform(ptr_size=8, u64_align=8))
-    assert {k: v for k, v in reqs.items() if k != "EVL_SOCKIOC_SOLICIT"} == \
-        {k: v for k, v in lp64.items() if k != "EVL_SOCKIOC_SOLICIT"}
+    assert {k: v for k, v in reqs.items() if k != "EVL_SOCKIOC_SOLICIT"} == {
+        k: v for k, v in lp64.items() if k != "EVL_SOCKIOC_SOLICIT"
+    }
     assert lp64["EVL_SOCKIOC_SOLICIT"] == 0x4088EE05
 
 

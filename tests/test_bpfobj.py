@@ -17,12 +17,11 @@ from evl_net.kernel.bpfobj import BpfObjectError
 
 needs_clang = pytest.mark.skipif(
     not bpf_build.have_clang(),
-    reason="clang with the BPF target and libbpf headers (libbpf-dev) "
-           "are needed to build tests/bpf/*.c",
+    reason="clang with the BPF target and libbpf headers (libbpf-dev) are needed to build tests/bpf/*.c",
 )
 
-R0_3 = bytes([0xB7, 0x00, 0, 0, 3, 0, 0, 0])       # r0 = 3
-EXIT = bytes([0x95, 0x00, 0, 0, 0, 0, 0, 0])       # exit
+R0_3 = bytes([0xB7, 0x00, 0, 0, 3, 0, 0, 0])  # r0 = 3
+EXIT = bytes([0x95, 0x00, 0, 0, 0, 0, 0, 0])  # exit
 
 
 # --------------------------------------------------------------------------
@@ -34,10 +33,15 @@ SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB = 1, 2, 3
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 
 
-def build_elf(sections: list[tuple[str, int, int, bytes]], *,
-              machine: int = bpfobj.EM_BPF, elf64: bool = True,
-              big_endian: bool = False, e_type: int = 1,
-              symbols: list[tuple[str, str, int, int]] = ()) -> bytes:
+def build_elf(
+    sections: list[tuple[str, int, int, bytes]],
+    *,
+    machine: int = bpfobj.EM_BPF,
+    elf64: bool = True,
+    big_endian: bool = False,
+    e_type: int = 1,
+    symbols: list[tuple[str, str, int, int]] = (),
+) -> bytes:
     """Build a relocatable ELF object.
 
     ``sections`` are (name, sh_type, sh_flags, content); a null section and
@@ -55,16 +59,13 @@ def build_elf(sections: list[tuple[str, int, int, bytes]], *,
             strtab += sym_name.encode() + b"\0"
             shndx = index[sec_name]
             if elf64:
-                syms.append(struct.pack(o + "IBBHQQ", name_off, info, 0,
-                                        shndx, value, 0))
+                syms.append(struct.pack(o + "IBBHQQ", name_off, info, 0, shndx, value, 0))
             else:
-                syms.append(struct.pack(o + "IIIBBH", name_off, value, 0,
-                                        info, 0, shndx))
+                syms.append(struct.pack(o + "IIIBBH", name_off, value, 0, info, 0, shndx))
         entsize = 24 if elf64 else 16
         syms[0] = bytes(entsize)
-        strtab_index = len(secs) + 2       # null + secs + .symtab
-        secs.append((".symtab", SHT_SYMTAB, 0, b"".join(syms),
-                     strtab_index, entsize))
+        strtab_index = len(secs) + 2  # null + secs + .symtab
+        secs.append((".symtab", SHT_SYMTAB, 0, b"".join(syms), strtab_index, entsize))
         secs.append((".strtab", SHT_STRTAB, 0, strtab))
     secs.append((".shstrtab", SHT_STRTAB, 0, None))
 
@@ -93,22 +94,19 @@ def build_elf(sections: list[tuple[str, int, int, bytes]], *,
         link = sec[4] if len(sec) > 4 else 0
         entsize = sec[5] if len(sec) > 5 else 0
         info = 1 if sec[1] == SHT_SYMTAB else 0
-        shdrs.append(struct.pack(shdr_fmt, name_off, sec[1], sec[2], 0, off,
-                                 size, link, info, 8, entsize))
+        shdrs.append(struct.pack(shdr_fmt, name_off, sec[1], sec[2], 0, off, size, link, info, 8, entsize))
     shnum = len(shdrs)
 
-    ident = b"\x7fELF" + bytes([2 if elf64 else 1, 2 if big_endian else 1,
-                                1, 0]) + bytes(8)
+    ident = b"\x7fELF" + bytes([2 if elf64 else 1, 2 if big_endian else 1, 1, 0]) + bytes(8)
     ehdr_fmt = o + ("HHIQQQIHHHHHH" if elf64 else "HHIIIIIHHHHHH")
-    ehdr = ident + struct.pack(ehdr_fmt, e_type, machine, 1, 0, 0, shoff, 0,
-                               ehsize, 0, 0, struct.calcsize(shdr_fmt),
-                               shnum, shnum - 1)
+    ehdr = ident + struct.pack(
+        ehdr_fmt, e_type, machine, 1, 0, 0, shoff, 0, ehsize, 0, 0, struct.calcsize(shdr_fmt), shnum, shnum - 1
+    )
     return ehdr + body + b"".join(shdrs)
 
 
 def minimal_socket_elf(**kw) -> bytes:
-    return build_elf([("socket", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR,
-                       R0_3 + EXIT)], **kw)
+    return build_elf([("socket", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, R0_3 + EXIT)], **kw)
 
 
 def assert_einval(exc: pytest.ExceptionInfo, name: str, *fragments: str):
@@ -124,14 +122,13 @@ def assert_einval(exc: pytest.ExceptionInfo, name: str, *fragments: str):
 # clang-built objects
 # --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory) -> dict[str, pathlib.Path]:
     if not bpf_build.have_clang():
-        pytest.skip("clang with the BPF target and libbpf headers "
-                    "(libbpf-dev) are needed to build tests/bpf/*.c")
+        pytest.skip("clang with the BPF target and libbpf headers (libbpf-dev) are needed to build tests/bpf/*.c")
     out = tmp_path_factory.mktemp("bpf")
-    return {n: bpf_build.build(n, out)
-            for n in ("netrx", "accept_vlan42", "drop_udp9", "xdp_pass")}
+    return {n: bpf_build.build(n, out) for n in ("netrx", "accept_vlan42", "drop_udp9", "xdp_pass")}
 
 
 @needs_clang
@@ -142,7 +139,7 @@ def test_socket_filters_parse(objs, src):
     assert len(progs) == 1
     prog = progs[0]
     assert prog.section == "socket"
-    assert prog.name == src                 # function symbol from .symtab
+    assert prog.name == src  # function symbol from .symtab
     assert prog.prog_type == "socket_filter"
     assert prog.license == "GPL"
     assert prog.insns and len(prog.insns) % 8 == 0
@@ -168,19 +165,17 @@ def test_drop_udp9_uses_packet_loads(objs):
 def test_xdp_object_is_not_a_socket_filter(objs):
     data = objs["xdp_pass"].read_bytes()
     (prog,) = bpfobj.parse(data, "xdp_pass.o")
-    assert (prog.section, prog.name, prog.prog_type) == ("xdp", "xdp_pass",
-                                                         "xdp")
+    assert (prog.section, prog.name, prog.prog_type) == ("xdp", "xdp_pass", "xdp")
     with pytest.raises(BpfObjectError) as exc:
         bpfobj.first_socket_filter(data, "xdp_pass.o")
-    assert_einval(exc, "xdp_pass.o", "first program 'xdp' is a xdp program",
-                  "not a socket filter")
+    assert_einval(exc, "xdp_pass.o", "first program 'xdp' is a xdp program", "not a socket filter")
 
 
 @needs_clang
 def test_big_endian_object(tmp_path):
     obj = bpf_build.build("netrx", tmp_path, target="bpfeb")
     data = obj.read_bytes()
-    assert data[5] == 2                     # ELFDATA2MSB
+    assert data[5] == 2  # ELFDATA2MSB
     prog = bpfobj.first_socket_filter(data, obj.name)
     assert (prog.name, prog.license) == ("netrx", "GPL")
     # imm is big-endian, and dst/src register nibbles are swapped.
@@ -218,6 +213,7 @@ def test_random_corruption_is_a_clean_error(objs):
 # foreign and broken inputs
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
 def test_host_object_rejected_for_machine(tmp_path):
     src = tmp_path / "host.c"
@@ -232,10 +228,17 @@ def test_host_object_rejected_for_machine(tmp_path):
     assert_einval(exc, "host.o", "not an eBPF object", "x86-64")
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"\x7f", b"\x7fEL", b"#!/bin/sh\necho not an object\n",
-    b"\x7fELG" + bytes(60), bytes(200),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x7f",
+        b"\x7fEL",
+        b"#!/bin/sh\necho not an object\n",
+        b"\x7fELG" + bytes(60),
+        bytes(200),
+    ],
+)
 def test_non_elf_rejected(data):
     with pytest.raises(BpfObjectError) as exc:
         bpfobj.parse(data, "junk.o")
@@ -257,11 +260,11 @@ def test_error_is_a_value_error():
 # hand-built objects
 # --------------------------------------------------------------------------
 
+
 def test_minimal_hand_built_elf():
     data = minimal_socket_elf()
     (prog,) = bpfobj.parse(data, "mini.o")
-    assert prog == bpfobj.BpfProgram(section="socket", name="socket",
-                                     insns=R0_3 + EXIT, license="")
+    assert prog == bpfobj.BpfProgram(section="socket", name="socket", insns=R0_3 + EXIT, license="")
     assert prog.prog_type == "socket_filter"
     assert bpfobj.first_socket_filter(data, "mini.o") is not None
 
@@ -270,16 +273,22 @@ def test_minimal_hand_built_elf():
 @pytest.mark.parametrize("big_endian", [False, True])
 def test_classes_and_encodings(elf64, big_endian):
     data = build_elf(
-        [(".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, EXIT),
-         ("socket/rx", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, R0_3 + EXIT),
-         ("xdp", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, EXIT),
-         ("license", SHT_PROGBITS, SHF_ALLOC, b"Dual BSD/GPL\0pad")],
-        symbols=[("helper", ".text", 0, 0x12),
-                 ("local_alias", "socket/rx", 0, 0x02),
-                 ("rx_main", "socket/rx", 0, 0x12),
-                 ("late", "socket/rx", 8, 0x12),
-                 ("pass", "xdp", 0, 0x12)],
-        elf64=elf64, big_endian=big_endian)
+        [
+            (".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, EXIT),
+            ("socket/rx", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, R0_3 + EXIT),
+            ("xdp", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, EXIT),
+            ("license", SHT_PROGBITS, SHF_ALLOC, b"Dual BSD/GPL\0pad"),
+        ],
+        symbols=[
+            ("helper", ".text", 0, 0x12),
+            ("local_alias", "socket/rx", 0, 0x02),
+            ("rx_main", "socket/rx", 0, 0x12),
+            ("late", "socket/rx", 8, 0x12),
+            ("pass", "xdp", 0, 0x12),
+        ],
+        elf64=elf64,
+        big_endian=big_endian,
+    )
     progs = bpfobj.parse(data, "x.o")
     assert [(p.section, p.name, p.prog_type, p.license) for p in progs] == [
         ("socket/rx", "rx_main", "socket_filter", "Dual BSD/GPL"),
@@ -289,11 +298,13 @@ def test_classes_and_encodings(elf64, big_endian):
 
 
 def test_only_subprograms_means_no_program():
-    data = build_elf([(".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR,
-                       R0_3 + EXIT),
-                      ("socket", SHT_PROGBITS, SHF_ALLOC, R0_3 + EXIT),
-                      ("kprobe/x", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR,
-                       b"")])
+    data = build_elf(
+        [
+            (".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, R0_3 + EXIT),
+            ("socket", SHT_PROGBITS, SHF_ALLOC, R0_3 + EXIT),
+            ("kprobe/x", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, b""),
+        ]
+    )
     assert bpfobj.parse(data) == []
     with pytest.raises(BpfObjectError) as exc:
         bpfobj.first_socket_filter(data, "empty.o")
@@ -301,18 +312,19 @@ def test_only_subprograms_means_no_program():
 
 
 def test_first_program_wins():
-    data = build_elf([
-        ("kprobe/sys_open", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, EXIT),
-        ("socket", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, R0_3 + EXIT)])
+    data = build_elf(
+        [
+            ("kprobe/sys_open", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, EXIT),
+            ("socket", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, R0_3 + EXIT),
+        ]
+    )
     with pytest.raises(BpfObjectError) as exc:
         bpfobj.first_socket_filter(data, "two.o")
-    assert_einval(exc, "two.o",
-                  "first program 'kprobe/sys_open' is a kprobe program")
+    assert_einval(exc, "two.o", "first program 'kprobe/sys_open' is a kprobe program")
 
 
 def test_size_not_multiple_of_insn():
-    data = build_elf([("socket", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR,
-                       R0_3 + EXIT[:4])])
+    data = build_elf([("socket", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, R0_3 + EXIT[:4])])
     with pytest.raises(BpfObjectError) as exc:
         bpfobj.parse(data, "odd.o")
     assert_einval(exc, "odd.o", "'socket'", "multiple of 8")
@@ -333,16 +345,19 @@ def _patch_ehdr(data: bytes, fmt: str, offset: int, value: int) -> bytes:
     return bytes(buf)
 
 
-@pytest.mark.parametrize("what,offset,fmt,value,fragment", [
-    ("class", 4, "B", 3, "ELF class"),
-    ("encoding", 5, "B", 0, "data encoding"),
-    ("e_shoff past EOF", 0x28, "<Q", 1 << 40, "section header table"),
-    ("e_shoff zero", 0x28, "<Q", 0, "no section header table"),
-    ("e_shentsize", 0x3A, "<H", 8, "section header size"),
-    ("e_shnum", 0x3C, "<H", 500, "section header table"),
-    ("e_shstrndx", 0x3E, "<H", 77, "string table index"),
-    ("e_shstrndx undef", 0x3E, "<H", 0, "string table index"),
-])
+@pytest.mark.parametrize(
+    "what,offset,fmt,value,fragment",
+    [
+        ("class", 4, "B", 3, "ELF class"),
+        ("encoding", 5, "B", 0, "data encoding"),
+        ("e_shoff past EOF", 0x28, "<Q", 1 << 40, "section header table"),
+        ("e_shoff zero", 0x28, "<Q", 0, "no section header table"),
+        ("e_shentsize", 0x3A, "<H", 8, "section header size"),
+        ("e_shnum", 0x3C, "<H", 500, "section header table"),
+        ("e_shstrndx", 0x3E, "<H", 77, "string table index"),
+        ("e_shstrndx undef", 0x3E, "<H", 0, "string table index"),
+    ],
+)
 def test_corrupt_headers(what, offset, fmt, value, fragment):
     data = _patch_ehdr(minimal_socket_elf(), fmt, offset, value)
     with pytest.raises(BpfObjectError) as exc:
@@ -351,7 +366,7 @@ def test_corrupt_headers(what, offset, fmt, value, fragment):
 
 
 def _shdr_offset(data: bytes, index: int) -> int:
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     return shoff + 64 * index
 
 
@@ -380,46 +395,50 @@ def test_shstrtab_not_a_string_table():
 
 
 def test_hand_built_truncations():
-    data = build_elf([("socket", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR,
-                       R0_3 + EXIT),
-                      ("license", SHT_PROGBITS, SHF_ALLOC, b"GPL\0")],
-                     symbols=[("f", "socket", 0, 0x12)])
+    data = build_elf(
+        [
+            ("socket", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, R0_3 + EXIT),
+            ("license", SHT_PROGBITS, SHF_ALLOC, b"GPL\0"),
+        ],
+        symbols=[("f", "socket", 0, 0x12)],
+    )
     assert bpfobj.first_socket_filter(data).name == "f"
     for n in range(len(data)):
         with pytest.raises(BpfObjectError):
             bpfobj.parse(data[:n])
 
 
-@pytest.mark.parametrize("section,prog_type", [
-    ("socket", "socket_filter"),
-    ("socket/evl_rx", "socket_filter"),
-    ("socketfilter", "unknown"),
-    ("xdp", "xdp"),
-    ("xdp.frags", "xdp"),
-    ("tc", "tc"),
-    ("classifier/ingress", "tc"),
-    ("kprobe/do_sys_open", "kprobe"),
-    ("uretprobe.s/libc:malloc", "kprobe"),
-    ("tracepoint/net/netif_rx", "tracepoint"),
-    ("raw_tp.w/foo", "raw_tracepoint_writable"),
-    ("fentry/tcp_v4_rcv", "tracing"),
-    ("cgroup_skb/ingress", "cgroup_skb"),
-    ("cgroup/skb", "cgroup_skb"),
-    ("cgroup/connect4", "cgroup_sock_addr"),
-    ("cgroup/sock_create", "cgroup_sock"),
-    ("sk_skb/stream_verdict", "sk_skb"),
-    ("sockops", "sock_ops"),
-    ("license", "unknown"),
-    ("", "unknown"),
-])
+@pytest.mark.parametrize(
+    "section,prog_type",
+    [
+        ("socket", "socket_filter"),
+        ("socket/evl_rx", "socket_filter"),
+        ("socketfilter", "unknown"),
+        ("xdp", "xdp"),
+        ("xdp.frags", "xdp"),
+        ("tc", "tc"),
+        ("classifier/ingress", "tc"),
+        ("kprobe/do_sys_open", "kprobe"),
+        ("uretprobe.s/libc:malloc", "kprobe"),
+        ("tracepoint/net/netif_rx", "tracepoint"),
+        ("raw_tp.w/foo", "raw_tracepoint_writable"),
+        ("fentry/tcp_v4_rcv", "tracing"),
+        ("cgroup_skb/ingress", "cgroup_skb"),
+        ("cgroup/skb", "cgroup_skb"),
+        ("cgroup/connect4", "cgroup_sock_addr"),
+        ("cgroup/sock_create", "cgroup_sock"),
+        ("sk_skb/stream_verdict", "sk_skb"),
+        ("sockops", "sock_ops"),
+        ("license", "unknown"),
+        ("", "unknown"),
+    ],
+)
 def test_prog_type_from_section(section, prog_type):
-    prog = bpfobj.BpfProgram(section=section, name="p", insns=EXIT,
-                             license="GPL")
+    prog = bpfobj.BpfProgram(section=section, name="p", insns=EXIT, license="GPL")
     assert prog.prog_type == prog_type
 
 
 def test_cheap_imports():
     src = pathlib.Path(bpfobj.__file__).read_text()
-    imports = {line.split()[1] for line in src.splitlines()
-               if line.startswith(("import ", "from "))}
+    imports = {line.split()[1] for line in src.splitlines() if line.startswith(("import ", "from "))}
     assert imports <= {"__future__", "errno", "struct", "dataclasses"}

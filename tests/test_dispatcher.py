@@ -99,8 +99,7 @@ def greet(args: argparse.Namespace, ctx) -> int:
 
 
 def command(name: str = "greet", handler=greet, summary: str | None = None, **kwargs) -> Command:
-    return Command(name=name, summary=summary or f"the {name} command", parser=simple_parser,
-                   handler=handler, **kwargs)
+    return Command(name=name, summary=summary or f"the {name} command", parser=simple_parser, handler=handler, **kwargs)
 
 
 def raising(exc: BaseException):
@@ -166,8 +165,9 @@ def test_version_wins_over_a_command(evl, env):
     assert (r.code, r.out) == (0, VERSION)
 
 
-@pytest.mark.parametrize("argv", [["-h"], ["--help"], ["--he"], ["--"], ["-h", "--"], ["-hh"], ["-h", "-P", "/x"]],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "argv", [["-h"], ["--help"], ["--he"], ["--"], ["-h", "--"], ["-hh"], ["-h", "-P", "/x"]], ids=" ".join
+)
 def test_help_option(evl, env, argv):
     """No command: usage on stderr, `evl help` on stdout, as C does with or without -h."""
     r = evl(*argv, env=env, autoload=False)
@@ -181,22 +181,37 @@ def test_help_option_in_a_real_process(sh, env):
     assert help_rows(r.out)["net"] == NET_SUMMARY
 
 
-@pytest.mark.parametrize("argv", [["-h", "-V"], ["-hV"], ["-hv"], ["-V", "-h"], ["--help", "--version"],
-                                  ["-h", "--vers"], ["-P", "/x", "-h", "-V"], ["-h", "-V", "-x"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-h", "-V"],
+        ["-hV"],
+        ["-hv"],
+        ["-V", "-h"],
+        ["--help", "--version"],
+        ["-h", "--vers"],
+        ["-P", "/x", "-h", "-V"],
+        ["-h", "-V", "-x"],
+    ],
+    ids=" ".join,
+)
 def test_version_wins_over_help(evl, env, argv):
     r = evl(*argv, env=env, autoload=False)
     assert (r.code, r.out, r.err) == (0, VERSION, "")
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["-h", "-x"], "invalid option -- 'x'"),
-    (["-hx"], "invalid option -- 'x'"),
-    (["-hP"], "option requires an argument -- 'P'"),
-    (["-h", "-P"], "option requires an argument -- 'P'"),
-    (["--help", "--bogus"], "unrecognized option '--bogus'"),
-    (["--help", "--prefix"], "option '--prefix' requires an argument"),
-    (["-h", "--help=1"], "option '--help' doesn't allow an argument"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-h", "-x"], "invalid option -- 'x'"),
+        (["-hx"], "invalid option -- 'x'"),
+        (["-hP"], "option requires an argument -- 'P'"),
+        (["-h", "-P"], "option requires an argument -- 'P'"),
+        (["--help", "--bogus"], "unrecognized option '--bogus'"),
+        (["--help", "--prefix"], "option '--prefix' requires an argument"),
+        (["-h", "--help=1"], "option '--help' doesn't allow an argument"),
+    ],
+)
 def test_help_then_a_bad_option_is_a_usage_error(evl, env, argv, message):
     """-h is not acted on before the whole option list has parsed, as in C's loop."""
     r = evl(*argv, env=env, autoload=False)
@@ -217,13 +232,16 @@ def test_help_option_before_a_command_runs_the_command(evl, env):
     assert (r.code, r.out, r.err) == (0, BUILTIN_LISTING, "")
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["-z"], "invalid option -- 'z'"),
-    (["--bogus"], "unrecognized option '--bogus'"),
-    (["-P"], "option requires an argument -- 'P'"),
-    (["--prefix"], "option '--prefix' requires an argument"),
-    (["--version=1"], "option '--version' doesn't allow an argument"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-z"], "invalid option -- 'z'"),
+        (["--bogus"], "unrecognized option '--bogus'"),
+        (["-P"], "option requires an argument -- 'P'"),
+        (["--prefix"], "option '--prefix' requires an argument"),
+        (["--version=1"], "option '--version' doesn't allow an argument"),
+    ],
+)
 def test_bad_global_option(evl, env, argv, message):
     r = evl(*argv, env=env)
     assert r.code == 2
@@ -284,8 +302,9 @@ def test_help_listing_format(evl, env):
     assert (r.code, r.out, r.err) == (0, BUILTIN_LISTING, "")
 
 
-@pytest.mark.parametrize("argv", [["extra", "words"], ["-V"], ["-x", "--bogus", "word"], ["--", "x"], ["-@", "x"]],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "argv", [["extra", "words"], ["-V"], ["-x", "--bogus", "word"], ["--", "x"], ["-@", "x"]], ids=" ".join
+)
 def test_help_ignores_extra_arguments(evl, env, argv):
     """The C evl-help is a shell script that ignores its arguments."""
     r = evl("help", *argv, env=env, autoload=False)
@@ -298,8 +317,9 @@ def test_help_ignores_extra_words_in_a_real_process(sh, env):
     assert r.out == sh("evl", "help", env=env).out
 
 
-@pytest.mark.parametrize("argv", [["--json", "extra"], ["extra", "--json"], ["a", "--json", "b", "-z"], ["--js"]],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "argv", [["--json", "extra"], ["extra", "--json"], ["a", "--json", "b", "-z"], ["--js"]], ids=" ".join
+)
 def test_help_json_with_extra_words(evl, env, argv):
     r = evl("help", *argv, env=env, autoload=False)
     assert (r.code, r.err) == (0, "")
@@ -311,12 +331,13 @@ def test_help_describes_itself_and_keeps_its_own_help(evl, env):
     assert (r.code, r.out, r.err) == (0, "list the available commands\n", "")
     r = evl("help", "--help", env=env, autoload=False)
     assert (r.code, r.err) == (0, "")
-    assert r.out.startswith("usage: evl-help [-h] [--json] [word ...]\n")
+    assert r.out.startswith("usage: evl-help [-h] [--json] [--man COMMAND] [word ...]\n")
 
 
 def test_python_dash_m(env, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "evl_core", "-V"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "evl_core", "-V"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, VERSION, "")
 
 
@@ -387,8 +408,13 @@ def test_external_environment(sh, env, tmp_path):
 
 def test_external_environment_keeps_what_the_caller_set(sh, env, prefix):
     external(prefix, "env", ENV_SCRIPT)
-    env = {**env, "EVL_SYSDIR": "/tmp/fake-sys", "EVL_TESTDIR": "/tmp/tests", "EVL_TRACEDIR": "/tmp/trace",
-           "PATH": f"{prefix}:{SYSTEM_PATH}"}
+    env = {
+        **env,
+        "EVL_SYSDIR": "/tmp/fake-sys",
+        "EVL_TESTDIR": "/tmp/tests",
+        "EVL_TRACEDIR": "/tmp/trace",
+        "PATH": f"{prefix}:{SYSTEM_PATH}",
+    }
     r = sh("evl", "-P", str(prefix), "env", env=env)
     assert r.code == 0, r.err
     seen = env_of(r.out)
@@ -462,8 +488,9 @@ def test_help_lists_externals_with_their_description(evl, env, prefix):
     assert "%-12s %s" % ("help", "list the available commands") in lines
     names = list(help_rows(r.out))
     assert names == sorted(names)
-    rows = {row["name"]: row for row in json.loads(evl("-P", str(prefix), "help", "--json",
-                                                       env=env, autoload=False).out)}
+    rows = {
+        row["name"]: row for row in json.loads(evl("-P", str(prefix), "help", "--json", env=env, autoload=False).out)
+    }
     assert rows["good"]["origin"] == str(prefix / "evl-good")
     assert rows["bad"]["summary"] == ""
 
@@ -539,8 +566,9 @@ def test_plugin_command_describes_itself(evl, env):
 
 def test_plugin_command_may_be_named_by_reference(evl, env):
     """Handlers and parsers named "module:attr" are resolved when the command runs."""
-    cmd = Command(name="ref", summary="by reference", parser="argparse:ArgumentParser",
-                  handler=f"{__name__}:_ref_handler")
+    cmd = Command(
+        name="ref", summary="by reference", parser="argparse:ArgumentParser", handler=f"{__name__}:_ref_handler"
+    )
     r = evl("ref", env=env, plugins=[plugin("evl_test_ref", cmd)], autoload=False)
     assert (r.code, r.out) == (0, "resolved\n")
 
@@ -611,8 +639,11 @@ def test_unregistrable_plugin_costs_one_warning_line(evl, env):
 
 
 def test_two_plugins_claiming_one_name(evl, env):
-    plugins = [plugin("evl_test_one", command()), plugin("evl_test_two", command()),
-               plugin("evl_test_other", command("other"))]
+    plugins = [
+        plugin("evl_test_one", command()),
+        plugin("evl_test_two", command()),
+        plugin("evl_test_other", command("other")),
+    ]
     r = evl("greet", env=env, plugins=plugins, autoload=False)
     assert (r.code, r.out) == (1, "")
     assert r.err == "evl: command 'greet' is claimed by several plugins: evl_test_one and evl_test_two\n"
@@ -675,7 +706,7 @@ def test_unexpected_exception_with_debug_has_a_traceback(evl, env):
     r = evl("greet", env={**env, "EVL_DEBUG": "1"}, plugins=plugins, autoload=False)
     assert r.code == 1
     assert "Traceback (most recent call last)" in r.err
-    assert 'raise exc' in r.err
+    assert "raise exc" in r.err
     assert r.err.splitlines()[-1] == "evl-greet: internal error: ValueError: boom"
 
 
@@ -784,7 +815,11 @@ def imported_by(argv: list[str], env: dict[str, str], tmp_path: Path) -> tuple[s
     dump = tmp_path / "modules.json"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", WRAPPER, str(evl), *argv],
-        env={**env, "EVL_TEST_MODULES": str(dump)}, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**env, "EVL_TEST_MODULES": str(dump)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     timed = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}

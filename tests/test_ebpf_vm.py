@@ -44,12 +44,11 @@ from evl_net.transports.sim.ebpf import (
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1
-DROP, ACCEPT, SKIP, VLAN = 0, 1, 2, 3  # EVL RX verdicts (evl-abi §6)
+DROP, ACCEPT, SKIP, VLAN = 0, 1, 2, 3  # EVL RX verdicts (docs/abi.md, "eBPF RX filter")
 
 needs_clang = pytest.mark.skipif(
     not bpf_build.have_clang(),
-    reason="clang with the BPF target and libbpf headers (libbpf-dev) are needed "
-           "to build tests/bpf/*.c",
+    reason="clang with the BPF target and libbpf headers (libbpf-dev) are needed to build tests/bpf/*.c",
 )
 
 
@@ -57,9 +56,19 @@ needs_clang = pytest.mark.skipif(
 # The kernel oracle: bpf(2) through ctypes
 # ==========================================================================
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "loongarch64": 280,
-            "ppc64le": 361, "ppc64": 361, "s390x": 351, "i686": 357, "i386": 357,
-            "armv7l": 386, "armv6l": 386}
+_SYS_BPF = {
+    "x86_64": 321,
+    "aarch64": 280,
+    "riscv64": 280,
+    "loongarch64": 280,
+    "ppc64le": 361,
+    "ppc64": 361,
+    "s390x": 351,
+    "i686": 357,
+    "i386": 357,
+    "armv7l": 386,
+    "armv6l": 386,
+}
 BPF_PROG_LOAD, BPF_PROG_TEST_RUN = 5, 10
 BPF_PROG_TYPE_SOCKET_FILTER = 1
 
@@ -94,9 +103,18 @@ class Kernel:
         lic = ctypes.create_string_buffer(license)
         log = ctypes.create_string_buffer(1 << 18)
         attr = bytearray(128)
-        struct.pack_into("IIQQIIQ", attr, 0, BPF_PROG_TYPE_SOCKET_FILTER, len(insns) // 8,
-                         ctypes.addressof(code), ctypes.addressof(lic), 1, len(log),
-                         ctypes.addressof(log))
+        struct.pack_into(
+            "IIQQIIQ",
+            attr,
+            0,
+            BPF_PROG_TYPE_SOCKET_FILTER,
+            len(insns) // 8,
+            ctypes.addressof(code),
+            ctypes.addressof(lic),
+            1,
+            len(log),
+            ctypes.addressof(log),
+        )
         try:
             return self._bpf(BPF_PROG_LOAD, attr)
         except OSError as exc:
@@ -107,9 +125,23 @@ class Kernel:
         data = ctypes.create_string_buffer(bytes(frame), len(frame))
         cbuf = ctypes.create_string_buffer(bytes(ctx), len(ctx)) if ctx else None
         attr = bytearray(128)
-        struct.pack_into("IIIIQQIIIIQQ", attr, 0, fd, 0, len(frame), 0,
-                         ctypes.addressof(data), 0, 1, 0, len(ctx) if ctx else 0, 0,
-                         ctypes.addressof(cbuf) if ctx else 0, 0)
+        struct.pack_into(
+            "IIIIQQIIIIQQ",
+            attr,
+            0,
+            fd,
+            0,
+            len(frame),
+            0,
+            ctypes.addressof(data),
+            0,
+            1,
+            0,
+            len(ctx) if ctx else 0,
+            0,
+            ctypes.addressof(cbuf) if ctx else 0,
+            0,
+        )
         self._bpf(BPF_PROG_TEST_RUN, attr)
         return struct.unpack_from("I", attr, 4)[0]
 
@@ -196,12 +228,34 @@ def csum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def ipv4(proto: int, payload: bytes, src: str = "10.10.10.10", dst: str = "10.10.10.11",
-         options: bytes = b"", frag: int = 0, bad_csum: bool = False) -> bytes:
+def ipv4(
+    proto: int,
+    payload: bytes,
+    src: str = "10.10.10.10",
+    dst: str = "10.10.10.11",
+    options: bytes = b"",
+    frag: int = 0,
+    bad_csum: bool = False,
+) -> bytes:
     ihl = 5 + len(options) // 4
-    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + len(payload), 1, frag,
-                                64, proto, 0, bytes(map(int, src.split("."))),
-                                bytes(map(int, dst.split("."))))) + options
+    hdr = (
+        bytearray(
+            struct.pack(
+                "!BBHHHBBH4s4s",
+                0x40 | ihl,
+                0,
+                ihl * 4 + len(payload),
+                1,
+                frag,
+                64,
+                proto,
+                0,
+                bytes(map(int, src.split("."))),
+                bytes(map(int, dst.split("."))),
+            )
+        )
+        + options
+    )
     c = csum(bytes(hdr))
     hdr[10:12] = struct.pack("!H", c ^ 0x0101 if bad_csum else c)
     return bytes(hdr) + payload
@@ -211,8 +265,9 @@ def udp(dport: int, sport: int = 4000, size: int = 18) -> bytes:
     return struct.pack("!HHHH", sport, dport, 8 + size, 0) + bytes(size)
 
 
-def eth(ethertype: int, payload: bytes, tags: tuple[tuple[int, int], ...] = (),
-        dst: bytes = MAC_DST, pad: bool = True) -> bytes:
+def eth(
+    ethertype: int, payload: bytes, tags: tuple[tuple[int, int], ...] = (), dst: bytes = MAC_DST, pad: bool = True
+) -> bytes:
     hdr = dst + MAC_SRC
     for tpid, tci in tags:
         hdr += struct.pack("!HH", tpid, tci)
@@ -220,8 +275,7 @@ def eth(ethertype: int, payload: bytes, tags: tuple[tuple[int, int], ...] = (),
     return frame + bytes(max(0, 60 - len(frame))) if pad else frame
 
 
-ARP = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + MAC_SRC + bytes([10, 10, 10, 10]) + bytes(6) \
-    + bytes([10, 10, 10, 11])
+ARP = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + MAC_SRC + bytes([10, 10, 10, 10]) + bytes(6) + bytes([10, 10, 10, 11])
 IPV6 = struct.pack("!IHBB", 6 << 28, 8, 17, 64) + bytes(32) + udp(9, size=0)
 
 FRAMES: dict[str, bytes] = {
@@ -237,8 +291,7 @@ FRAMES: dict[str, bytes] = {
     "udp_truncated": eth(0x0800, ipv4(17, b""), pad=False),
     # A UDP datagram to port 17 that a filter reading Ethernet offsets would
     # take for "UDP to port 9" (the packet data starts at the network header).
-    "decoy_for_drop_udp9": eth(0x0800, ipv4(17, udp(17, sport=0x2000), src="8.0.0.1",
-                                             dst="0.9.0.1")),
+    "decoy_for_drop_udp9": eth(0x0800, ipv4(17, udp(17, sport=0x2000), src="8.0.0.1", dst="0.9.0.1")),
     "vlan42_udp53": eth(0x0800, ipv4(17, udp(53)), tags=((0x8100, 42),)),
     "vlan43_udp53": eth(0x0800, ipv4(17, udp(53)), tags=((0x8100, 43),)),
     "vlan42_prio_udp9": eth(0x0800, ipv4(17, udp(9)), tags=((0x8100, 0xA000 | 42),)),
@@ -261,19 +314,19 @@ TEST_RUN_MIN = 34
 _COLS = list(FRAMES)
 _T = {
     #                  u9 u53 u7o u9f uff tcp bip bud utr dec v42 v43 v42p v42a qq arp v6 llc t14 t20
-    "netrx":          "3  3   3   3   3   3   3   3   3   3   3   3   3    3    3  3   3  3   3   3",
-    "accept_vlan42":  "2  2   2   2   2   2   2   2   2   2   2   2   2    2    2  2   2  2   2   2",
+    "netrx": "3  3   3   3   3   3   3   3   3   3   3   3   3    3    3  3   3  3   3   3",
+    "accept_vlan42": "2  2   2   2   2   2   2   2   2   2   2   2   2    2    2  2   2  2   2   2",
     "accept_vlan42+": "2  2   2   2   2   2   2   2   2   2   1   2   1    1    1  2   2  2   2   2",
     # drop_udp9: UDP to port 9 dropped; loads past the end (truncated and
     # tiny frames) end the program with 0, as in the kernel.
-    "drop_udp9":      "0  3   3   3   3   3   3   3   0   3   3   3   3    3    3  3   3  3   0   0",
-    "drop_udp9+":     "0  3   3   3   3   3   3   3   0   3   3   3   0    3    3  3   3  3   0   0",
-    "leave_arp_inband":  "1 1 1 1 1 1 1 1 1 1 3 3 3 3 3 2 3 3 1 1",
+    "drop_udp9": "0  3   3   3   3   3   3   3   0   3   3   3   3    3    3  3   3  3   0   0",
+    "drop_udp9+": "0  3   3   3   3   3   3   3   0   3   3   3   0    3    3  3   3  3   0   0",
+    "leave_arp_inband": "1 1 1 1 1 1 1 1 1 1 3 3 3 3 3 2 3 3 1 1",
     "leave_arp_inband+": "1 1 1 1 1 1 1 1 1 1 1 1 1 2 3 2 3 3 1 1",
-    "udp_guard":      "0  1   0   3   1   3   0   1   0   1   2   2   2    2    2  2   2  2   0   0",
-    "udp_guard+":     "0  1   0   3   1   3   0   1   0   1   1   1   0    2    2  2   2  2   0   0",
-    "mac_vlan42":     "3  3   3   3   3   3   3   3   3   3   1   0   1    1    1  3   3  3   3   3",
-    "mac_vlan42+":    "3  3   3   3   3   3   3   3   3   3   1   0   1    1    1  3   3  3   3   3",
+    "udp_guard": "0  1   0   3   1   3   0   1   0   1   2   2   2    2    2  2   2  2   0   0",
+    "udp_guard+": "0  1   0   3   1   3   0   1   0   1   1   1   0    2    2  2   2  2   0   0",
+    "mac_vlan42": "3  3   3   3   3   3   3   3   3   3   1   0   1    1    1  3   3  3   3   3",
+    "mac_vlan42+": "3  3   3   3   3   3   3   3   3   3   1   0   1    1    1  3   3  3   3   3",
 }
 EXPECTED = {name: dict(zip(_COLS, map(int, row.split()))) for name, row in _T.items()}
 C_PROGRAMS = ["netrx", "accept_vlan42", "drop_udp9", "leave_arp_inband", "udp_guard", "mac_vlan42"]
@@ -313,8 +366,7 @@ def test_c_program_verdicts_match_the_kernel_test_run(objects, kernel, name):
     prog = Program(insns)
     frames = {f: fr for f, fr in FRAMES.items() if len(fr) >= TEST_RUN_MIN}
     mark_ctx = kernel_view(mark=7, priority=3, cb=(1, 2, 3, 4, 5))
-    got_kernel = dict(zip(frames, kernel.runs(insns, [(fr, ctx_bytes(mark_ctx))
-                                                      for fr in frames.values()])))
+    got_kernel = dict(zip(frames, kernel.runs(insns, [(fr, ctx_bytes(mark_ctx)) for fr in frames.values()])))
     got_vm = {f: prog.run(fr, mark_ctx) for f, fr in frames.items()}
     assert got_vm == got_kernel
     assert got_kernel == {f: EXPECTED[name][f] for f in frames}
@@ -393,8 +445,9 @@ def rx_path(objects):
         "frames": {f: fr.hex() for f, fr in RX_FRAMES.items()},
     }
     try:
-        proc = subprocess.run([sys.executable, "-c", _RX_PATH_CHILD], input=json.dumps(req),
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", _RX_PATH_CHILD], input=json.dumps(req), capture_output=True, text=True, timeout=120
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         pytest.skip(f"RX-path oracle unavailable: {exc}")
     if proc.returncode != 0:
@@ -426,8 +479,7 @@ def test_c_program_verdicts_match_the_kernel_rx_path(objects, rx_path, name):
     prog = Program.from_object(objects[name], f"{name}.o")
     observed = rx_path[name]
     assert "lost" not in observed.values(), observed
-    expected = {f: rx_observation(prog.run(fr, SkbContext.for_frame(fr)), fr)
-                for f, fr in RX_FRAMES.items()}
+    expected = {f: rx_observation(prog.run(fr, SkbContext.for_frame(fr)), fr) for f, fr in RX_FRAMES.items()}
     assert expected == observed
     table = EXPECTED.get(name + "+", EXPECTED[name])
     assert {f: rx_observation(table[f], fr) for f, fr in RX_FRAMES.items()} == observed
@@ -437,11 +489,34 @@ def test_c_program_verdicts_match_the_kernel_rx_path(objects, rx_path, name):
 # A tiny assembler
 # ==========================================================================
 
-ALU_OPS = {"add": 0x00, "sub": 0x10, "mul": 0x20, "div": 0x30, "or": 0x40, "and": 0x50,
-           "lsh": 0x60, "rsh": 0x70, "neg": 0x80, "mod": 0x90, "xor": 0xA0, "mov": 0xB0,
-           "arsh": 0xC0}
-JMP_OPS = {"jeq": 0x10, "jgt": 0x20, "jge": 0x30, "jset": 0x40, "jne": 0x50, "jsgt": 0x60,
-           "jsge": 0x70, "jlt": 0xA0, "jle": 0xB0, "jslt": 0xC0, "jsle": 0xD0}
+ALU_OPS = {
+    "add": 0x00,
+    "sub": 0x10,
+    "mul": 0x20,
+    "div": 0x30,
+    "or": 0x40,
+    "and": 0x50,
+    "lsh": 0x60,
+    "rsh": 0x70,
+    "neg": 0x80,
+    "mod": 0x90,
+    "xor": 0xA0,
+    "mov": 0xB0,
+    "arsh": 0xC0,
+}
+JMP_OPS = {
+    "jeq": 0x10,
+    "jgt": 0x20,
+    "jge": 0x30,
+    "jset": 0x40,
+    "jne": 0x50,
+    "jsgt": 0x60,
+    "jsge": 0x70,
+    "jlt": 0xA0,
+    "jle": 0xB0,
+    "jslt": 0xC0,
+    "jsle": 0xD0,
+}
 SIZES = {"w": 0x00, "h": 0x08, "b": 0x10, "dw": 0x18}
 NBYTES = {"w": 4, "h": 2, "b": 1, "dw": 8}
 
@@ -450,8 +525,7 @@ def I(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> byte
     return struct.pack("<BBhi", code, (dst & 0xF) | (src & 0xF) << 4, off, imm)
 
 
-def alu(op: str, dst: int, src: int | None = None, imm: int = 0, w64: bool = True,
-        off: int = 0) -> bytes:
+def alu(op: str, dst: int, src: int | None = None, imm: int = 0, w64: bool = True, off: int = 0) -> bytes:
     cls = 0x07 if w64 else 0x04
     return I(cls | ALU_OPS[op] | (0x08 if src is not None else 0), dst, src or 0, off, imm)
 
@@ -463,12 +537,12 @@ def mov(dst: int, src: int | None = None, imm: int = 0, w64: bool = True) -> byt
 def lddw(dst: int, value: int, src: int = 0) -> bytes:
     value &= M64
     lo, hi = value & M32, value >> 32
-    return I(0x18, dst, src, 0, struct.unpack("<i", struct.pack("<I", lo))[0]) + \
-        I(0, 0, 0, 0, struct.unpack("<i", struct.pack("<I", hi))[0])
+    return I(0x18, dst, src, 0, struct.unpack("<i", struct.pack("<I", lo))[0]) + I(
+        0, 0, 0, 0, struct.unpack("<i", struct.pack("<I", hi))[0]
+    )
 
 
-def jmp(op: str, dst: int, src: int | None = None, imm: int = 0, off: int = 0,
-        w32: bool = False) -> bytes:
+def jmp(op: str, dst: int, src: int | None = None, imm: int = 0, off: int = 0, w32: bool = False) -> bytes:
     cls = 0x06 if w32 else 0x05
     return I(cls | JMP_OPS[op] | (0x08 if src is not None else 0), dst, src or 0, off, imm)
 
@@ -516,8 +590,14 @@ def asm(*parts: bytes) -> bytes:
 # the body leaves its 64-bit result in r7; r0 = low half, or high half when
 # the selector is 1, so the kernel's 32-bit return value gives both halves.
 PROLOGUE = asm(
-    ldx("w", 7, 1, 48), ldx("w", 2, 1, 52), alu("lsh", 2, imm=32), alu("or", 7, 2),
-    ldx("w", 8, 1, 56), ldx("w", 2, 1, 60), alu("lsh", 2, imm=32), alu("or", 8, 2),
+    ldx("w", 7, 1, 48),
+    ldx("w", 2, 1, 52),
+    alu("lsh", 2, imm=32),
+    alu("or", 7, 2),
+    ldx("w", 8, 1, 56),
+    ldx("w", 2, 1, 60),
+    alu("lsh", 2, imm=32),
+    alu("or", 8, 2),
     ldx("w", 9, 1, 64),
 )
 EPILOGUE = asm(mov(0, 7), jmp("jeq", 9, imm=0, off=1), alu("rsh", 0, imm=32), EXIT)
@@ -563,10 +643,34 @@ def check(insns: bytes, pairs: list[tuple[int, int]], model) -> None:
         assert not bad, f"kernel disagrees with the model (a, b, kernel, model): {bad[:8]}"
 
 
-VALUES = [0, 1, 2, 3, 7, 31, 32, 33, 63, 64, 65, 0x7F, 0x80, 0xFFFF, 0x7FFFFFFF, 0x80000000,
-          0xFFFFFFFF, 0x100000000, 0x1_0000_0007, 0x7FFFFFFFFFFFFFFF, 0x8000000000000000,
-          0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0xFFFFFFFF80000000, 0x123456789ABCDEF0,
-          0xDEADBEEFCAFEBABE]
+VALUES = [
+    0,
+    1,
+    2,
+    3,
+    7,
+    31,
+    32,
+    33,
+    63,
+    64,
+    65,
+    0x7F,
+    0x80,
+    0xFFFF,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFF,
+    0x100000000,
+    0x1_0000_0007,
+    0x7FFFFFFFFFFFFFFF,
+    0x8000000000000000,
+    0xFFFFFFFFFFFFFFFF,
+    0xFFFFFFFFFFFFFFFE,
+    0xFFFFFFFF80000000,
+    0x123456789ABCDEF0,
+    0xDEADBEEFCAFEBABE,
+]
 PAIRS = [(a, b) for a in VALUES for b in VALUES]
 IMMS = [0, 1, 2, 7, 31, 32, 63, -1, -2, -7, 0x7FFFFFFF, -0x80000000, 0x12345678]
 
@@ -639,8 +743,9 @@ def test_alu_immediate_source(op, w64):
         if op in ("lsh", "rsh", "arsh") and not 0 <= imm < bits:
             continue
         model = alu_model(op, w64)
-        check(harness(alu(op, 7, imm=imm, w64=w64)), [(a, 0) for a in VALUES],
-              lambda a, _b, imm=imm: model(a, imm & M64))
+        check(
+            harness(alu(op, 7, imm=imm, w64=w64)), [(a, 0) for a in VALUES], lambda a, _b, imm=imm: model(a, imm & M64)
+        )
 
 
 @pytest.mark.parametrize("w64", [True, False], ids=["alu64", "alu32"])
@@ -655,8 +760,11 @@ def test_signed_div_mod(op, w64):
     check(harness(alu(op, 7, 8, w64=w64, off=1)), PAIRS, alu_model(op, w64, signed=True))
     for imm in (1, -1, 3, -3, 0x7FFFFFFF, -0x80000000):
         model = alu_model(op, w64, signed=True)
-        check(harness(alu(op, 7, imm=imm, w64=w64, off=1)), [(a, 0) for a in VALUES],
-              lambda a, _b, imm=imm: model(a, imm & M64))
+        check(
+            harness(alu(op, 7, imm=imm, w64=w64, off=1)),
+            [(a, 0) for a in VALUES],
+            lambda a, _b, imm=imm: model(a, imm & M64),
+        )
 
 
 @pytest.mark.parametrize("size,w64", [(8, True), (16, True), (32, True), (8, False), (16, False)])
@@ -667,8 +775,7 @@ def test_movsx(size, w64):
         v = s(a & ((1 << size) - 1), size)
         return v & (M64 if w64 else M32)
 
-    check(harness(alu("mov", 7, 7, w64=w64, off=size)),
-          [(a, 0) for a in VALUES], model)
+    check(harness(alu("mov", 7, 7, w64=w64, off=size)), [(a, 0) for a in VALUES], model)
 
 
 def test_alu32_zero_extends_and_wraps():
@@ -697,6 +804,7 @@ def test_lddw_loads_64_bits():
 
 # --- jumps ----------------------------------------------------------------
 
+
 def jmp_model(op: str, w32: bool):
     bits = 32 if w32 else 64
     m = (1 << bits) - 1
@@ -705,11 +813,21 @@ def jmp_model(op: str, w32: bool):
         a &= m
         b &= m
         sa, sb = s(a, bits), s(b, bits)
-        return int({
-            "jeq": a == b, "jne": a != b, "jgt": a > b, "jge": a >= b, "jlt": a < b,
-            "jle": a <= b, "jset": bool(a & b), "jsgt": sa > sb, "jsge": sa >= sb,
-            "jslt": sa < sb, "jsle": sa <= sb,
-        }[op])
+        return int(
+            {
+                "jeq": a == b,
+                "jne": a != b,
+                "jgt": a > b,
+                "jge": a >= b,
+                "jlt": a < b,
+                "jle": a <= b,
+                "jset": bool(a & b),
+                "jsgt": sa > sb,
+                "jsge": sa >= sb,
+                "jslt": sa < sb,
+                "jsle": sa <= sb,
+            }[op]
+        )
 
     return model
 
@@ -719,8 +837,20 @@ def taken(cond: bytes) -> bytes:
     return asm(mov(6, imm=0), cond, ja(1), mov(6, imm=1), mov(7, 6))
 
 
-JMP_VALUES = [0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x1_0000_0000, 0x1_0000_0001,
-              0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF00000001]
+JMP_VALUES = [
+    0,
+    1,
+    2,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFF,
+    0x1_0000_0000,
+    0x1_0000_0001,
+    0x7FFFFFFFFFFFFFFF,
+    0x8000000000000000,
+    0xFFFFFFFFFFFFFFFF,
+    0xFFFFFFFF00000001,
+]
 JMP_PAIRS = [(a, b) for a in JMP_VALUES for b in JMP_VALUES]
 
 
@@ -730,28 +860,36 @@ def test_conditional_jumps(op, w32):
     check(harness(taken(jmp(op, 7, 8, off=1, w32=w32))), JMP_PAIRS, jmp_model(op, w32))
     model = jmp_model(op, w32)
     for imm in (0, 1, -1, 0x7FFFFFFF, -0x80000000, 2):
-        check(harness(taken(jmp(op, 7, imm=imm, off=1, w32=w32))), [(a, 0) for a in JMP_VALUES],
-              lambda a, _b, imm=imm: model(a, imm & M64))
+        check(
+            harness(taken(jmp(op, 7, imm=imm, off=1, w32=w32))),
+            [(a, 0) for a in JMP_VALUES],
+            lambda a, _b, imm=imm: model(a, imm & M64),
+        )
 
 
 def test_ja_and_gotol():
     # goto +1 skips r7 = 5; gotol (JMP32|JA, offset in imm) likewise.  The
     # never-taken "if r9 == 7" keeps r7 = 5 reachable, as the verifier wants.
     for goto in (ja(1), I(0x06, 0, 0, 0, 1)):
-        check(harness(mov(7, imm=1), jmp("jeq", 9, imm=7, off=1), goto, mov(7, imm=5)),
-              [(0, 0)], lambda a, b: 1)
+        check(harness(mov(7, imm=1), jmp("jeq", 9, imm=7, off=1), goto, mov(7, imm=5)), [(0, 0)], lambda a, b: 1)
 
 
 def test_bounded_loop_sums():
     # r7 = sum(1..A & 0xff) with a backward jump.
-    body = asm(alu("and", 7, imm=0xFF), mov(6, imm=0),
-               jmp("jeq", 7, imm=0, off=3),
-               alu("add", 6, 7), alu("sub", 7, imm=1), ja(-4),
-               mov(7, 6))
+    body = asm(
+        alu("and", 7, imm=0xFF),
+        mov(6, imm=0),
+        jmp("jeq", 7, imm=0, off=3),
+        alu("add", 6, 7),
+        alu("sub", 7, imm=1),
+        ja(-4),
+        mov(7, 6),
+    )
     check(harness(body), [(n, 0) for n in (0, 1, 2, 10, 255)], lambda a, b: a * (a + 1) // 2)
 
 
 # --- memory ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("size", ["b", "h", "w", "dw"])
 def test_stack_loads_of_every_size_and_offset(size):
@@ -761,7 +899,7 @@ def test_stack_loads_of_every_size_and_offset(size):
 
         def model(a, b, off=off):
             mem = a.to_bytes(8, "little") + b.to_bytes(8, "little")
-            return int.from_bytes(mem[16 + off:16 + off + n], "little")
+            return int.from_bytes(mem[16 + off : 16 + off + n], "little")
 
         check(harness(body), [(0x1122334455667788, 0x99AABBCCDDEEFF00), (M64, 0)], model)
 
@@ -770,8 +908,7 @@ def test_stack_loads_of_every_size_and_offset(size):
 def test_sign_extending_loads(size):
     n = NBYTES[size]
     body = asm(stx("dw", 10, 7, -8), ldx(size, 7, 10, -8, sx=True))
-    check(harness(body), [(a, 0) for a in VALUES],
-          lambda a, _b: s(a & ((1 << 8 * n) - 1), 8 * n) & M64)
+    check(harness(body), [(a, 0) for a in VALUES], lambda a, _b: s(a & ((1 << 8 * n) - 1), 8 * n) & M64)
 
 
 @pytest.mark.parametrize("size", ["b", "h", "w", "dw"])
@@ -781,8 +918,7 @@ def test_store_immediate_and_register(size):
     body = asm(st("dw", 10, -8, -1), st(size, 10, -8, -0x1235), ldx("dw", 7, 10, -8))
     check(harness(body), [(0, 0)], lambda a, b: (M64 & ~mask) | (-0x1235 & mask))
     body = asm(stx("dw", 10, 8, -8), stx(size, 10, 7, -8), ldx("dw", 7, 10, -8))
-    check(harness(body), [(0x1122334455667788, 0xFFFFFFFFFFFFFFFF)],
-          lambda a, b: (b & ~mask) | (a & mask))
+    check(harness(body), [(0x1122334455667788, 0xFFFFFFFFFFFFFFFF)], lambda a, b: (b & ~mask) | (a & mask))
 
 
 def test_stack_through_a_pointer_register():
@@ -791,15 +927,25 @@ def test_stack_through_a_pointer_register():
     check(harness(body), [(0xABCDEF, 0)], lambda a, b: a)
 
 
-@pytest.mark.parametrize("op,fetch_name", [
-    (0x00, "add"), (0x40, "or"), (0x50, "and"), (0xA0, "xor"),
-])
+@pytest.mark.parametrize(
+    "op,fetch_name",
+    [
+        (0x00, "add"),
+        (0x40, "or"),
+        (0x50, "and"),
+        (0xA0, "xor"),
+    ],
+)
 @pytest.mark.parametrize("size", ["w", "dw"])
 def test_atomics(op, fetch_name, size):
     n = NBYTES[size]
     mask = (1 << 8 * n) - 1
-    f = {"add": lambda x, y: (x + y) & mask, "or": lambda x, y: x | y,
-         "and": lambda x, y: x & y, "xor": lambda x, y: x ^ y}[fetch_name]
+    f = {
+        "add": lambda x, y: (x + y) & mask,
+        "or": lambda x, y: x | y,
+        "and": lambda x, y: x & y,
+        "xor": lambda x, y: x ^ y,
+    }[fetch_name]
     pairs = [(0x1122334455667788, 0xF0F0F0F0F0F0F0F0), (M64, 1), (0, 0)]
     # Memory after the operation.
     body = asm(stx("dw", 10, 7, -8), atomic(size, 10, 8, -8, op), ldx("dw", 7, 10, -8))
@@ -821,10 +967,8 @@ def test_xchg_and_cmpxchg(size):
     # cmpxchg: r0 == memory -> store; r0 gets the old value either way.
     for r0_matches in (True, False):
         setup = mov(0, 7) if r0_matches else mov(0, imm=5)
-        body = asm(stx("dw", 10, 7, -8), setup, atomic(size, 10, 8, -8, 0xF1),
-                   ldx("dw", 7, 10, -8))
-        check(harness(body), pairs,
-              lambda a, b, hit=r0_matches: (a & ~mask) | (b & mask) if hit else a)
+        body = asm(stx("dw", 10, 7, -8), setup, atomic(size, 10, 8, -8, 0xF1), ldx("dw", 7, 10, -8))
+        check(harness(body), pairs, lambda a, b, hit=r0_matches: (a & ~mask) | (b & mask) if hit else a)
         body = asm(stx("dw", 10, 7, -8), setup, atomic(size, 10, 8, -8, 0xF1), mov(7, 0))
         check(harness(body), pairs, lambda a, b: a & mask)
 
@@ -832,18 +976,21 @@ def test_xchg_and_cmpxchg(size):
 @pytest.mark.parametrize("size", ["b", "h", "w", "dw"])
 def test_load_acquire_store_release(size):
     mask = (1 << 8 * NBYTES[size]) - 1
-    body = asm(st("dw", 10, -8, 0), atomic(size, 10, 7, -8, 0x110),   # store_release
-               atomic(size, 7, 10, -8, 0x100))                        # load_acquire
+    body = asm(
+        st("dw", 10, -8, 0),
+        atomic(size, 10, 7, -8, 0x110),  # store_release
+        atomic(size, 7, 10, -8, 0x100),
+    )  # load_acquire
     check(harness(body), [(0x1122334455667788, 0), (M64, 0)], lambda a, b: a & mask)
 
 
 # --- random programs: straight-line ALU and forward jumps ------------------------
 
+
 def _random_program(rng) -> tuple[bytes, object]:
     """A random program over r2..r6 (seeded from A and B) and its Python model."""
     regs = [2, 3, 4, 5, 6]
-    body = [mov(2, 7), mov(3, 8), lddw(4, rng.getrandbits(64)), mov(5, imm=rng.randrange(-99, 99)),
-            mov(6, imm=0)]
+    body = [mov(2, 7), mov(3, 8), lddw(4, rng.getrandbits(64)), mov(5, imm=rng.randrange(-99, 99)), mov(6, imm=0)]
     steps = []
     for _ in range(rng.randrange(4, 24)):
         w64 = rng.random() < 0.6
@@ -870,7 +1017,7 @@ def _random_program(rng) -> tuple[bytes, object]:
             elif base in ("lsh", "rsh", "arsh"):
                 imm = rng.randrange(bits)
             else:
-                imm = rng.choice([rng.randrange(-2**31, 2**31), rng.randrange(-9, 9) or 1])
+                imm = rng.choice([rng.randrange(-(2**31), 2**31), rng.randrange(-9, 9) or 1])
             body.append(alu(base, dst, imm=imm, w64=w64, off=int(signed)))
             steps.append(("alu", base, w64, signed, dst, ("k", imm)))
     body.append(mov(7, 2))
@@ -879,8 +1026,13 @@ def _random_program(rng) -> tuple[bytes, object]:
     init = [body[2], body[3]]
 
     def model(a: int, b: int) -> int:
-        r = {2: a, 3: b, 4: int.from_bytes(init[0][4:8] + init[0][12:16], "little"),
-             5: struct.unpack("<i", init[1][4:8])[0] & M64, 6: 0}
+        r = {
+            2: a,
+            3: b,
+            4: int.from_bytes(init[0][4:8] + init[0][12:16], "little"),
+            5: struct.unpack("<i", init[1][4:8])[0] & M64,
+            6: 0,
+        }
         skip = False
         for step in steps:
             if skip:
@@ -913,11 +1065,12 @@ def test_random_programs_match_the_model_and_the_kernel():
 
 # --- packet access -----------------------------------------------------------
 
+
 def test_legacy_packet_loads_read_from_the_network_header():
     frame = eth(0x0800, bytes(range(1, 47)), pad=False)  # data = 01 02 03 ...
     for size, n in (("b", 1), ("h", 2), ("w", 4)):
         for k in (0, 1, 5, len(frame) - 14 - n):
-            want = int.from_bytes(frame[14 + k:14 + k + n], "big")
+            want = int.from_bytes(frame[14 + k : 14 + k + n], "big")
             insns = asm(mov(6, 1), ld_abs(size, k), EXIT)
             assert Program(insns).run(frame, kernel_view()) == want
             k_, _ = kernel_oracle()
@@ -928,8 +1081,9 @@ def test_legacy_packet_loads_read_from_the_network_header():
 def test_legacy_word_loads_are_zero_extended():
     frame = eth(0x0800, b"\xff" * 46, pad=False)
     # r0 = word; 5 if its high half is not 0, else the word.
-    insns = asm(mov(6, 1), ld_abs("w", 0), mov(7, 0), alu("rsh", 7, imm=32),
-                jmp("jeq", 7, imm=0, off=1), mov(0, imm=5), EXIT)
+    insns = asm(
+        mov(6, 1), ld_abs("w", 0), mov(7, 0), alu("rsh", 7, imm=32), jmp("jeq", 7, imm=0, off=1), mov(0, imm=5), EXIT
+    )
     assert Program(insns).execute(frame, kernel_view()) == 0xFFFFFFFF
     k, _ = kernel_oracle()
     if k:
@@ -955,9 +1109,9 @@ def test_legacy_packet_loads_out_of_bounds_return_zero():
 def test_legacy_packet_loads_relative_to_the_mac_and_network_headers():
     frame = eth(0x0800, bytes(range(1, 47)), pad=False)
     cases = {
-        asm(mov(6, 1), ld_abs("h", -0x200000 + 12), EXIT): 0x0800,        # SKF_LL_OFF
+        asm(mov(6, 1), ld_abs("h", -0x200000 + 12), EXIT): 0x0800,  # SKF_LL_OFF
         asm(mov(6, 1), ld_abs("w", -0x200000), EXIT): int.from_bytes(MAC_DST[:4], "big"),
-        asm(mov(6, 1), ld_abs("b", -0x100000 + 3), EXIT): 4,              # SKF_NET_OFF
+        asm(mov(6, 1), ld_abs("b", -0x100000 + 3), EXIT): 4,  # SKF_NET_OFF
         asm(mov(6, 1), mov(7, imm=-0x100000), ld_ind("h", 7, 10), EXIT): 0x0B0C,
         asm(mov(6, 1), mov(7, imm=6), ld_ind("w", 7, 2), EXIT): 0x090A0B0C,
     }
@@ -972,22 +1126,38 @@ def _load_bytes_prog(helper: int, offset: int, length: int, start: int | None = 
     """bpf_skb_load_bytes[_relative](skb, offset, fp-8, length[, start]) -> r7 =
     the error code in the high half, the first 4 bytes read in the low half."""
     return harness(
-        st("dw", 10, -8, -1), mov(1, 6), mov(2, imm=offset), mov(3, 10), alu("add", 3, imm=-8),
-        mov(4, imm=length), *( [mov(5, imm=start)] if start is not None else []),
-        call(helper), mov(7, 0), alu("lsh", 7, imm=32), ldx("w", 2, 10, -8), alu("or", 7, 2),
+        st("dw", 10, -8, -1),
+        mov(1, 6),
+        mov(2, imm=offset),
+        mov(3, 10),
+        alu("add", 3, imm=-8),
+        mov(4, imm=length),
+        *([mov(5, imm=start)] if start is not None else []),
+        call(helper),
+        mov(7, 0),
+        alu("lsh", 7, imm=32),
+        ldx("w", 2, 10, -8),
+        alu("or", 7, 2),
     )
 
 
-@pytest.mark.parametrize("helper,start,base", [(26, None, 14), (68, 0, 0), (68, 1, 14)],
-                         ids=["load_bytes", "relative_mac", "relative_net"])
+@pytest.mark.parametrize(
+    "helper,start,base", [(26, None, 14), (68, 0, 0), (68, 1, 14)], ids=["load_bytes", "relative_mac", "relative_net"]
+)
 def test_skb_load_bytes_helpers(helper, start, base):
     frame = eth(0x0800, bytes(range(1, 47)), pad=False)
-    for offset, length in ((0, 4), (3, 4), (len(frame) - base - 4, 4), (len(frame) - base - 2, 4),
-                           (0x10000, 4), (1, 2)):
+    for offset, length in (
+        (0, 4),
+        (3, 4),
+        (len(frame) - base - 4, 4),
+        (len(frame) - base - 2, 4),
+        (0x10000, 4),
+        (1, 2),
+    ):
         insns = asm(mov(6, 1)) + _load_bytes_prog(helper, offset, length, start)
         ok = base + offset + length <= len(frame) and offset <= 0xFFFF
         if ok:
-            got = frame[base + offset:base + offset + length] + b"\xff" * (4 - length)
+            got = frame[base + offset : base + offset + length] + b"\xff" * (4 - length)
             want = int.from_bytes(got[:4], "little")
         else:
             want = (-14 & M32) << 32  # -EFAULT, the buffer zeroed
@@ -995,8 +1165,7 @@ def test_skb_load_bytes_helpers(helper, start, base):
         assert prog.execute(frame, kernel_view()) == want, (offset, length)
         k, _ = kernel_oracle()
         if k:
-            lo, hi = k.runs(insns, [(frame, ctx_bytes(kernel_view(cb=(0, 0, 0, 0, s))))
-                                    for s in (0, 1)])
+            lo, hi = k.runs(insns, [(frame, ctx_bytes(kernel_view(cb=(0, 0, 0, 0, s)))) for s in (0, 1)])
             assert lo | hi << 32 == want, (offset, length)
 
 
@@ -1006,18 +1175,35 @@ def test_load_bytes_relative_with_a_bad_start_header_fails():
     assert Program(insns).execute(frame, kernel_view()) == (-14 & M32) << 32
     k, _ = kernel_oracle()
     if k:
-        lo, hi = k.runs(insns, [(frame, ctx_bytes(kernel_view(cb=(0, 0, 0, 0, s))))
-                                for s in (0, 1)])
+        lo, hi = k.runs(insns, [(frame, ctx_bytes(kernel_view(cb=(0, 0, 0, 0, s)))) for s in (0, 1)])
         assert lo | hi << 32 == (-14 & M32) << 32
 
 
 # --- the context ----------------------------------------------------------------
 
-CTX_FIELDS = {"len": 0, "pkt_type": 4, "mark": 8, "queue_mapping": 12, "protocol": 16,
-              "vlan_present": 20, "vlan_tci": 24, "vlan_proto": 28, "priority": 32,
-              "ingress_ifindex": 36, "ifindex": 40, "tc_index": 44, "cb0": 48, "cb1": 52,
-              "cb2": 56, "cb3": 60, "cb4": 64, "hash": 68, "napi_id": 84, "gso_segs": 164,
-              "gso_size": 176}
+CTX_FIELDS = {
+    "len": 0,
+    "pkt_type": 4,
+    "mark": 8,
+    "queue_mapping": 12,
+    "protocol": 16,
+    "vlan_present": 20,
+    "vlan_tci": 24,
+    "vlan_proto": 28,
+    "priority": 32,
+    "ingress_ifindex": 36,
+    "ifindex": 40,
+    "tc_index": 44,
+    "cb0": 48,
+    "cb1": 52,
+    "cb2": 56,
+    "cb3": 60,
+    "cb4": 64,
+    "hash": 68,
+    "napi_id": 84,
+    "gso_segs": 164,
+    "gso_size": 176,
+}
 CTX_FRAMES = ["udp53", "vlan42_udp53", "arp", "ipv6", "llc", "udp_truncated"]
 
 
@@ -1025,19 +1211,31 @@ def test_context_fields_match_the_kernel():
     unicast_to_lo = bytes(6) + FRAMES["udp53"][6:]
     raw_8023 = eth(0x0030, b"\xff\xff" + bytes(44))
     frames = [FRAMES[f] for f in CTX_FRAMES] + [unicast_to_lo, raw_8023]
-    fields = dict(mark=0xDEADBEEF, priority=6, ingress_ifindex=4,
-                  cb=(0x01020304, 5, 6, 7, 0xFFFFFFFF), gso_segs=3, gso_size=1400)
+    fields = dict(
+        mark=0xDEADBEEF, priority=6, ingress_ifindex=4, cb=(0x01020304, 5, 6, 7, 0xFFFFFFFF), gso_segs=3, gso_size=1400
+    )
     # BPF_PROG_TEST_RUN receives on the loopback device, whose MAC and
     # broadcast address are both 00:00:00:00:00:00: ff:ff:ff:ff:ff:ff is mere
     # multicast there (a real NIC says PACKET_BROADCAST, see below).
-    skbs = [kernel_view(pkt_type=0 if fr[:6] == bytes(6) else 2 if fr[0] & 1 else 3, **fields)
-            for fr in frames]
+    skbs = [kernel_view(pkt_type=0 if fr[:6] == bytes(6) else 2 if fr[0] & 1 else 3, **fields) for fr in frames]
     reads = [(name, off, 4) for name, off in CTX_FIELDS.items()]
-    reads += [(f"{name}+{i}/{n}", off + i, n) for name, off in
-              (("len", 0), ("protocol", 16), ("mark", 8), ("pkt_type", 4), ("cb0", 48),
-               ("ifindex", 40), ("queue_mapping", 12), ("gso_size", 176),
-               ("gso_segs", 164), ("vlan_present", 20))
-              for n in (1, 2) for i in range(0, 4, n)]
+    reads += [
+        (f"{name}+{i}/{n}", off + i, n)
+        for name, off in (
+            ("len", 0),
+            ("protocol", 16),
+            ("mark", 8),
+            ("pkt_type", 4),
+            ("cb0", 48),
+            ("ifindex", 40),
+            ("queue_mapping", 12),
+            ("gso_size", 176),
+            ("gso_segs", 164),
+            ("vlan_present", 20),
+        )
+        for n in (1, 2)
+        for i in range(0, 4, n)
+    ]
     reads += [("cb0/dw", 48, 8), ("cb2/dw", 56, 8)]
     size_names = {1: "b", 2: "h", 4: "w", 8: "dw"}
     k, _ = kernel_oracle()
@@ -1072,17 +1270,17 @@ def test_cb_is_writable_and_other_fields_are_not():
     if k:
         assert k.runs(body, [(FRAMES["udp53"], None)]) == [77]
     for bad in (
-        asm(mov(2, imm=1), stx("w", 1, 2, 8), mov(0, imm=0), EXIT),   # write mark
-        asm(ldx("w", 0, 1, 76), EXIT),                                 # data
-        asm(ldx("w", 0, 1, 80), EXIT),                                 # data_end
-        asm(ldx("w", 0, 1, 72), EXIT),                                 # tc_classid
-        asm(ldx("w", 0, 1, 88), EXIT),                                 # family
-        asm(ldx("w", 0, 1, 160), EXIT),                                # wire_len
-        asm(ldx("dw", 0, 1, 152), EXIT),                               # tstamp
-        asm(ldx("dw", 0, 1, 0), EXIT),                                 # 8 bytes of len
-        asm(ldx("h", 0, 1, 1), EXIT),                                  # misaligned
-        asm(ldx("dw", 0, 1, 64), EXIT),                                # overruns cb[]
-        asm(ldx("w", 0, 1, 192), EXIT),                                # past the end
+        asm(mov(2, imm=1), stx("w", 1, 2, 8), mov(0, imm=0), EXIT),  # write mark
+        asm(ldx("w", 0, 1, 76), EXIT),  # data
+        asm(ldx("w", 0, 1, 80), EXIT),  # data_end
+        asm(ldx("w", 0, 1, 72), EXIT),  # tc_classid
+        asm(ldx("w", 0, 1, 88), EXIT),  # family
+        asm(ldx("w", 0, 1, 160), EXIT),  # wire_len
+        asm(ldx("dw", 0, 1, 152), EXIT),  # tstamp
+        asm(ldx("dw", 0, 1, 0), EXIT),  # 8 bytes of len
+        asm(ldx("h", 0, 1, 1), EXIT),  # misaligned
+        asm(ldx("dw", 0, 1, 64), EXIT),  # overruns cb[]
+        asm(ldx("w", 0, 1, 192), EXIT),  # past the end
     ):
         with pytest.raises(EbpfError) as exc:
             Program(bad).run(FRAMES["udp53"], SkbContext())
@@ -1098,11 +1296,20 @@ def test_skb_sk_is_unsupported():
 
 # --- calls ------------------------------------------------------------------------
 
+
 def test_bpf_to_bpf_calls_keep_callee_saved_registers_and_frames():
     # main: r6 = 10; *(fp-8) = 1; r1 = 5; call sub; r0 += r6 + *(fp-8); exit
     # sub:  r6 = 100; *(fp-8) = 1000 (its own frame); r0 = r1 * 2; exit
-    main = asm(mov(6, imm=10), st("dw", 10, -8, 1), mov(1, imm=5), call(4, src=1),
-               alu("add", 0, 6), ldx("dw", 2, 10, -8), alu("add", 0, 2), EXIT)
+    main = asm(
+        mov(6, imm=10),
+        st("dw", 10, -8, 1),
+        mov(1, imm=5),
+        call(4, src=1),
+        alu("add", 0, 6),
+        ldx("dw", 2, 10, -8),
+        alu("add", 0, 2),
+        EXIT,
+    )
     sub = asm(mov(6, imm=100), st("dw", 10, -8, 1000), mov(0, 1), alu("mul", 0, imm=2), EXIT)
     insns = main + sub
     assert Program(insns).run(FRAMES["udp53"]) == 10 + 10 + 1
@@ -1117,6 +1324,7 @@ def test_recursion_hits_the_call_depth_limit():
 
 
 # --- helpers --------------------------------------------------------------------------
+
 
 def test_prandom_is_deterministic_and_seedable():
     insns = asm(call(7), EXIT)
@@ -1147,11 +1355,19 @@ def test_time_cpu_numa_cookie_uid_helpers():
 # Errors
 # ==========================================================================
 
-@pytest.mark.parametrize("func,what", [(1, "maps are not supported"), (2, "maps are not supported"),
-                                       (12, "maps are not supported"),
-                                       (130, "maps are not supported"),
-                                       (6, "not supported"), (9, "not supported"),
-                                       (100000, "invalid helper")])
+
+@pytest.mark.parametrize(
+    "func,what",
+    [
+        (1, "maps are not supported"),
+        (2, "maps are not supported"),
+        (12, "maps are not supported"),
+        (130, "maps are not supported"),
+        (6, "not supported"),
+        (9, "not supported"),
+        (100000, "invalid helper"),
+    ],
+)
 def test_unsupported_helpers_are_refused_at_decode(func, what):
     insns = asm(mov(0, imm=0), mov(0, imm=0), call(func), EXIT)
     with pytest.raises(EbpfError, match=what) as exc:
@@ -1169,25 +1385,28 @@ def test_map_references_and_kfuncs_are_unsupported():
         Program(asm(call(1234, src=2), EXIT))
 
 
-@pytest.mark.parametrize("insns,insn,message", [
-    (asm(stx("dw", 10, 1, -520), EXIT), 0, "invalid stack access"),
-    (asm(stx("dw", 10, 1, 0), EXIT), 0, "invalid stack access"),
-    (asm(ldx("w", 0, 10, -6), EXIT), 0, "misaligned stack access"),
-    (asm(mov(0, imm=0), jmp("jeq", 0, imm=0, off=5), EXIT), 1, "jump out of range"),
-    (asm(ja(-2), EXIT), 0, "jump out of range"),
-    (asm(jmp("jeq", 0, imm=0, off=1), lddw(0, 1), EXIT), 0, "middle of lddw"),
-    (asm(I(0xB7, 11, 0, 0, 1), EXIT), 0, "invalid register r11"),
-    (asm(mov(10, imm=1), EXIT), 0, "frame pointer r10 is read only"),
-    (asm(mov(0, imm=1)), 0, "falls off its end"),
-    (asm(mov(0, imm=1), jmp("jeq", 0, imm=0, off=-2)), 1, "falls off its end"),
-    (asm(I(0xFF), EXIT), 0, "opcode"),
-    (asm(alu("div", 0, imm=0), EXIT), 0, "division by zero"),
-    (asm(alu("mod", 0, imm=0, w64=False), EXIT), 0, "division by zero"),
-    (asm(alu("lsh", 0, imm=64), EXIT), 0, "invalid shift 64"),
-    (asm(alu("rsh", 0, imm=32, w64=False), EXIT), 0, "invalid shift 32"),
-    (asm(alu("arsh", 0, imm=-1), EXIT), 0, "invalid shift -1"),
-    (asm(I(0x18, 0, 0, 0, 1)), 0, "lddw is missing its second half"),
-])
+@pytest.mark.parametrize(
+    "insns,insn,message",
+    [
+        (asm(stx("dw", 10, 1, -520), EXIT), 0, "invalid stack access"),
+        (asm(stx("dw", 10, 1, 0), EXIT), 0, "invalid stack access"),
+        (asm(ldx("w", 0, 10, -6), EXIT), 0, "misaligned stack access"),
+        (asm(mov(0, imm=0), jmp("jeq", 0, imm=0, off=5), EXIT), 1, "jump out of range"),
+        (asm(ja(-2), EXIT), 0, "jump out of range"),
+        (asm(jmp("jeq", 0, imm=0, off=1), lddw(0, 1), EXIT), 0, "middle of lddw"),
+        (asm(I(0xB7, 11, 0, 0, 1), EXIT), 0, "invalid register r11"),
+        (asm(mov(10, imm=1), EXIT), 0, "frame pointer r10 is read only"),
+        (asm(mov(0, imm=1)), 0, "falls off its end"),
+        (asm(mov(0, imm=1), jmp("jeq", 0, imm=0, off=-2)), 1, "falls off its end"),
+        (asm(I(0xFF), EXIT), 0, "opcode"),
+        (asm(alu("div", 0, imm=0), EXIT), 0, "division by zero"),
+        (asm(alu("mod", 0, imm=0, w64=False), EXIT), 0, "division by zero"),
+        (asm(alu("lsh", 0, imm=64), EXIT), 0, "invalid shift 64"),
+        (asm(alu("rsh", 0, imm=32, w64=False), EXIT), 0, "invalid shift 32"),
+        (asm(alu("arsh", 0, imm=-1), EXIT), 0, "invalid shift -1"),
+        (asm(I(0x18, 0, 0, 0, 1)), 0, "lddw is missing its second half"),
+    ],
+)
 def test_invalid_programs_are_refused_at_decode(insns, insn, message):
     with pytest.raises(EbpfError, match=message) as exc:
         Program(insns)
@@ -1198,17 +1417,25 @@ def test_invalid_programs_are_refused_at_decode(insns, insn, message):
         assert k.refuses(insns)
 
 
-@pytest.mark.parametrize("insns,insn,message", [
-    (asm(mov(2, 10), alu("add", 2, imm=-520), st("dw", 2, 0, 1), mov(0, imm=0), EXIT), 2,
-     "outside the stack"),
-    (asm(mov(2, 10), alu("add", 2, imm=-7), ldx("w", 0, 2, 0), EXIT), 2, "misaligned stack"),
-    (asm(mov(2, imm=0), ldx("w", 0, 2, 0), EXIT), 1, "not a stack or context pointer"),
-    (asm(mov(6, imm=0), ld_abs("b", 0), EXIT), 1, "needs the context"),
-    (asm(mov(1, imm=0), mov(2, imm=0), mov(3, 10), alu("add", 3, imm=-8), mov(4, imm=8),
-         call(26), EXIT), 5, "expects the context"),
-    (asm(mov(1, 1), mov(2, imm=0), mov(3, 10), alu("add", 3, imm=-4), mov(4, imm=8),
-         call(26), EXIT), 5, "not within the stack"),
-])
+@pytest.mark.parametrize(
+    "insns,insn,message",
+    [
+        (asm(mov(2, 10), alu("add", 2, imm=-520), st("dw", 2, 0, 1), mov(0, imm=0), EXIT), 2, "outside the stack"),
+        (asm(mov(2, 10), alu("add", 2, imm=-7), ldx("w", 0, 2, 0), EXIT), 2, "misaligned stack"),
+        (asm(mov(2, imm=0), ldx("w", 0, 2, 0), EXIT), 1, "not a stack or context pointer"),
+        (asm(mov(6, imm=0), ld_abs("b", 0), EXIT), 1, "needs the context"),
+        (
+            asm(mov(1, imm=0), mov(2, imm=0), mov(3, 10), alu("add", 3, imm=-8), mov(4, imm=8), call(26), EXIT),
+            5,
+            "expects the context",
+        ),
+        (
+            asm(mov(1, 1), mov(2, imm=0), mov(3, 10), alu("add", 3, imm=-4), mov(4, imm=8), call(26), EXIT),
+            5,
+            "not within the stack",
+        ),
+    ],
+)
 def test_run_time_errors_carry_the_insn_index(insns, insn, message):
     prog = Program(insns)
     with pytest.raises(EbpfError, match=message) as exc:
@@ -1232,8 +1459,9 @@ def test_endless_loop_exhausts_the_budget():
 
 
 def test_bounded_loop_within_budget():
-    loop = asm(mov(0, imm=0), mov(1, imm=1000), alu("add", 0, imm=1), alu("sub", 1, imm=1),
-               jmp("jne", 1, imm=0, off=-3), EXIT)
+    loop = asm(
+        mov(0, imm=0), mov(1, imm=1000), alu("add", 0, imm=1), alu("sub", 1, imm=1), jmp("jne", 1, imm=0, off=-3), EXIT
+    )
     assert Program(loop).run(FRAMES["udp53"]) == 1000
     with pytest.raises(BudgetExceededError):
         Program(loop, budget=2000).run(FRAMES["udp53"])
@@ -1251,6 +1479,7 @@ def test_bad_sizes_and_frames():
 # ==========================================================================
 # SkbContext
 # ==========================================================================
+
 
 def test_for_frame_offloads_the_outer_vlan_tag():
     frame = FRAMES["vlan42_prio_udp9"]
@@ -1300,6 +1529,7 @@ def test_disassembly_in_messages():
 # ==========================================================================
 # Speed
 # ==========================================================================
+
 
 @needs_clang
 @pytest.mark.parametrize("name", ["accept_vlan42", "drop_udp9"])

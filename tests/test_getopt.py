@@ -54,7 +54,9 @@ def error(argv, shortopts=SHORT, longopts=LONG) -> str:
 def test_parse_shortopts():
     assert parse_shortopts("ab:c::") == ({"a": NO_ARGUMENT, "b": REQUIRED_ARGUMENT, "c": OPTIONAL_ARGUMENT}, False)
     assert parse_shortopts("+P:Vvh") == (
-        {"P": REQUIRED_ARGUMENT, "V": NO_ARGUMENT, "v": NO_ARGUMENT, "h": NO_ARGUMENT}, True)
+        {"P": REQUIRED_ARGUMENT, "V": NO_ARGUMENT, "v": NO_ARGUMENT, "h": NO_ARGUMENT},
+        True,
+    )
     assert parse_shortopts("") == ({}, False)
 
 
@@ -312,7 +314,7 @@ def oracle(tmp_path_factory) -> str:
     if cc is None:
         pytest.skip("no C compiler")
     workdir = tmp_path_factory.mktemp("getopt-oracle")
-    longopts = "\n".join(f'  {{"{o.name}", {KINDS[o.has_arg]}, NULL, \'{o.key}\'}},' for o in LONG)
+    longopts = "\n".join(f"  {{\"{o.name}\", {KINDS[o.has_arg]}, NULL, '{o.key}'}}," for o in LONG)
     source = workdir / "oracle.c"
     source.write_text(ORACLE_C % {"longopts": longopts})
     binary = workdir / "oracle"
@@ -342,7 +344,7 @@ def glibc(oracle: str, spec: str, argv: list[str], posixly_correct: bool = False
         else:
             prog = oracle + ": "  # glibc prefixes argv[0]
             message = proc.stderr.strip()
-            events.append(("ERR", message[len(prog):] if message.startswith(prog) else message))
+            events.append(("ERR", message[len(prog) :] if message.startswith(prog) else message))
     return events
 
 
@@ -389,10 +391,20 @@ RANKED = (
 )
 
 
-@pytest.mark.parametrize("word, key", [
-    ("--a", "g"), ("--al", "g"), ("--all", "g"), ("--h", "h"), ("--ho=x", "H"), ("--all-", "A"),
-    ("--all-interfaces", "A"), ("--json", "J"), ("--jsonl", "L"),
-])
+@pytest.mark.parametrize(
+    "word, key",
+    [
+        ("--a", "g"),
+        ("--al", "g"),
+        ("--all", "g"),
+        ("--h", "h"),
+        ("--ho=x", "H"),
+        ("--all-", "A"),
+        ("--all-interfaces", "A"),
+        ("--json", "J"),
+        ("--jsonl", "L"),
+    ],
+)
 def test_a_prefix_matches_the_lowest_rank_first(word, key):
     assert parse([word], "", RANKED)[0][0][0] == key
 

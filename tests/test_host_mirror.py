@@ -21,12 +21,14 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from evl_core.errors import EvlError
 from evl_net.transports.sim import host
 from evl_net.transports.sim.board import Board, Peer, Route
+from evl_net.transports.sim.records import decode, encode
 
 pyroute2 = pytest.importorskip("pyroute2")
 
@@ -37,7 +39,7 @@ UP_FLAGS = IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST | IFF_LOWER_UP
 # -- synthetic messages ---------------------------------------------------
 
 
-def _roundtrip(cls: type, fields: dict, attrs: list) -> object:
+def _roundtrip(cls: type, fields: dict, attrs: list) -> Any:
     """A message as the kernel would send it: encoded, then decoded from bytes."""
     msg = cls()
     for key, value in fields.items():
@@ -49,9 +51,19 @@ def _roundtrip(cls: type, fields: dict, attrs: list) -> object:
     return decoded
 
 
-def link(index: int, name: str, *, flags: int = UP_FLAGS, operstate: str = "UP", mtu: int = 1500,
-         mac: str | None = "02:00:00:00:00:00", kind: str | None = None, lower: int | None = None,
-         vlan_id: int | None = None, netnsid: int | None = None) -> object:
+def link(
+    index: int,
+    name: str,
+    *,
+    flags: int = UP_FLAGS,
+    operstate: str = "UP",
+    mtu: int = 1500,
+    mac: str | None = "02:00:00:00:00:00",
+    kind: str | None = None,
+    lower: int | None = None,
+    vlan_id: int | None = None,
+    netnsid: int | None = None,
+) -> Any:
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
     attrs: list = [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_OPERSTATE", operstate)]
@@ -69,16 +81,27 @@ def link(index: int, name: str, *, flags: int = UP_FLAGS, operstate: str = "UP",
     return _roundtrip(ifinfmsg, {"family": 0, "index": index, "flags": flags, "change": 0}, attrs)
 
 
-def addr(index: int, cidr: str) -> object:
+def addr(index: int, cidr: str) -> Any:
     from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
     ip, plen = cidr.split("/")
-    return _roundtrip(ifaddrmsg, {"family": 2, "prefixlen": int(plen), "flags": 0, "scope": 0, "index": index},
-                      [("IFA_ADDRESS", ip), ("IFA_LOCAL", ip)])
+    return _roundtrip(
+        ifaddrmsg,
+        {"family": 2, "prefixlen": int(plen), "flags": 0, "scope": 0, "index": index},
+        [("IFA_ADDRESS", ip), ("IFA_LOCAL", ip)],
+    )
 
 
-def route(dst: str, *, gateway: str | None = None, oif: int | None = None, table: int = 254, rtype: int = 1,
-          metric: int | None = None, multipath: list | None = None) -> object:
+def route(
+    dst: str,
+    *,
+    gateway: str | None = None,
+    oif: int | None = None,
+    table: int = 254,
+    rtype: int = 1,
+    metric: int | None = None,
+    multipath: list | None = None,
+) -> Any:
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
     net, plen = dst.split("/")
@@ -92,14 +115,27 @@ def route(dst: str, *, gateway: str | None = None, oif: int | None = None, table
     if metric is not None:
         attrs.append(("RTA_PRIORITY", metric))
     if multipath:
-        attrs.append(("RTA_MULTIPATH", [
-            {"oif": o, "hops": 0, "flags": f, "attrs": [("RTA_GATEWAY", g)]} for g, o, f in multipath
-        ]))
-    return _roundtrip(rtmsg, {"family": 2, "dst_len": int(plen), "src_len": 0, "tos": 0, "table": min(table, 252) if table > 255 else table,
-                              "proto": 3, "scope": 0, "type": rtype, "flags": 0}, attrs)
+        attrs.append(
+            (
+                "RTA_MULTIPATH",
+                [{"oif": o, "hops": 0, "flags": f, "attrs": [("RTA_GATEWAY", g)]} for g, o, f in multipath],
+            )
+        )
+    header = {
+        "family": 2,
+        "dst_len": int(plen),
+        "src_len": 0,
+        "tos": 0,
+        "table": min(table, 252) if table > 255 else table,
+        "proto": 3,
+        "scope": 0,
+        "type": rtype,
+        "flags": 0,
+    }
+    return _roundtrip(rtmsg, header, attrs)
 
 
-def neigh(index: int, ip: str, state: int, lladdr: str | None = None) -> object:
+def neigh(index: int, ip: str, state: int, lladdr: str | None = None) -> Any:
     from pyroute2.netlink.rtnl.ndmsg import ndmsg
 
     attrs: list = [("NDA_DST", ip)]
@@ -108,9 +144,15 @@ def neigh(index: int, ip: str, state: int, lladdr: str | None = None) -> object:
     return _roundtrip(ndmsg, {"family": 2, "ifindex": index, "state": state, "flags": 0, "ndm_type": 1}, attrs)
 
 
-def lo() -> object:
-    return link(1, "lo", flags=IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP, operstate="UNKNOWN",
-                mtu=65536, mac="00:00:00:00:00:00")
+def lo() -> Any:
+    return link(
+        1,
+        "lo",
+        flags=IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP,
+        operstate="UNKNOWN",
+        mtu=65536,
+        mac="00:00:00:00:00:00",
+    )
 
 
 # -- offline: VLAN parsing --------------------------------------------------
@@ -171,8 +213,13 @@ def synthetic_board() -> host.Snapshot:
         link(6, "eth3", mac="02:00:00:00:00:06", flags=IFF_UP | IFF_BROADCAST | IFF_MULTICAST, operstate="DOWN"),
         link(7, "tun0", mac=None, flags=IFF_UP | IFF_RUNNING, operstate="UNKNOWN", kind="tun"),
     ]
-    addrs = [addr(1, "127.0.0.1/8"), addr(2, "192.0.2.10/24"), addr(3, "198.51.100.10/25"),
-             addr(4, "198.51.100.130/25"), addr(3, "198.51.100.11/25")]
+    addrs = [
+        addr(1, "127.0.0.1/8"),
+        addr(2, "192.0.2.10/24"),
+        addr(3, "198.51.100.10/25"),
+        addr(4, "198.51.100.130/25"),
+        addr(3, "198.51.100.11/25"),
+    ]
     routes = [
         route("0.0.0.0/0", gateway="198.51.100.1", oif=3, metric=200),
         route("0.0.0.0/0", gateway="192.0.2.1", oif=2, metric=100),
@@ -203,7 +250,13 @@ def test_interfaces_from_synthetic_dumps() -> None:
     assert board.name == "host:lab" and board.page_size == 4096 and board.solicit_timeout == 5.0
     assert list(board.interfaces) == ["lo", "eth0", "eth1", "eth2", "eth3", "tun0"]
     lo_ = board.interfaces["lo"]
-    assert (lo_.loopback, lo_.up, lo_.mtu, lo_.driver, lo_.addresses) == (True, True, 65536, "loopback", ["127.0.0.1/8"])
+    assert (lo_.loopback, lo_.up, lo_.mtu, lo_.driver, lo_.addresses) == (
+        True,
+        True,
+        65536,
+        "loopback",
+        ["127.0.0.1/8"],
+    )
     assert board.interfaces["eth1"].mtu == 9000
     assert board.interfaces["eth1"].addresses == ["198.51.100.10/25", "198.51.100.11/25"]
     assert board.interfaces["eth0"].mac == "02:00:00:00:00:02"
@@ -241,7 +294,7 @@ def test_peers_from_synthetic_dumps() -> None:
 
 def test_board_round_trips_through_the_state_file_form() -> None:
     board = synthetic_board().board
-    again = Board.from_dict(json.loads(json.dumps(board.to_dict())))
+    again = decode(Board, json.loads(json.dumps(encode(board))))
     assert again == board
 
 
@@ -249,9 +302,15 @@ def test_fingerprint_ignores_neighbours_and_drivers_but_not_links() -> None:
     links = [lo(), link(2, "eth0")]
     base = host.board_from_dumps(links, [addr(2, "192.0.2.10/24")], [], [], None, page_size=4096).fingerprint
     assert base.startswith("host:")
-    same = host.board_from_dumps(links, [addr(2, "192.0.2.10/24")], [],
-                                 [neigh(2, "192.0.2.1", host.NUD_REACHABLE, "02:00:00:00:00:01")], None,
-                                 drivers={"eth0": "e1000e"}, page_size=4096).fingerprint
+    same = host.board_from_dumps(
+        links,
+        [addr(2, "192.0.2.10/24")],
+        [],
+        [neigh(2, "192.0.2.1", host.NUD_REACHABLE, "02:00:00:00:00:01")],
+        None,
+        drivers={"eth0": "e1000e"},
+        page_size=4096,
+    ).fingerprint
     assert same == base
     changes = [
         ([lo(), link(2, "eth0")], [addr(2, "192.0.2.11/24")], []),  # address
@@ -266,7 +325,8 @@ def test_fingerprint_ignores_neighbours_and_drivers_but_not_links() -> None:
 
 
 def test_state_classifiers() -> None:
-    for state in (host.NUD_REACHABLE, host.NUD_PERMANENT, host.NUD_STALE, host.NUD_DELAY, host.NUD_PROBE, host.NUD_NOARP):
+    resolved = (host.NUD_REACHABLE, host.NUD_PERMANENT, host.NUD_STALE, host.NUD_DELAY, host.NUD_PROBE, host.NUD_NOARP)
+    for state in resolved:
         assert host.nud_reachable(state, "02:00:00:00:00:01")
         assert not host.nud_reachable(state, None)
     for state in (host.NUD_FAILED, host.NUD_INCOMPLETE, 0):
@@ -412,7 +472,7 @@ def test_route_get_agrees_with_ip(lab: Lab, dst: str, oif: str | None) -> None:
     else:
         with pytest.raises(OSError) as caught:
             host.route_get(dst, oif, lab.ns)
-        assert os.strerror(caught.value.errno) in proc.stderr, proc.stderr
+        assert caught.value.errno is not None and os.strerror(caught.value.errno) in proc.stderr, proc.stderr
 
 
 def test_route_get_answers(lab: Lab) -> None:
@@ -489,11 +549,11 @@ def test_missing_namespace_is_not_created(lab: Lab) -> None:
 def test_current_namespace_mirror(lab: Lab) -> None:
     """mirror() with no namespace, run inside the lab's: same board, drivers by ethtool."""
     code = (
-        "import json; from evl_net.transports.sim import host; "
-        "print(json.dumps(host.mirror().to_dict()))"
+        "import json; from evl_net.transports.sim import host; from evl_net.transports.sim.records import encode; "
+        "print(json.dumps(encode(host.mirror())))"
     )
     proc = ip("netns", "exec", lab.ns, sys.executable, "-c", code)
-    inside = Board.from_dict(json.loads(proc.stdout))
+    inside = decode(Board, json.loads(proc.stdout))
     named = host.mirror(lab.ns)
     assert inside.name == "host" and named.name == f"host:{lab.ns}"
     assert inside.fingerprint.split(":")[-1] == named.fingerprint.split(":")[-1]

@@ -1,4 +1,6 @@
-"""Solicitation on the host mirror sends ARP on the wire, as the EVL core does (evl-abi §3).
+"""Solicitation on the host mirror sends ARP on the wire, as the EVL core does.
+
+(docs/abi.md, "Solicitation and the ARP front cache".)
 
 Offline: the ARP request and the reply filter (sim/host.py).  Live, as root:
 two network namespaces made for the test, joined by a veth pair, with no
@@ -36,10 +38,21 @@ TIMEOUT = 0.8  # the short solicit timeout of the negative tests
 # -- offline: the request and the reply filter ---------------------------------
 
 
-def reply(sha: str = "02:00:00:00:00:02", spa: str = PEER, tpa: str = OURS, op: int = 2,
-          htype: int = 1, ptype: int = 0x0800) -> bytes:
-    return struct.pack("!HHBBH6s4s6s4s", htype, ptype, 6, 4, op, bytes.fromhex(sha.replace(":", "")),
-                       socket.inet_aton(spa), bytes.fromhex("020000000001"), socket.inet_aton(tpa))
+def reply(
+    sha: str = "02:00:00:00:00:02", spa: str = PEER, tpa: str = OURS, op: int = 2, htype: int = 1, ptype: int = 0x0800
+) -> bytes:
+    return struct.pack(
+        "!HHBBH6s4s6s4s",
+        htype,
+        ptype,
+        6,
+        4,
+        op,
+        bytes.fromhex(sha.replace(":", "")),
+        socket.inet_aton(spa),
+        bytes.fromhex("020000000001"),
+        socket.inet_aton(tpa),
+    )
 
 
 def test_arp_request_layout() -> None:
@@ -149,6 +162,13 @@ def set_solicit_timeout(env: dict[str, str], seconds: float) -> None:
     path.write_text(json.dumps(state))
 
 
+def cached(evl) -> list[tuple[str, str, str, str]]:
+    """The ARP front cache: (dev, ip, mac, state) of each entry, from ``evl sim --json show``."""
+    run = evl("sim", "--json", "show")
+    assert run.code == 0, run.err
+    return [(e["dev"], e["ip"], e["mac"], e["state"]) for e in json.loads(run.out)["arp"]]
+
+
 def solicit_json(evl, *args: str) -> dict:
     run = evl("net", "--json", *args)
     assert run.code == 0, run.err
@@ -173,17 +193,19 @@ def test_solicit_resolves_a_peer_the_host_never_saw(sh, evl, on_a, pair):
     assert (learnt["dev"], learnt["lladdr"]) == ("vethB", our_mac)
     # A permanent entry stands: soliciting again needs no answer and changes nothing.
     res = solicit_json(evl, "-S", PEER)
-    assert (res["dev"], res["mac"], res["state"], res["changed"]) == ("vethA", peer_mac, "P", False)
+    assert res["changed"] is False
+    assert cached(evl) == [("vethA", PEER, peer_mac, "P")]
 
 
 def test_non_permanent_solicit_and_a_forced_device(evl, on_a, pair):
     assert pair.neigh(pair.a, PEER) == []
     assert evl("net", "-ei", "vethA").code == 0
     res = solicit_json(evl, "-s", PEER, "-i", "vethA")
-    assert (res["dev"], res["nexthop"], res["mac"], res["state"], res["changed"]) == \
-        ("vethA", PEER, pair.mac(pair.b, "vethB"), "R", True)
+    assert (res["ip"], res["permanent"], res["changed"]) == (PEER, False, True)
+    assert cached(evl) == [("vethA", PEER, pair.mac(pair.b, "vethB"), "R")]
     res = solicit_json(evl, "-s", PEER)  # asked again on the wire: already in the oob cache
-    assert (res["state"], res["changed"]) == ("R", False)
+    assert res["changed"] is False
+    assert cached(evl) == [("vethA", PEER, pair.mac(pair.b, "vethB"), "R")]
 
 
 def test_a_device_without_an_ipv4_address_sends_a_probe(evl, on_a, pair):
@@ -191,7 +213,8 @@ def test_a_device_without_an_ipv4_address_sends_a_probe(evl, on_a, pair):
     assert pair.neigh(pair.a, target) == []
     assert evl("net", "-ei", "vethA2").code == 0
     res = solicit_json(evl, "-S", target, "-i", "vethA2")
-    assert (res["dev"], res["mac"]) == ("vethA2", pair.mac(pair.b, "vethB2"))
+    assert res["changed"] is True
+    assert cached(evl) == [("vethA2", target, pair.mac(pair.b, "vethB2"), "P")]
 
 
 def test_nobody_answers(evl, on_a, pair):
@@ -206,7 +229,8 @@ def test_nobody_answers(evl, on_a, pair):
     assert json.loads(evl("sim", "--json", "show").out)["arp"] == []
     # The peer that does answer still does, within the same short timeout.
     res = solicit_json(evl, "-s", PEER)
-    assert res["mac"] == pair.mac(pair.b, "vethB")
+    assert res["changed"] is True
+    assert cached(evl) == [("vethA", PEER, pair.mac(pair.b, "vethB"), "R")]
 
 
 def test_the_peer_down_is_a_timeout(evl, on_a, pair):
@@ -220,11 +244,11 @@ def test_the_peer_down_is_a_timeout(evl, on_a, pair):
 def test_arp_solicit_errors(pair):
     with pytest.raises(OSError) as caught:
         host.arp_solicit(PEER, "nosuch0", 0.5, pair.a, OURS)
-    assert caught.value.errno == errno.ENODEV and "nosuch0" in caught.value.detail
+    assert caught.value.errno == errno.ENODEV and "nosuch0" in getattr(caught.value, "detail", "")
     missing = f"evlsolmissing-{os.getpid()}"
     with pytest.raises(OSError) as caught:
         host.arp_solicit(PEER, "vethA", 0.5, missing, OURS)
-    assert caught.value.errno == errno.ENOENT and missing in caught.value.detail
+    assert caught.value.errno == errno.ENOENT and missing in getattr(caught.value, "detail", "")
     assert missing not in ip("netns", "list").stdout
     assert host.arp_solicit(PEER, "lo", 0.5, pair.a, OURS) is None  # loopback: nobody to ask
     ip("-n", pair.a, "link", "set", "vethA", "arp", "off")
@@ -245,8 +269,13 @@ def test_unprivileged_solicit_is_eperm(pair):
         "    except OSError as exc:\n"
         "        print(exc.errno, exc.detail)\n"
     )
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
-                          check=False, capture_output=True, text=True, cwd="/")
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
     if proc.returncode != 0 and "Traceback" in proc.stderr and "arp_solicit" not in proc.stderr:
         pytest.skip(f"cannot run the interpreter as nobody: {proc.stderr.strip().splitlines()[-1]}")
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -58,8 +58,20 @@ def netns():
         _ip("netns", "add", peers)
         for ns in (name, peers):
             # No IPv6: no neighbour discovery, no DAD, not a packet of any kind.
-            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-                            "net.ipv6.conf.default.disable_ipv6=1"], capture_output=True, timeout=30)
+            subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ],
+                capture_output=True,
+                timeout=30,
+            )
         _ip("-n", name, "link", "set", "lo", "up")
         for i, (ifname, addresses) in enumerate(BOARD_IFACES.items()):
             # The far end lives, down, in the peers namespace: these links have no
@@ -96,8 +108,13 @@ def knet_env(sim_env, double):
 
 
 def _runner(netns, double, knet_env, prefix):
-    def run(*args: str, env: dict[str, str] | None = None, cwd: str | None = None,
-            transport: str | None = "--transport=ioctl", timeout: float = 60) -> Run:
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        transport: str | None = "--transport=ioctl",
+        timeout: float = 60,
+    ) -> Run:
         argv = [script(prefix[0]), *prefix[1:], *([transport] if transport else []), *args]
         cmd = ["ip", "netns", "exec", netns, "env", f"LD_PRELOAD={double.so_path}", *argv]
         proc = subprocess.run(cmd, env=env or knet_env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
@@ -152,7 +169,9 @@ def test_enable_then_solicit_peer(knet, double):
     ok(knet("-S", "10.10.10.10"))
     (sol,) = ioctls(double, "SOLICIT")
     assert (sol["ip"], sol["flags"], sol["bound"]) == ("10.10.10.10", 0x1, None)
-    assert sol["result"]["state"] == "P" and sol["result"]["dev"] == "eth0.42"
+    assert sol["result"] == {"ip": "10.10.10.10", "permanent": True, "may_route": False, "changed": True}
+    with double.sim() as sim:
+        assert [(e["dev"], e["ip"], e["state"]) for e in sim.snapshot()["arp"]] == [("eth0.42", "10.10.10.10", "P")]
 
 
 def test_query_verbose(knet):
@@ -190,8 +209,9 @@ def _require_bpf_load(obj: Path) -> None:
         pytest.skip(f"this kernel refuses to load {obj.name} ({exc.strerror}: {getattr(exc, 'detail', '')})")
 
 
-needs_clang = pytest.mark.skipif(not bpf_build.have_clang(),
-                                 reason="clang with the BPF target and libbpf headers is needed to build eBPF objects")
+needs_clang = pytest.mark.skipif(
+    not bpf_build.have_clang(), reason="clang with the BPF target and libbpf headers is needed to build eBPF objects"
+)
 
 
 @needs_clang
@@ -217,8 +237,10 @@ def test_filter_removal_is_reported(knet, double):
     for argv in (["-F", "-i", "eth0.42"], ["--filter", "-i", "eth0.42"]):
         ok(knet(*argv), out="eBPF module removed from eth0.42\n")
     assert [r["progfd"] for r in ioctls(double, "SETRXEBPF")] == [-1, -1]
-    fail(knet("--filter=", "-i", "eth0.42"),
-         "evl-net: cannot set BPF filter on eth0.42: cannot read '': No such file or directory\n")
+    fail(
+        knet("--filter=", "-i", "eth0.42"),
+        "evl-net: cannot set BPF filter on eth0.42: cannot read '': No such file or directory\n",
+    )
     assert len(ioctls(double, "SETRXEBPF")) == 2  # an empty path is no removal
 
 
@@ -250,9 +272,18 @@ def _both(kn, sh, *args):
 
 
 def test_json_results_match_the_simulator(kn, sh):
-    for args in (("--json", "-ei", "eth0.42"), ("--json", "-ei", "eth0.42"), ("--json", "-Q", "-i", "eth0.42"),
-                 ("--json", "-N41,42"), ("--json", "-n"), ("--json", "-di", "eth0.42"), ("--json", "-di", "eth0.42"),
-                 ("-Q", "-i", "eth2"), ("-Qox", "-i", "lo"), ("-ei", "eth1", "-b", "512", "--json")):
+    for args in (
+        ("--json", "-ei", "eth0.42"),
+        ("--json", "-ei", "eth0.42"),
+        ("--json", "-Q", "-i", "eth0.42"),
+        ("--json", "-N41,42"),
+        ("--json", "-n"),
+        ("--json", "-di", "eth0.42"),
+        ("--json", "-di", "eth0.42"),
+        ("-Q", "-i", "eth2"),
+        ("-Qox", "-i", "lo"),
+        ("-ei", "eth1", "-b", "512", "--json"),
+    ):
         got, want = _both(kn, sh, *args)
         assert (got.code, got.out, got.err) == (want.code, want.out, want.err), args
     assert json.loads(got.out)["buffer_size"] == 1500  # raised to the MTU, by the "kernel"
@@ -264,12 +295,15 @@ def test_query_all_matches_the_simulator(kn, sh):
         assert (got.code, got.out, got.err) == (want.code, want.out, want.err), args
 
 
-@pytest.mark.parametrize("vlans, err", [
-    ("4096", "Numerical result out of range"),
-    ("1", "Invalid argument"),
-    ("41 - 42", "Invalid argument"),
-    ("99999999999", "Value too large for defined data type"),
-])
+@pytest.mark.parametrize(
+    "vlans, err",
+    [
+        ("4096", "Numerical result out of range"),
+        ("1", "Invalid argument"),
+        ("41 - 42", "Invalid argument"),
+        ("99999999999", "Value too large for defined data type"),
+    ],
+)
 def test_vlan_errors_carry_the_kernels_errno(kn, sh, double, vlans, err):
     got, want = _both(kn, sh, f"-N{vlans}")
     fail(got, f"evl-net: invalid VLAN id. list '{vlans}': {err}\n")
@@ -294,8 +328,10 @@ def test_no_core_in_auto_mode(kn, double, knet_env):
 @pytest.mark.parametrize("abi_range, span", [((40, 44), "40 to 44"), ((46, 48), "46 to 48"), ((43, 43), "43")])
 def test_abi_mismatch(kn, double, abi_range, span):
     double.abi_range = abi_range
-    fail(kn("-ei", "eth0.42"),
-         f"evl-net: EVL ABI mismatch: the kernel's EVL core supports ABI {span}, these tools need ABI 45\n")
+    fail(
+        kn("-ei", "eth0.42"),
+        f"evl-net: EVL ABI mismatch: the kernel's EVL core supports ABI {span}, these tools need ABI 45\n",
+    )
     assert [r["req"] for r in ioctls(double)] == ["GET_COREINFO"]
 
 
@@ -306,8 +342,11 @@ def test_abi_range_including_ours_is_accepted(kn, double):
 
 def test_enotty_on_get_coreinfo_is_an_abi_mismatch(kn, double):
     double.inject["GET_COREINFO"] = errno.ENOTTY
-    fail(kn("-n"), "evl-net: EVL ABI mismatch: the EVL core does not answer EVL_CTLIOC_GET_COREINFO "
-                   "(0x80184300); these tools need ABI 45\n")
+    fail(
+        kn("-n"),
+        "evl-net: EVL ABI mismatch: the EVL core does not answer EVL_CTLIOC_GET_COREINFO "
+        "(0x80184300); these tools need ABI 45\n",
+    )
 
 
 def test_other_coreinfo_error(kn, double):
@@ -317,22 +356,27 @@ def test_other_coreinfo_error(kn, double):
 
 def test_no_net_node_is_operation_not_supported(kn, double):
     double.make_nodes(net=False)
-    fail(kn("-ei", "eth0.42"),
-         f"evl-net: cannot open out-of-band port eth0.42 (no {double.devdir}/net: no out-of-band "
-         "network stack in this EVL core): Operation not supported\n")
+    fail(
+        kn("-ei", "eth0.42"),
+        f"evl-net: cannot open out-of-band port eth0.42 (no {double.devdir}/net: no out-of-band "
+        "network stack in this EVL core): Operation not supported\n",
+    )
 
 
 # -- devices ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, message", [
-    # The C tool's words for the step that failed: opening the device (EVL_NETIOC_DEVOPEN).
-    (("-ei", "eth9"), "cannot open out-of-band port eth9"),
-    (("-di", "eth9"), "cannot open out-of-band port eth9"),
-    (("-Q", "-i", "eth9"), "cannot open out-of-band port eth9"),
-    (("-F", "-i", "eth9"), "cannot open out-of-band port eth9"),
-    (("-Q", "-i", "a-name-far-too-long-for-linux"), "cannot open out-of-band port a-name-far-too-long-for-linux"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # The C tool's words for the step that failed: opening the device (EVL_NETIOC_DEVOPEN).
+        (("-ei", "eth9"), "cannot open out-of-band port eth9"),
+        (("-di", "eth9"), "cannot open out-of-band port eth9"),
+        (("-Q", "-i", "eth9"), "cannot open out-of-band port eth9"),
+        (("-F", "-i", "eth9"), "cannot open out-of-band port eth9"),
+        (("-Q", "-i", "a-name-far-too-long-for-linux"), "cannot open out-of-band port a-name-far-too-long-for-linux"),
+    ],
+)
 def test_unknown_device_is_refused_before_any_request(kn, double, args, message):
     fail(kn(*args), f"evl-net: {message}: No such device\n")
     assert [r["req"] for r in ioctls(double)] == ["GET_COREINFO"]  # the core check only
@@ -345,26 +389,50 @@ def test_device_fds_are_real_and_closed(kn, double):
     devfd = devopen["devfd"]
     assert [r["req"] for r in ioctls(double) if r["fd"] == devfd] == ["GETSTAT", "SETPORT", "GETSTAT"]
     assert {"op": "close", "fd": devfd, "kind": "netdev"}.items() <= [
-        r for r in double.records if r["op"] == "close" and r["fd"] == devfd][0].items()
+        r for r in double.records if r["op"] == "close" and r["fd"] == devfd
+    ][0].items()
 
 
 def test_disabling_a_non_port_succeeds(kn):
     ok(kn("-di", "eth2"))
 
 
-@pytest.mark.parametrize("req, args, message, err", [
-    ("GETSTAT", ("-Q", "-i", "eth0.42"), "cannot query out-of-band port on eth0.42 (EVL_NDEVIOC_GETSTAT refused "
-     "with ENOTTY: not an EVL device, or an ABI mismatch)", "Bad file descriptor"),
-    ("SETPORT", ("-di", "eth0.42"), "cannot disable out-of-band port on eth0.42 (EVL_NDEVIOC_SETPORT refused "
-     "with ENOTTY: not an EVL device, or an ABI mismatch)", "Bad file descriptor"),
-    # libevl maps nothing on enable, nor on DEVOPEN.
-    ("SETPORT", ("-ei", "eth0.42"), "cannot enable out-of-band port on eth0.42", "Inappropriate ioctl for device"),
-    ("DEVOPEN", ("-Q", "-i", "eth0.42"), "cannot open out-of-band port eth0.42", "Inappropriate ioctl for device"),
-    ("SETRXEBPF", ("-F", "-i", "eth0.42"), "cannot set BPF filter on eth0.42 (EVL_NDEVIOC_SETRXEBPF refused "
-     "with ENOTTY: not an EVL device, or an ABI mismatch)", "Bad file descriptor"),
-    ("SOLICIT", ("-s", "10.10.10.10"), "10.10.10.10 did not respond (EVL_SOCKIOC_SOLICIT refused "
-     "with ENOTTY: not an EVL device, or an ABI mismatch)", "Bad file descriptor"),
-])
+@pytest.mark.parametrize(
+    "req, args, message, err",
+    [
+        (
+            "GETSTAT",
+            ("-Q", "-i", "eth0.42"),
+            "cannot query out-of-band port on eth0.42 (EVL_NDEVIOC_GETSTAT refused "
+            "with ENOTTY: not an EVL device, or an ABI mismatch)",
+            "Bad file descriptor",
+        ),
+        (
+            "SETPORT",
+            ("-di", "eth0.42"),
+            "cannot disable out-of-band port on eth0.42 (EVL_NDEVIOC_SETPORT refused "
+            "with ENOTTY: not an EVL device, or an ABI mismatch)",
+            "Bad file descriptor",
+        ),
+        # libevl maps nothing on enable, nor on DEVOPEN.
+        ("SETPORT", ("-ei", "eth0.42"), "cannot enable out-of-band port on eth0.42", "Inappropriate ioctl for device"),
+        ("DEVOPEN", ("-Q", "-i", "eth0.42"), "cannot open out-of-band port eth0.42", "Inappropriate ioctl for device"),
+        (
+            "SETRXEBPF",
+            ("-F", "-i", "eth0.42"),
+            "cannot set BPF filter on eth0.42 (EVL_NDEVIOC_SETRXEBPF refused "
+            "with ENOTTY: not an EVL device, or an ABI mismatch)",
+            "Bad file descriptor",
+        ),
+        (
+            "SOLICIT",
+            ("-s", "10.10.10.10"),
+            "10.10.10.10 did not respond (EVL_SOCKIOC_SOLICIT refused "
+            "with ENOTTY: not an EVL device, or an ABI mismatch)",
+            "Bad file descriptor",
+        ),
+    ],
+)
 def test_enotty_mapping(kn, double, req, args, message, err):
     double.inject[req] = errno.ENOTTY
     fail(kn(*args), f"evl-net: {message}: {err}\n")
@@ -415,8 +483,10 @@ def test_solicit_older_kernel_sock_oob_bit(kn, double):
 
 def test_solicit_without_sock_oob(kn, double):
     double.sock_oob_bit = None
-    fail(kn("-s", "10.10.10.10"), "evl-net: cannot create out-of-band UDP socket (this kernel knows no SOCK_OOB): "
-                                  "Invalid argument\n")
+    fail(
+        kn("-s", "10.10.10.10"),
+        "evl-net: cannot create out-of-band UDP socket (this kernel knows no SOCK_OOB): Invalid argument\n",
+    )
     assert oob_bits_tried(double) == [1 << 29, 1 << 30]
 
 
@@ -433,15 +503,21 @@ def test_solicit_unknown_interface(kn, double):
 
 def test_solicit_bind_refused(kn, double):
     double.inject["SO_BINDTODEVICE"] = errno.EPERM
-    fail(kn("-s", "10.10.10.10", "-i", "eth0.42"),
-         "evl-net: cannot bind UDP socket to device eth0.42: Operation not permitted\n")
+    fail(
+        kn("-s", "10.10.10.10", "-i", "eth0.42"),
+        "evl-net: cannot bind UDP socket to device eth0.42: Operation not permitted\n",
+    )
 
 
 def test_solicit_not_a_port(kn, double):
-    fail(kn("-s", "10.10.10.10"),
-         "evl-net: 10.10.10.10 did not respond (no out-of-band port on the way to 10.10.10.10): No such device\n")
-    fail(kn("-s", "10.10.10.10", "-i", "eth0.42"),
-         "evl-net: 10.10.10.10 did not respond (no out-of-band port on the way to 10.10.10.10): No such device\n")
+    fail(
+        kn("-s", "10.10.10.10"),
+        "evl-net: 10.10.10.10 did not respond (no out-of-band port on the way to 10.10.10.10): No such device\n",
+    )
+    fail(
+        kn("-s", "10.10.10.10", "-i", "eth0.42"),
+        "evl-net: 10.10.10.10 did not respond (no out-of-band port on the way to 10.10.10.10): No such device\n",
+    )
 
 
 def test_solicit_unresolvable_host(kn, double):
@@ -463,7 +539,9 @@ def test_solicit_timeout(kn, double, tmp_path):
 def test_vlan_attribute_missing(kn, double):
     double.make_nodes(vlans=False)
     path = double.sysdir / "evl" / "net" / "vlans"
-    fail(kn("-n"), f"evl-net: cannot read the VLAN filter (cannot open {path} for reading): No such file or directory\n")
+    fail(
+        kn("-n"), f"evl-net: cannot read the VLAN filter (cannot open {path} for reading): No such file or directory\n"
+    )
 
 
 def test_vlan_write_refused(kn, double):
@@ -484,8 +562,11 @@ def test_ebpf_wrong_program_type(kn, sh, double, port, tmp_path):
     obj = bpf_build.build("xdp_pass", tmp_path)
     _require_bpf_load(obj)
     run = kn("-Fxdp_pass.o", "-i", "eth0.42", cwd=str(tmp_path))
-    fail(run, "evl-net: cannot set BPF filter on eth0.42 (xdp_pass.o: program 'xdp' is not a socket filter): "
-              "Invalid argument\n")
+    fail(
+        run,
+        "evl-net: cannot set BPF filter on eth0.42 (xdp_pass.o: program 'xdp' is not a socket filter): "
+        "Invalid argument\n",
+    )
     (install,) = ioctls(double, "SETRXEBPF")
     assert install["prog_type"] == 6  # BPF_PROG_TYPE_XDP: loaded, then refused by the "kernel"
     assert double.kernel_log[-1].endswith("fec 2188000.ethernet eth0: invalid out-of-band eBPF program")
@@ -495,10 +576,13 @@ def test_ebpf_wrong_program_type(kn, sh, double, port, tmp_path):
 
 
 @needs_clang
-@pytest.mark.parametrize("content, detail", [
-    (b"", "truncated ELF identification (0 bytes)"),
-    (b"hello, world\n" * 4, "not an ELF object (bad magic)"),
-])
+@pytest.mark.parametrize(
+    "content, detail",
+    [
+        (b"", "truncated ELF identification (0 bytes)"),
+        (b"hello, world\n" * 4, "not an ELF object (bad magic)"),
+    ],
+)
 def test_ebpf_bad_objects(kn, sh, double, port, tmp_path, content, detail):
     (tmp_path / "bad.o").write_bytes(content)
     run = kn("-Fbad.o", "-i", "eth0.42", cwd=str(tmp_path))
@@ -513,10 +597,16 @@ def test_ebpf_bad_objects(kn, sh, double, port, tmp_path, content, detail):
 def test_ebpf_object_without_program(kn, double, port, tmp_path):
     src = tmp_path / "noprog.c"
     src.write_text('char _license[] __attribute__((section("license"), used)) = "GPL";\n')
-    subprocess.run(["clang", "-O2", "-target", "bpf", "-c", str(src), "-o", str(tmp_path / "noprog.o")],
-                   check=True, capture_output=True, timeout=120)
-    fail(kn("-Fnoprog.o", "-i", "eth0.42", cwd=str(tmp_path)),
-         "evl-net: cannot set BPF filter on eth0.42 (noprog.o: no eBPF program in object): Invalid argument\n")
+    subprocess.run(
+        ["clang", "-O2", "-target", "bpf", "-c", str(src), "-o", str(tmp_path / "noprog.o")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    fail(
+        kn("-Fnoprog.o", "-i", "eth0.42", cwd=str(tmp_path)),
+        "evl-net: cannot set BPF filter on eth0.42 (noprog.o: no eBPF program in object): Invalid argument\n",
+    )
     assert ioctls(double, "SETRXEBPF") == []
 
 
@@ -525,16 +615,35 @@ def test_ebpf_program_the_verifier_refuses(kn, double, port, tmp_path):
     _require_bpf_load(bpf_build.build("netrx", tmp_path))
     src = tmp_path / "badctx.c"
     # A socket filter may not read skb->data directly: the verifier says no.
-    src.write_text('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
-                   'SEC("socket") int badctx(struct __sk_buff *skb)\n'
-                   '{ return *(volatile char *)(long)skb->data; }\n'
-                   'char _license[] SEC("license") = "GPL";\n')
-    subprocess.run(["clang", "-O2", "-target", "bpf", *bpf_build._include_flags(), "-c", str(src),
-                    "-o", str(tmp_path / "badctx.o")], check=True, capture_output=True, timeout=120)
+    src.write_text(
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+        'SEC("socket") int badctx(struct __sk_buff *skb)\n'
+        "{ return *(volatile char *)(long)skb->data; }\n"
+        'char _license[] SEC("license") = "GPL";\n'
+    )
+    subprocess.run(
+        [
+            "clang",
+            "-O2",
+            "-target",
+            "bpf",
+            *bpf_build._include_flags(),
+            "-c",
+            str(src),
+            "-o",
+            str(tmp_path / "badctx.o"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     run = kn("-Fbadctx.o", "-i", "eth0.42", cwd=str(tmp_path))
     assert run.code == 1 and run.out == ""
-    assert re.match(r"evl-net: cannot set BPF filter on eth0\.42 \(badctx\.o: the kernel's verifier refused program "
-                    r"'badctx': .+\): (Permission denied|Invalid argument)\n$", run.err), run.err
+    assert re.match(
+        r"evl-net: cannot set BPF filter on eth0\.42 \(badctx\.o: the kernel's verifier refused program "
+        r"'badctx': .+\): (Permission denied|Invalid argument)\n$",
+        run.err,
+    ), run.err
     assert ioctls(double, "SETRXEBPF") == []
 
 
@@ -551,8 +660,10 @@ def test_ebpf_without_libbpf(kn, double, port, knet_env, tmp_path):
     env = dict(knet_env, EVL_NET_LIBBPF="/nonexistent/libbpf.so.1")
     run = kn("-Fnetrx.o", "-i", "eth0.42", env=env, cwd=str(tmp_path))
     assert run.code == 1 and run.out == ""
-    assert run.err.startswith("evl-net: cannot set BPF filter on eth0.42: the system libbpf is needed for -F "
-                              "(cannot load /nonexistent/libbpf.so.1: "), run.err
+    assert run.err.startswith(
+        "evl-net: cannot set BPF filter on eth0.42: the system libbpf is needed for -F "
+        "(cannot load /nonexistent/libbpf.so.1: "
+    ), run.err
     assert ioctls(double, "SETRXEBPF") == []
 
 
@@ -583,13 +694,27 @@ elif case == "leak":
 """
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("number", "request 0x80144300 on a control fd: not an EVL request for it"),
-    ("struct", "DEVOPEN struct not zeroed"),
-    ("leak", "left open at exit"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("number", "request 0x80144300 on a control fd: not an EVL request for it"),
+        ("struct", "DEVOPEN struct not zeroed"),
+        ("leak", "left open at exit"),
+    ],
+)
 def test_the_double_reports_violations(netns, double, knet_env, case, expected):
-    cmd = ["ip", "netns", "exec", netns, "env", f"LD_PRELOAD={double.so_path}", script("python"), "-c", BAD_CLIENT, case]
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        "env",
+        f"LD_PRELOAD={double.so_path}",
+        script("python"),
+        "-c",
+        BAD_CLIENT,
+        case,
+    ]
     proc = subprocess.run(cmd, env=knet_env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     if case == "number":

@@ -17,22 +17,29 @@ PAGES = sorted(MAN.glob("*.8"))
 def test_pages_are_fresh(tmp_path):
     if sys.version_info[:2] != (3, 11):
         pytest.skip("pages are generated under Python 3.11, whose argparse wrapping they pin")
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_manpages.py"), "--outdir", str(tmp_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_manpages.py"), "--outdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     generated = sorted(p.name for p in tmp_path.glob("*.8"))
     assert generated == [p.name for p in PAGES], "man/ and the generated set differ"
     for page in PAGES:
         assert (tmp_path / page.name).read_text() == page.read_text(), (
-            f"man/{page.name} is stale: run python scripts/gen_manpages.py")
+            f"man/{page.name} is stale: run python scripts/gen_manpages.py"
+        )
 
 
 def test_check_mode_reports_a_stale_page(tmp_path):
     for page in PAGES:
         shutil.copy(page, tmp_path / page.name)
     (tmp_path / "evl-net.8").write_text((tmp_path / "evl-net.8").read_text().replace("EXIT STATUS", "EXIT STATE"))
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_manpages.py"), "--check", "--outdir", str(tmp_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_manpages.py"), "--check", "--outdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "evl-net.8" in proc.stderr
 
 
@@ -46,8 +53,18 @@ def test_groff_has_no_warning(page):
 
 def test_net_page_documents_what_users_need():
     text = (MAN / "evl-net.8").read_text()
-    for needle in ("STRICTER THAN THE C TOOL", "ENVIRONMENT", "EXIT STATUS", "FILES", "EVL_NET_TRANSPORT",
-                   "EVL_SIM_BOARD", r"\-\-json", r"\-\-all", r"\-\-transport", "GETOPT SEMANTICS"):
+    for needle in (
+        "STRICTER THAN THE C TOOL",
+        "ENVIRONMENT",
+        "EXIT STATUS",
+        "FILES",
+        "EVL_NET_TRANSPORT",
+        "EVL_SIM_BOARD",
+        r"\-\-json",
+        r"\-\-all",
+        r"\-\-transport",
+        "GETOPT SEMANTICS",
+    ):
         assert needle in text, needle
     evl = (MAN / "evl.8").read_text()
     for needle in ("ENVIRONMENT", "EXIT STATUS", "EVL_DISABLE_PLUGIN_AUTOLOAD", r"evl\-net"):

@@ -40,7 +40,9 @@ oob capability: yes
       tx nomem: 0
 """
 
-KERNEL_LINE = re.compile(r"^\[ *\d+\.\d{6}\] fec 2188000\.ethernet eth0: out-of-band eBPF program (installed|removed)\n$")
+KERNEL_LINE = re.compile(
+    r"^\[ *\d+\.\d{6}\] fec 2188000\.ethernet eth0: out-of-band eBPF program (installed|removed)\n$"
+)
 
 
 @pytest.fixture(params=["evl net", "evl-net"])
@@ -98,7 +100,9 @@ def test_vlan_filter_set_clear_show(net):
     ok(net("-n"), out="41-42,55-57\n")
 
 
-@pytest.mark.skipif(not bpf_build.have_clang(), reason="clang with the BPF target and libbpf headers is needed to build netrx.o")
+@pytest.mark.skipif(
+    not bpf_build.have_clang(), reason="clang with the BPF target and libbpf headers is needed to build netrx.o"
+)
 def test_ebpf_filter_install_remove(net, tmp_path):
     bpf_build.build("netrx", tmp_path)
     ok(net("-ei", "eth0.42"))

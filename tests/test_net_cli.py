@@ -10,9 +10,19 @@ from test_manual import USAGE
 
 #: The C tool's long options, with their short letters ("" for none).
 C_LONG = {
-    "interface": "i", "filter": "F", "solicit": "s", "solicit-permanent": "S", "enable-port": "e",
-    "disable-port": "d", "pool-size": "p", "buffer-size": "b", "query-port": "Q", "allow-gateway": "g",
-    "set-vlan-ids": "N", "print-vlan-ids": "n", "help": "h",
+    "interface": "i",
+    "filter": "F",
+    "solicit": "s",
+    "solicit-permanent": "S",
+    "enable-port": "e",
+    "disable-port": "d",
+    "pool-size": "p",
+    "buffer-size": "b",
+    "query-port": "Q",
+    "allow-gateway": "g",
+    "set-vlan-ids": "N",
+    "print-vlan-ids": "n",
+    "help": "h",
 }
 
 
@@ -26,14 +36,23 @@ def help_text(run) -> None:
     """A help request: the C usage byte for byte first, then this tool's long options."""
     assert (run.code, run.out) == (0, "")
     assert run.err.startswith(USAGE)
-    extra = run.err[len(USAGE):]
+    extra = run.err[len(USAGE) :]
     assert extra.startswith("\nlong options of this implementation (see man evl-net):\n")
-    for option in ("--json", "--all-interfaces", "--format=NAME", "--transport=NAME", "--board=FILE", "--remote=", "--hosts=FILE"):
+    for option in (
+        "--json",
+        "--all-interfaces",
+        "--format=NAME",
+        "--transport=NAME",
+        "--board=FILE",
+        "--remote=",
+        "--hosts=FILE",
+    ):
         assert f"\n{option}" in extra
     assert "--interface" not in extra  # C's own options are in the usage already
 
 
 # -- getopt semantics ------------------------------------------------------
+
 
 def test_no_arguments_prints_usage_and_succeeds(evl):
     help_text(evl("net"))
@@ -88,10 +107,21 @@ def test_abbreviations_of_c_long_options_mean_what_they_mean_in_c(prefix):
     assert key == (C_LONG[name] or name)
 
 
-@pytest.mark.parametrize("prefix, key", [
-    ("fo", "format"), ("tr", "transport"), ("bo", "board"), ("ho", "hosts"), ("js", None), ("all-", "all-interfaces"),
-    ("all-interfaces", "all-interfaces"), ("accept", "accept-new-host-key"), ("jobs", "jobs"), ("json", "json"),
-])
+@pytest.mark.parametrize(
+    "prefix, key",
+    [
+        ("fo", "format"),
+        ("tr", "transport"),
+        ("bo", "board"),
+        ("ho", "hosts"),
+        ("js", None),
+        ("all-", "all-interfaces"),
+        ("all-interfaces", "all-interfaces"),
+        ("accept", "accept-new-host-key"),
+        ("jobs", "jobs"),
+        ("json", "json"),
+    ],
+)
 def test_new_long_options_match_only_where_no_c_option_does(prefix, key):
     from evl_core.getopt import Getopt, GetoptError
     from evl_net.cli import options
@@ -127,17 +157,21 @@ def test_option_error_before_describe_wins(evl):
     usage_error(evl("net", "-z", "-@"), "invalid option -- 'z'")
 
 
-@pytest.mark.parametrize("argv, glued", [
-    (["-Q", "oRTf", "-i", "eth0"], "-QoRTf"),
-    (["-eQ", "oRTf", "-i", "eth0"], "-eQoRTf"),
-    (["--query-port", "oRTf", "-i", "eth0"], "--query-port=oRTf"),
-    (["-i", "eth0", "-F", "netrx.o"], "-Fnetrx.o"),
-    (["-N", "42"], "-N42"),
-])
+@pytest.mark.parametrize(
+    "argv, glued",
+    [
+        (["-Q", "oRTf", "-i", "eth0"], "-QoRTf"),
+        (["-eQ", "oRTf", "-i", "eth0"], "-eQoRTf"),
+        (["--query-port", "oRTf", "-i", "eth0"], "--query-port=oRTf"),
+        (["-i", "eth0", "-F", "netrx.o"], "-Fnetrx.o"),
+        (["-N", "42"], "-N42"),
+    ],
+)
 def test_optional_argument_must_be_glued(evl, argv, glued):
     stray = next(w for w in argv if not w.startswith("-") and w != "eth0")
-    usage_error(evl("net", *argv),
-                f"unexpected argument '{stray}' (an optional argument must be glued to its option: {glued})")
+    usage_error(
+        evl("net", *argv), f"unexpected argument '{stray}' (an optional argument must be glued to its option: {glued})"
+    )
 
 
 @pytest.mark.parametrize("argv", [["-e", "foo", "-i", "eth0"], ["-n", "foo"], ["foo", "-Q", "-i", "eth0"]])
@@ -145,12 +179,15 @@ def test_glue_hint_only_where_it_applies(evl, argv):
     usage_error(evl("net", *argv), "unexpected argument 'foo'")
 
 
-@pytest.mark.parametrize("argv, hint", [
-    (["-Si", "eth0", "10.10.10.11"], "-S took 'i' as its host; did you mean -S 10.10.10.11 -i eth0?"),
-    (["-si", "eth0", "10.10.10.11"], "-s took 'i' as its host; did you mean -s 10.10.10.11 -i eth0?"),
-    (["-Sg", "10.10.10.10"], "-S took 'g' as its host; did you mean -S 10.10.10.10 -g?"),
-    (["-Sgi", "eth0", "peer"], "-S took 'gi' as its host; did you mean -S peer -g -i eth0?"),
-])
+@pytest.mark.parametrize(
+    "argv, hint",
+    [
+        (["-Si", "eth0", "10.10.10.11"], "-S took 'i' as its host; did you mean -S 10.10.10.11 -i eth0?"),
+        (["-si", "eth0", "10.10.10.11"], "-s took 'i' as its host; did you mean -s 10.10.10.11 -i eth0?"),
+        (["-Sg", "10.10.10.10"], "-S took 'g' as its host; did you mean -S 10.10.10.10 -g?"),
+        (["-Sgi", "eth0", "peer"], "-S took 'gi' as its host; did you mean -S peer -g -i eth0?"),
+    ],
+)
 def test_solicit_that_swallowed_an_option_letter(evl, argv, hint):
     usage_error(evl("net", *argv), hint)
 
@@ -167,8 +204,9 @@ def test_unique_prefixes_of_long_options(evl):
 
 
 def test_ambiguous_prefix(evl):
-    usage_error(evl("net", "--sol", "x"),
-                "option '--sol' is ambiguous; possibilities: '--solicit' '--solicit-permanent'")
+    usage_error(
+        evl("net", "--sol", "x"), "option '--sol' is ambiguous; possibilities: '--solicit' '--solicit-permanent'"
+    )
 
 
 def test_clustered_flags_and_options_after_operands_order(evl):
@@ -192,6 +230,7 @@ def test_print_vlan_ids_takes_no_argument(evl):
 
 # -- the C tool's order of checks -----------------------------------------
 
+
 def test_stray_operand_before_missing_command(evl):
     usage_error(evl("net", "stray"), "unexpected argument 'stray'")
 
@@ -214,13 +253,17 @@ def test_interface_not_required(evl, argv):
 
 # -- strict values ------------------------------------------------------------
 
-@pytest.mark.parametrize("value, message", [
-    ("-1", "invalid pool size '-1': expected a decimal integer in 0..32768"),
-    ("0x10", "invalid pool size '0x10': expected a decimal integer in 0..32768"),
-    ("12abc", "invalid pool size '12abc': expected a decimal integer in 0..32768"),
-    ("", "invalid pool size '': expected a decimal integer in 0..32768"),
-    ("32769", "invalid pool size '32769': the kernel accepts at most 32768"),
-])
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("-1", "invalid pool size '-1': expected a decimal integer in 0..32768"),
+        ("0x10", "invalid pool size '0x10': expected a decimal integer in 0..32768"),
+        ("12abc", "invalid pool size '12abc': expected a decimal integer in 0..32768"),
+        ("", "invalid pool size '': expected a decimal integer in 0..32768"),
+        ("32769", "invalid pool size '32769': the kernel accepts at most 32768"),
+    ],
+)
 def test_bad_pool_size(evl, value, message):
     usage_error(evl("net", "-ei", "eth0.42", "-p", value), message)
     assert evl("net", "-Qa", "-i", "eth0.42").out == "0\n"  # nothing was enabled
@@ -235,11 +278,14 @@ def test_bad_buffer_size_is_checked_against_the_board_before_anything_runs(evl):
     assert evl("net", "-Qa", "-i", "eth0.42").out == "2048\n"
 
 
-@pytest.mark.parametrize("argv, warning", [
-    (["-p", "10"], "-p has no effect without -e"),
-    (["-b", "2048"], "-b has no effect without -e"),
-    (["-p", "10", "-b", "0"], "-p and -b have no effect without -e"),
-])
+@pytest.mark.parametrize(
+    "argv, warning",
+    [
+        (["-p", "10"], "-p has no effect without -e"),
+        (["-b", "2048"], "-b has no effect without -e"),
+        (["-p", "10", "-b", "0"], "-p and -b have no effect without -e"),
+    ],
+)
 def test_pool_and_buffer_size_without_enable_are_accepted_with_a_warning(evl, argv, warning):
     run = evl("net", "-QoR", "-i", "eth0.42", *argv)
     assert (run.code, run.out, run.err) == (0, "yes 0\n", f"evl-net: warning: {warning}\n")
@@ -259,19 +305,23 @@ def test_broadcast_needs_an_interface(evl):
 
 # -- runtime errors -----------------------------------------------------------
 
-@pytest.mark.parametrize("argv, message", [
-    # The device cannot be opened (EVL_NETIOC_DEVOPEN): the C tool's words for that step.
-    (["-ei", "eth9"], "cannot open out-of-band port eth9: No such device"),
-    (["-di", "eth9"], "cannot open out-of-band port eth9: No such device"),
-    (["-Q", "-i", "eth9"], "cannot open out-of-band port eth9: No such device"),
-    (["-F", "-i", "eth9"], "cannot open out-of-band port eth9: No such device"),
-    (["--filter=", "-i", "eth0.42"], "cannot set BPF filter on eth0.42: cannot read '': No such file or directory"),
-    (["-N5000"], "invalid VLAN id. list '5000': Numerical result out of range"),
-    (["-N1"], "invalid VLAN id. list '1': Invalid argument"),
-    (["-N41 - 42"], "invalid VLAN id. list '41 - 42': Invalid argument"),
-    (["-s", "no-such-host"], "invalid host/IP address 'no-such-host'"),
-    (["-s", "10.10.10.10", "-i", "eth9"], "cannot bind UDP socket to device eth9: No such device"),
-])
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        # The device cannot be opened (EVL_NETIOC_DEVOPEN): the C tool's words for that step.
+        (["-ei", "eth9"], "cannot open out-of-band port eth9: No such device"),
+        (["-di", "eth9"], "cannot open out-of-band port eth9: No such device"),
+        (["-Q", "-i", "eth9"], "cannot open out-of-band port eth9: No such device"),
+        (["-F", "-i", "eth9"], "cannot open out-of-band port eth9: No such device"),
+        (["--filter=", "-i", "eth0.42"], "cannot set BPF filter on eth0.42: cannot read '': No such file or directory"),
+        (["-N5000"], "invalid VLAN id. list '5000': Numerical result out of range"),
+        (["-N1"], "invalid VLAN id. list '1': Invalid argument"),
+        (["-N41 - 42"], "invalid VLAN id. list '41 - 42': Invalid argument"),
+        (["-s", "no-such-host"], "invalid host/IP address 'no-such-host'"),
+        (["-s", "10.10.10.10", "-i", "eth9"], "cannot bind UDP socket to device eth9: No such device"),
+    ],
+)
 def test_runtime_errors(evl, argv, message):
     run = evl("net", *argv)
     assert (run.code, run.out, run.err) == (1, "", f"evl-net: {message}\n")
@@ -306,11 +356,18 @@ def test_remote_transport_without_a_board_is_a_clear_error(evl):
 
 # -- output formats -----------------------------------------------------------
 
+
 def test_json_lines_one_per_command(evl):
     run = evl("net", "--json", "-ei", "eth0.42", "-N41,42", "-n", "-QoR")
     lines = [json.loads(line) for line in run.out.splitlines()]
     assert [d["action"] for d in lines] == ["enable", "set-vlans", "show-vlans", "query"]
-    assert lines[0] == {"action": "enable", "ifname": "eth0.42", "changed": True, "pool_size": 2048, "buffer_size": 4096}
+    assert lines[0] == {
+        "action": "enable",
+        "ifname": "eth0.42",
+        "changed": True,
+        "pool_size": 2048,
+        "buffer_size": 4096,
+    }
     assert lines[1]["vlans"] == "41-42" and lines[1]["changed"] is True and lines[1]["cleared"] is False
     assert lines[2]["ids"] == [41, 42]
     assert lines[3]["oob_capable"] is True and lines[3]["oob_port"] is True and lines[3]["skb_total"] == 2048
@@ -318,9 +375,45 @@ def test_json_lines_one_per_command(evl):
     assert again[0]["changed"] is False  # enabling twice succeeds and changes nothing
 
 
-def test_json_errors_leave_stdout_empty(evl):
+def test_json_errors_are_a_json_object_too(evl):
     run = evl("net", "--json", "-Q", "-i", "eth9")
-    assert (run.code, run.out) == (1, "")
+    assert run.code == 1
+    assert json.loads(run.out) == {
+        "error": {"message": "cannot open out-of-band port eth9: No such device", "errno": 19, "code": "ENODEV"}
+    }
+    assert run.err == "evl-net: cannot open out-of-band port eth9: No such device\n"
+    # results before the failure come first, one object each
+    run = evl("net", "--json", "-N42", "-ei", "eth9")
+    assert run.code == 1 and [json.loads(x).get("action", "error") for x in run.out.splitlines()] == ["error"]
+    run = evl("net", "--json", "-n", "-S", "no-such-host")
+    assert [list(json.loads(x))[0] for x in run.out.splitlines()] == ["action", "error"]
+
+
+def test_format_errors(evl):
+    usage_error(evl("net", "--format=", "-n"), "--format needs a formatter name (see --format=list)")
+    run = evl("net", "--format=verbose", "-n")
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "evl-net: formatter 'verbose' cannot render the result of show-vlans (formatters that can: json, text)\n",
+    )
+    evl("net", "-ei", "eth0.42")
+    run = evl("net", "--format=table", "-Q", "-i", "eth0.42")
+    assert run.err.endswith("(formatters that can: json, terse, text, verbose)\n")
+
+
+def test_every_formatter_renders_the_table_it_can(evl):
+    table = evl("net", "-Q", "--all-interfaces").out
+    assert evl("net", "-Q", "--all-interfaces", "--format=text").out == table  # was empty
+    assert evl("net", "-Q", "--all-interfaces", "--format=table").out == table
+    assert evl("net", "-Q", "--all-interfaces", "--format=names").out.split() == [
+        "lo",
+        "eth0",
+        "eth0.42",
+        "eth1",
+        "eth1.42",
+        "eth2",
+    ]
 
 
 def test_query_all_table(evl):
@@ -352,11 +445,14 @@ def test_all_with_interface_is_an_error(evl):
 
 def test_format_list_and_explicit_formatter(evl):
     run = evl("net", "--format=list")
-    assert [line.split()[0] for line in run.out.splitlines()] == ["json", "table", "terse", "text", "verbose"]
+    assert [line.split()[0] for line in run.out.splitlines()] == ["json", "names", "table", "terse", "text", "verbose"]
     evl("net", "-ei", "eth0.42")
     assert evl("net", "--format=terse", "-Q", "-i", "eth0.42").out == "0 0 0 0 yes 4096 2048 2048 0 0 0\n"
     run = evl("net", "--format=nope", "-n")
-    assert (run.code, run.err) == (1, "evl-net: unknown formatter 'nope' (available: json, table, terse, text, verbose)\n")
+    assert (run.code, run.err) == (
+        1,
+        "evl-net: unknown formatter 'nope' (available: json, names, table, terse, text, verbose)\n",
+    )
 
 
 def test_terse_x_prints_two_numbers(evl):
@@ -371,6 +467,7 @@ def test_non_oob_capable_driver(evl):
 
 
 # -- what the messages say --------------------------------------------------------
+
 
 def test_filter_removal_is_reported(evl):
     assert evl("net", "-ei", "eth0.42").code == 0

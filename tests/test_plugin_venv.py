@@ -57,6 +57,7 @@ class Venv:
     #: --target directories of the second installation step
     broken_dir: Path
     dupe_dir: Path
+    twin_dir: Path
 
     @property
     def evl(self) -> str:
@@ -93,8 +94,10 @@ def venv(tmp_path_factory) -> Venv:
     src.mkdir()
     core = _copy(ROOT, src / "evl-tools", skip=("tests", "plugins", "benchmarks", "scripts"))
     net = _copy(ROOT / "plugins" / "net", src / "evl-net")
-    plugins = {name: _copy(TEST_PLUGINS / name, src / name)
-               for name in ("evl-hello", "evl-broken", "evl-raising", "evl-dupe")}
+    plugins = {
+        name: _copy(TEST_PLUGINS / name, src / name)
+        for name in ("evl-hello", "evl-broken", "evl-raising", "evl-dupe", "evl-netx", "evl-netx-twin")
+    }
 
     root = base / "venv"
     env = _env()
@@ -103,20 +106,25 @@ def venv(tmp_path_factory) -> Venv:
     # setuptools first: --no-build-isolation builds with what the venv has
     # (a recent one, which builds wheels without the 'wheel' package).
     _check([*pip, "--upgrade", "setuptools>=70.1"], env=env)
-    _check([*pip, "pluggy", "tabulate", "pyroute2"], env=env)
+    _check([*pip, "pluggy", "tabulate", "pyroute2", "argparse-manpage"], env=env)
     local = [*pip, "--no-deps", "--no-build-isolation"]
-    _check([*local, str(core), str(net), str(plugins["evl-hello"])], env=env)
+    _check([*local, str(core), str(net), str(plugins["evl-hello"]), str(plugins["evl-netx"])], env=env)
     # Second step, same venv and same pip: the misbehaving plugins.
     broken_dir, dupe_dir = base / "site-broken", base / "site-dupe"
     _check([*local, "--target", str(broken_dir), str(plugins["evl-broken"]), str(plugins["evl-raising"])], env=env)
     _check([*local, "--target", str(dupe_dir), str(plugins["evl-dupe"])], env=env)
-    return Venv(root, broken_dir, dupe_dir)
+    twin_dir = base / "site-twin"
+    _check([*local, "--target", str(twin_dir), str(plugins["evl-netx-twin"])], env=env)
+    return Venv(root, broken_dir, dupe_dir, twin_dir)
 
 
 def _env(**extra: str) -> dict[str, str]:
     """The caller's environment without EVL_*, Python or venv settings, and a PATH without venvs."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("EVL_", "PYTHON", "PIP_REQUIRE", "VIRTUAL_ENV", "__PYVENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EVL_", "PYTHON", "PIP_REQUIRE", "VIRTUAL_ENV", "__PYVENV"))
+    }
     # No bin/ of a venv on PATH: its evl-net console script would show up as an external.
     env["PATH"] = "/usr/bin:/bin"
     env.update(extra)
@@ -124,8 +132,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def evl(venv: Venv, *argv: str, **extra_env: str) -> Run:
-    proc = subprocess.run([venv.evl, *argv], env=_env(**extra_env), cwd=venv.root,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [venv.evl, *argv], env=_env(**extra_env), cwd=venv.root, capture_output=True, text=True, timeout=60
+    )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -286,6 +295,79 @@ def test_man_pages_are_installed_where_man_finds_them(venv):
         assert proc.stdout.strip() == str(venv.root / "share" / "man" / "man8" / f"{page}.8"), proc.stderr
 
 
+#: Shell completions as installed under the prefix -> the committed file (scripts/gen_completions.py).
+COMPLETIONS = {
+    "share/bash-completion/completions/evl": "completions/bash-completion/evl",
+    "share/bash-completion/completions/evl-net": "completions/bash-completion/evl-net",
+    "share/zsh/site-functions/_evl": "completions/_evl",
+    "share/fish/vendor_completions.d/evl.fish": "completions/evl.fish",
+    "share/fish/vendor_completions.d/evl-net.fish": "completions/evl-net.fish",
+}
+
+
+def _shell(venv: Venv, argv: list[str], home: Path) -> subprocess.CompletedProcess:
+    """A shell finding the venv's share/ as it finds a prefix's: through XDG_DATA_DIRS (bash-completion, fish)."""
+    env = _env(
+        PATH=f"{venv.root / 'bin'}:/usr/bin:/bin", HOME=str(home), XDG_DATA_DIRS=f"{venv.root / 'share'}:/usr/share"
+    )
+    return subprocess.run(argv, env=env, cwd=home, capture_output=True, text=True, timeout=60)
+
+
+def test_completions_are_installed_where_each_shell_looks(venv, tmp_path):
+    for installed, source in COMPLETIONS.items():
+        assert (venv.root / installed).read_text() == (ROOT / source).read_text(), installed
+    loaded = []
+    loader = Path("/usr/share/bash-completion/bash_completion")
+    if loader.is_file():
+        # bash-completion loads <dir>/bash-completion/completions/<command>, <dir> from XDG_DATA_DIRS.
+        script = f"source {loader}; __load_completion evl && __load_completion evl-net && complete -p evl evl-net"
+        proc = _shell(venv, ["bash", "--norc", "--noprofile", "-c", script], tmp_path)
+        assert proc.stdout.splitlines() == ["complete -F _evl evl", "complete -F _evl_net_script evl-net"], proc.stderr
+        loaded.append("bash-completion")
+    if shutil.which("zsh"):
+        script = (
+            f"fpath=({venv.root / 'share' / 'zsh' / 'site-functions'} $fpath); autoload -Uz compinit; "
+            "compinit -u -D; print -r -- $_comps[evl] $_comps[evl-net]"
+        )
+        proc = _shell(venv, ["zsh", "-f", "-c", script], tmp_path)
+        assert proc.stdout.strip() == "_evl _evl", proc.stderr
+        loaded.append("zsh")
+    if shutil.which("fish"):
+        # fish's complete path holds <dir>/fish/vendor_completions.d of each XDG_DATA_DIRS entry.
+        proc = _shell(venv, ["fish", "-c", 'complete -C "evl n"; complete -C "evl-net --tr"'], tmp_path)
+        assert [row.split("\t")[0] for row in proc.stdout.splitlines()] == ["net", "net-agent", "--transport"], (
+            proc.stdout + proc.stderr
+        )
+        loaded.append("fish")
+    if not loaded:
+        pytest.skip("installed, but neither bash-completion, zsh nor fish is here to load them")
+
+
+def test_completions_and_man_pages_are_installed_by_an_editable_install(tmp_path_factory):
+    """setuptools leaves data files out of editable wheels; the project's backend (build_backend/) adds them."""
+    base = tmp_path_factory.mktemp("editable-venv")
+    core = _copy(ROOT, base / "evl-tools", skip=("tests", "plugins", "benchmarks", "scripts"))
+    root = base / "venv"
+    env = _env()
+    _check([sys.executable, "-m", "venv", str(root)], env=env)
+    pip = [str(root / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "install", "-q"]
+    _check([*pip, "--upgrade", "setuptools>=70.1"], env=env)
+    _check([*pip, "--no-deps", "--no-build-isolation", "-e", str(core)], env=env)
+    assert (root / "bin" / "evl").is_file()
+    missing = [path for path in COMPLETIONS if not (root / path).is_file()]
+    assert not missing, f"pip install -e . did not install {missing}"
+    assert (root / "share" / "man" / "man8" / "evl-net.8").read_text() == (ROOT / "man" / "evl-net.8").read_text()
+    if shutil.which("man"):
+        found = subprocess.run(
+            ["man", "-w", "evl-net"],
+            env={**env, "PATH": f"{root / 'bin'}:/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert found.stdout.strip() == str(root / "share" / "man" / "man8" / "evl-net.8")
+
+
 def test_readme_main_job_on_the_installed_tools(venv, tmp_path):
     """The work README's first command runs, on the simulator, once installed."""
     state = {"EVL_SIM_STATE": str(tmp_path / "state.json")}
@@ -294,3 +376,66 @@ def test_readme_main_job_on_the_installed_tools(venv, tmp_path):
     assert evl(venv, "net", "-N41,42,55-57", **state).code == 0
     assert evl(venv, "net", "-n", **state).out == "41-42,55-57\n"
     assert evl(venv, "net", "-Q", "-i", "eth0.42", **state).out.startswith("oob capability: yes\n")
+
+
+# -- a third-party evl net operation -------------------------------------------------------
+
+
+def _sim(venv: Venv, name: str = "local") -> dict[str, str]:
+    return {"EVL_NET_TRANSPORT": "sim", "EVL_SIM_STATE": str(venv.root / f"{name}-state.json")}
+
+
+def test_third_party_operation_runs_locally(venv):
+    env = _sim(venv)
+    assert evl(venv, "net", "-ei", "eth0.42", **env).code == 0
+    r = evl(venv, "net", "--pool-usage", "-i", "eth0.42", **env)
+    assert (r.code, r.out, r.err) == (0, "eth0.42: 0 of 2048 buffers in use\n", "")
+    r = evl(venv, "net", "--json", "--pool-usage", "-i", "eth0.42", **env)
+    assert r.out == '{"action":"pool-usage","ifname":"eth0.42","in_use":0,"total":2048}\n'
+    # It runs in the C tool's fixed order, after the built-ins, and needs -i as it says.
+    r = evl(venv, "net", "--pool-usage", "-QoR", "-i", "eth0.42", **env)
+    assert r.out == "yes 0\neth0.42: 0 of 2048 buffers in use\n"
+    r = evl(venv, "net", "--pool-usage", **env)
+    assert r.code == 1 and r.err.startswith("a network interface must be specified\n")
+    r = evl(venv, "net", "--help")
+    assert "\n--pool-usage" in r.err and "print how many buffers" in r.err
+
+
+def test_third_party_operation_runs_over_the_remote_transport(venv, tmp_path):
+    """Only the transport's primitives travel: the board's agent needs no plugin for it."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    board_state = tmp_path / "board-state.json"
+    ssh = bindir / "ssh"  # stands in for OpenSSH: runs the board's agent on this machine
+    ssh.write_text(
+        f"#!/bin/sh\nEVL_SIM_STATE={board_state} exec {venv.evl} net-agent --stdio --transport=sim --log=none\n"
+    )
+    ssh.chmod(0o755)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "EVL_SIM_STATE": str(tmp_path / "unused.json")}
+    assert evl(venv, "net", "--remote=board1", "-ei", "eth0.42", **env).code == 0
+    r = evl(venv, "net", "--remote=board1", "--pool-usage", "-i", "eth0.42", **env)
+    assert (r.code, r.out, r.err) == (0, "eth0.42: 0 of 2048 buffers in use\n", "")
+    assert not (tmp_path / "unused.json").exists()  # it ran on the board, not here
+    state = board_state.read_text()
+    assert '"eth0.42"' in state
+
+
+def test_third_party_option_is_in_the_man_page(venv):
+    r = evl(venv, "help", "--man", "net")
+    assert r.code == 0 and r.out.startswith(".TH EVL\\-NET")
+    assert "\\-\\-pool\\-usage" in r.out and "print how many buffers" in r.out
+
+
+def test_two_plugins_claiming_one_option_lose_it_and_built_ins_win(venv):
+    env = {**_sim(venv, "twin"), "PYTHONPATH": str(venv.twin_dir)}
+    assert evl(venv, "net", "-ei", "eth0.42", **env).code == 0
+    r = evl(venv, "net", "--pool-usage", "-i", "eth0.42", **env)
+    assert r.code == 1
+    message = r.err.splitlines()[-1]
+    assert message.startswith("evl-net: option --pool-usage is claimed by several plugins: ")
+    assert names(message, "evl-netx", "evl-netx-twin")
+    # The built-in query and json formatter stand; the takeover attempts cost a warning each.
+    r = evl(venv, "net", "--json", "-QoR", "-i", "eth0.42", **env)
+    assert r.code == 0 and r.out.startswith('{"action":"query"')
+    assert "operation 'query' is built in; ignored" in r.err
+    assert "formatter 'json' is built in; ignored" in r.err

@@ -15,13 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from evl_net.agent.backend import Backend
+from evl_net.agent.lock import BoardLock
+from evl_net.agent.session import Agent
+from evl_net.model import FilterInstalled
+from evl_net.transports.contract import BY_WIRE
+from evl_net.transports.remote import protocol
 from fslock import lock_is_free
 
-from evl_net.transports.remote import protocol
-from evl_net.agent import HANDLERS, Agent, Backend, BoardLock
-
 BOARDS = Path(__file__).resolve().parent.parent / "plugins" / "net" / "evl_net" / "boards"
-HELLO = {"proto": [1, 1], "client": "test"}
+HELLO = {"proto": [2, 2], "client": "test"}
 
 
 def quick_board(tmp_path: Path, timeout: float = 1.0) -> Path:
@@ -37,8 +40,9 @@ class AgentPipe:
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
         cmd = [sys.executable, "-m", "evl_core", "net-agent", "--stdio", "--transport=sim", "--log=none", *args]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, bufsize=0)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=0
+        )
         self.buf = b""
         self.next_id = 100
 
@@ -116,14 +120,15 @@ def agent(agent_env):
 
 # -- handshake ------------------------------------------------------------------------------
 
+
 def test_hello_first_and_once(agent):
     a = agent()
     reply = a.call("vlans.get", rid=1)
     assert reply["ok"] is False and reply["error"]["code"] == "EPROTO"
     result = a.hello()
-    assert result["proto"] == 1 and result["transport"] == "sim"
+    assert result["proto"] == 2 and result["transport"] == "sim"
     assert result["abi"]["base"] == result["abi"]["current"] == 45
-    assert sorted(result["caps"]) == sorted(protocol.CAPS) == sorted(HANDLERS)
+    assert sorted(result["caps"]) == sorted(protocol.CAPS) == sorted(BY_WIRE)
     assert result["limits"]["max_frame"] == 2**20 and result["limits"]["max_bpf_frame"] == 4 * 2**20
     again = a.call("hello", HELLO)
     assert again["error"]["code"] == "EPROTO"
@@ -201,7 +206,12 @@ def test_mutations_report_changed_before_after(agent):
     a = agent()
     a.hello()
     r = a.call("vlans.set", {"text": "41,42,55-57"})["result"]
-    assert r == {"data": {"changed": True, "vlans": "41-42,55-57"}, "changed": True, "before": "", "after": "41-42,55-57"}
+    assert r == {
+        "data": {"changed": True, "vlans": "41-42,55-57"},
+        "changed": True,
+        "before": "",
+        "after": "41-42,55-57",
+    }
     r = a.call("vlans.set", {"text": "42,41,55,56,57"})["result"]
     assert r["changed"] is False and r["before"] == r["after"] == "41-42,55-57"
     r = a.call("port.disable", {"ifname": "eth1"})["result"]
@@ -212,7 +222,12 @@ def test_errors_carry_errno_and_detail(agent):
     a = agent()
     a.hello()
     reply = a.call("stat.get", {"ifname": "eth9"})
-    assert reply["error"] == {"code": "ENODEV", "errno": errno.ENODEV, "msg": os.strerror(errno.ENODEV)}
+    assert reply["error"] == {
+        "code": "ENODEV",
+        "errno": errno.ENODEV,
+        "msg": os.strerror(errno.ENODEV),
+        "stage": "cannot open out-of-band port eth9",
+    }  # the failed step, in the C tool's words
     reply = a.call("bpf.remove", {"ifname": "eth0"})
     assert reply["error"]["code"] == "ENODEV" and reply["error"]["detail"] == "eth0 is not an out-of-band port"
 
@@ -223,8 +238,11 @@ def test_bpf_mismatches_are_refused_before_loading(agent, agent_env, tmp_path):
     assert a.call("port.enable", {"ifname": "eth0.42", "pool_size": 0, "buffer_size": 0})["ok"]
     obj = b"\x7fELF" + bytes(200)
     good = protocol.bpf_args("eth0.42", obj, "netrx.o")
-    for bad, code in (({"sha256": "0" * 64}, "EBADMSG"), ({"size": len(obj) + 1}, "EINVAL"),
-                      ({"size": protocol.MAX_BPF + 1}, "E2BIG")):
+    for bad, code in (
+        ({"sha256": "0" * 64}, "EBADMSG"),
+        ({"size": len(obj) + 1}, "EINVAL"),
+        ({"size": protocol.MAX_BPF + 1}, "E2BIG"),
+    ):
         reply = a.call("bpf.load", {**good, **bad})
         assert reply["error"]["code"] == code, reply
         assert "log" not in reply
@@ -252,11 +270,11 @@ class SpyTransport:
     def close(self):
         pass
 
-    def set_rx_filter(self, ifname, obj, name):
-        SpyTransport.calls.append(("set_rx_filter", ifname, obj, name))
+    def install_rx_filter(self, ifname, obj, obj_name):
+        SpyTransport.calls.append(("install_rx_filter", ifname, obj, obj_name))
         import hashlib
 
-        return {"changed": True, "sha256": hashlib.sha256(obj).hexdigest() if obj else None}
+        return FilterInstalled(True, program=hashlib.sha256(obj).hexdigest())
 
 
 def test_in_process_bpf_checks_happen_before_the_loader_and_the_lock(tmp_path):
@@ -283,13 +301,14 @@ def test_in_process_bpf_checks_happen_before_the_loader_and_the_lock(tmp_path):
     assert [r["ok"] for r in replies] == [True, False, False, True]
     assert replies[1]["error"]["code"] == "EBADMSG" and replies[2]["error"]["code"] == "EINVAL"
     assert len(SpyTransport.calls) == 1 and SpyTransport.calls[0][2] == obj
-    assert replies[3]["result"]["data"]["sha256"] == good["sha256"]
+    assert replies[3]["result"]["data"]["program"] == good["sha256"]
     assert replies[3]["result"]["after"] == {"filter_sha256": good["sha256"]}
     out.close()
     os.close(r_in)
 
 
 # -- deadlines, idle, EOF, lock ---------------------------------------------------------------------
+
 
 def test_slow_drip_hits_the_frame_deadline(agent):
     a = agent("--frame-timeout", "0.5")
@@ -358,8 +377,8 @@ def test_mutations_are_serialised_reads_are_not(agent, agent_env, tmp_path):
     start = time.monotonic()
     a.send({"id": 60, "op": "solicit", "args": {"host": "10.10.20.10", "ifname": None, "flags": 0}})
     time.sleep(0.2)
-    assert b.call("vlans.get")["ok"] and time.monotonic() - start < 0.8          # a read does not wait
-    assert b.call("vlans.set", {"text": "42"})["ok"]                            # a mutation does
+    assert b.call("vlans.get")["ok"] and time.monotonic() - start < 0.8  # a read does not wait
+    assert b.call("vlans.set", {"text": "42"})["ok"]  # a mutation does
     b_done = time.monotonic() - start
     reply = a.recv(5)
     assert reply["id"] == 60 and reply["error"]["code"] == "ETIMEDOUT"
@@ -394,15 +413,21 @@ def test_mutations_are_logged_with_the_ssh_connection(agent, agent_env):
     a.proc.stdin.close()
     assert a.wait() == 0
     log = a.proc.stderr.read().decode()
-    assert "session opened by 'test' (protocol 1, transport sim) (from 192.0.2.7 port 51000)" in log
+    assert "session opened by 'test' (protocol 2, transport sim) (from 192.0.2.7 port 51000)" in log
     assert "vlans.set text='42': changed (from 192.0.2.7 port 51000)" in log
     assert "vlans.get" not in log  # reads are not logged
 
 
 def test_transport_choice(agent_env):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "evl_core", "net-agent", *args], env=agent_env,
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
+        return subprocess.run(
+            [sys.executable, "-m", "evl_core", "net-agent", *args],
+            env=agent_env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
 
     proc = run("--stdio", "--transport=remote")
     assert proc.returncode == 1 and "not allowed" in proc.stderr

@@ -18,17 +18,21 @@ BOARDS = Path(__file__).resolve().parent.parent / "plugins" / "net" / "evl_net" 
 #: Agents that misbehave, run by the lab's server instead of the real one.
 NOT_AN_AGENT = [sys.executable, "-c", "print('Welcome to board 7!')"]
 FROZEN_AGENT = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSTOP)"]
-DIES_ON_FIRST_REQUEST = [sys.executable, "-c", textwrap.dedent("""
+DIES_ON_FIRST_REQUEST = [
+    sys.executable,
+    "-c",
+    textwrap.dedent("""
     import json, os, sys
     hello = json.loads(sys.stdin.readline())
     caps = ["page_size", "interfaces", "stat.get", "vlans.get", "port.enable", "port.disable", "bpf.load",
             "bpf.remove", "solicit", "vlans.set"]
-    sys.stdout.write(json.dumps({"id": hello["id"], "ok": True, "result": {"proto": 1, "caps": caps,
+    sys.stdout.write(json.dumps({"id": hello["id"], "ok": True, "result": {"proto": 2, "caps": caps,
                      "limits": {}, "abi": {"base": 45, "current": 45}}}) + "\\n")
     sys.stdout.flush()
     sys.stdin.readline()
     os._exit(137)
-""")]
+"""),
+]
 
 
 def board_without_eth0_42(tmp_path: Path) -> str:
@@ -65,7 +69,7 @@ def test_fleet_of_50_boards_with_unreachable_and_frozen_ones(lab, sim_env, evl, 
     try:
         frozen.freeze()
         unreachable = [f"evl@127.0.0.1:{closed_port()}" for _ in range(4)]
-        targets = ([lab.target(b) for b in healthy + failing + [alien, stuck] + frozen.boards] + unreachable)
+        targets = [lab.target(b) for b in healthy + failing + [alien, stuck] + frozen.boards] + unreachable
         assert len(targets) == 50
         hosts = hosts_file(tmp_path, targets)
         env = fleet_env(lab, sim_env)
@@ -108,13 +112,17 @@ def test_fleet_of_50_boards_with_unreachable_and_frozen_ones(lab, sim_env, evl, 
             assert set(b) == {"board", "status", "changed", "failed", "results", "error", "elapsed_ms"}
             if b["status"] == "ok":
                 assert b["error"] is None and b["failed"] is False
-                assert b["results"] == [{"action": "enable", "ifname": "eth0.42", "changed": False,
-                                         "pool_size": 2048, "buffer_size": 4096}]
+                assert b["results"] == [
+                    {"action": "enable", "ifname": "eth0.42", "changed": False, "pool_size": 2048, "buffer_size": 4096}
+                ]
             else:
                 assert b["failed"] is True and b["error"]["msg"]
         failed = next(b for b in boards if b["board"] == lab.target(failing[1]))
-        assert failed["error"] == {"code": "ENODEV", "errno": 19,
-                                   "msg": "cannot open out-of-band port eth0.42: No such device"}
+        assert failed["error"] == {
+            "code": "ENODEV",
+            "errno": 19,
+            "msg": "cannot open out-of-band port eth0.42: No such device",
+        }
     finally:
         frozen.close()
 
@@ -136,11 +144,15 @@ def test_exit_status_tells_failed_from_silent(lab, sim_env, evl, tmp_path):
 
 def test_query_results_in_the_table(lab, sim_env, evl):
     boards = [lab.board("q1"), lab.board("q2", env={"EVL_SIM_BOARD": "manual-traffic"})]
-    run = evl("net", *(f"--remote={lab.target(b)}" for b in boards), "-QoRTf", "-i", "eth0.42", env=fleet_env(lab, sim_env))
+    run = evl(
+        "net", *(f"--remote={lab.target(b)}" for b in boards), "-QoRTf", "-i", "eth0.42", env=fleet_env(lab, sim_env)
+    )
     assert run.code == 0 and run.err == ""
     rows = table_rows(run.out)
-    expected = sorted([[lab.target(boards[0]), "ok", "yes 0 0 0"],
-                       [lab.target(boards[1]), "ok", "yes 2092625 137399 2048"]], key=lambda r: int(r[0].rsplit(":", 1)[1]))
+    expected = sorted(
+        [[lab.target(boards[0]), "ok", "yes 0 0 0"], [lab.target(boards[1]), "ok", "yes 2092625 137399 2048"]],
+        key=lambda r: int(r[0].rsplit(":", 1)[1]),
+    )
     assert [r[:3] for r in rows] == expected  # sorted by name, numbers by value
 
 
@@ -164,8 +176,14 @@ def test_jsonl_streams_one_object_per_board(lab, sim_env, evl):
 def test_connection_lost_during_a_mutation_is_never_ok(lab, sim_env, evl):
     dying = lab.board("dying", agent=DIES_ON_FIRST_REQUEST)
     good = lab.board("fine")
-    run = evl("net", f"--remote={lab.target(dying)}", f"--remote={lab.target(good)}", "-N42", "--json",
-              env=fleet_env(lab, sim_env))
+    run = evl(
+        "net",
+        f"--remote={lab.target(dying)}",
+        f"--remote={lab.target(good)}",
+        "-N42",
+        "--json",
+        env=fleet_env(lab, sim_env),
+    )
     assert run.code == 8
     boards = {b["board"]: b for b in json.loads(run.out)}
     lost = boards[lab.target(dying)]
@@ -179,7 +197,9 @@ def test_environment_comma_list_is_a_fleet(lab, sim_env, evl):
     env = dict(fleet_env(lab, sim_env), EVL_NET_REMOTE=f"{lab.target(a)}, {lab.target(b)}")
     run = evl("net", "-N7", "--jobs=1", env=env)
     assert run.code == 0
-    assert sorted(r[:2] for r in table_rows(run.out)) == sorted([[lab.target(a), "changed"], [lab.target(b), "changed"]])
+    assert sorted(r[:2] for r in table_rows(run.out)) == sorted(
+        [[lab.target(a), "changed"], [lab.target(b), "changed"]]
+    )
 
 
 def test_hosts_file_and_jobs_errors(evl, tmp_path, sim_env):
@@ -187,7 +207,10 @@ def test_hosts_file_and_jobs_errors(evl, tmp_path, sim_env):
     bad = tmp_path / "bad-hosts"
     bad.write_text("board1\nboard2 board3\n")
     run = evl("net", f"--hosts={bad}", "-n", env=env)
-    assert (run.code, run.err) == (1, f"evl-net: {bad}:2: expected one [USER@]HOST[:PORT] per line, got 'board2 board3'\n")
+    assert (run.code, run.err) == (
+        1,
+        f"evl-net: {bad}:2: expected one [USER@]HOST[:PORT] per line, got 'board2 board3'\n",
+    )
     bad.write_text("-oProxyCommand=sh\n")
     run = evl("net", f"--hosts={bad}", "-n", env=env)
     assert run.code == 1 and "bad host name" in run.err and f"{bad}:1" in run.err

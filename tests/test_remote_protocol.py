@@ -47,45 +47,54 @@ def test_a_valid_request():
     assert (req.id, req.op, req.args) == (1, "stat.get", {"ifname": "eth0.42"})
 
 
-@pytest.mark.parametrize("line, code", [
-    (b"", "EBADMSG"),
-    (b"{", "EBADMSG"),
-    (b"not json", "EBADMSG"),
-    (b"[1,2]", "EBADMSG"),                      # not an object
-    (b'"text"', "EBADMSG"),
-    (b"\xff\xfe{}", "EBADMSG"),                  # not UTF-8
-    ("\ufeff".encode() + frame(GOOD), "EBADMSG"),  # a BOM
-    (frame({"op": "stat.get", "args": {"ifname": "x"}}), "EBADMSG"),                # no id
-    (frame({"id": 1.5, "op": "vlans.get", "args": {}}), "EBADMSG"),               # float id
-    (frame({"id": True, "op": "vlans.get", "args": {}}), "EBADMSG"),              # bool id
-    (frame({"id": 2**53, "op": "vlans.get", "args": {}}), "EBADMSG"),             # huge id
-    (frame({"id": -1, "op": "vlans.get", "args": {}}), "EBADMSG"),
-    (frame({"id": "x" * 65, "op": "vlans.get", "args": {}}), "EBADMSG"),
-    (frame({"id": [1], "op": "vlans.get", "args": {}}), "EBADMSG"),
-    (b'{"id":1e999,"op":"vlans.get","args":{}}', "EBADMSG"),                     # -> inf
-    (b'{"id":NaN,"op":"vlans.get","args":{}}', "EBADMSG"),
-    (b'{"id":1,"op":"vlans.get","args":{"x":Infinity}}', "EBADMSG"),
-    (b'{"id":' + b"9" * 5000 + b',"op":"vlans.get","args":{}}', "E2BIG"),       # 5000 digits
-    (b'{"id":1,"op":"vlans.set","args":{"text":"\\ud800"}}', "EBADMSG"),         # lone surrogate
-    (b'{"id":1,"op":"vlans.get","args":{},"id":2}', "EBADMSG"),                  # duplicate key
-    (b'{"id":2,"op":{"id":1}}', "EBADMSG"),                                       # op of the wrong type
-    (frame({"id": 1, "op": ["stat.get"], "args": {}}), "EBADMSG"),
-    (frame({"id": 1, "op": "exec", "args": {"cmd": "reboot"}}), "EOPNOTSUPP"),    # no generic dispatch
-    (frame({"id": 1, "op": "__init__", "args": {}}), "EOPNOTSUPP"),
-    (frame({"id": 1, "op": "stat.get", "args": []}), "EBADMSG"),
-    (frame({"id": 1, "op": "stat.get", "args": {}}), "EINVAL"),                   # missing argument
-    (frame({"id": 1, "op": "stat.get", "args": {"ifname": "eth0", "path": "/etc/shadow"}}), "EINVAL"),
-    (frame({"id": 1, "op": "stat.get", "args": {"ifname": 42}}), "EINVAL"),
-    (frame({"id": 1, "op": "stat.get", "args": {"ifname": "eth\u00000"}}), "EINVAL"),
-    (frame({"id": 1, "op": "port.enable", "args": {"ifname": "eth0", "pool_size": -1, "buffer_size": 0}}), "EINVAL"),
-    (frame({"id": 1, "op": "port.enable", "args": {"ifname": "eth0", "pool_size": True, "buffer_size": 0}}), "EINVAL"),
-    (frame({"id": 1, "op": "solicit", "args": {"host": "h", "ifname": None, "flags": 2**32}}), "EINVAL"),
-    (frame({"id": 1, "op": "hello", "args": {"proto": [2, 1], "client": "c"}}), "EINVAL"),
-    (frame({"id": 1, "op": "stat.get", "args": {"ifname": "eth0"}, "extra": 1}), "EBADMSG"),
-    (b"[" * 100_000, "EBADMSG"),                                                  # deep nesting
-    (b'{"id":1,"op":"vlans.get","args":{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "EBADMSG"),
-    (b'{"id":1,"op":"vlans.get","args":{"a":[[[[[[[[[1]]]]]]]]]}}', "EBADMSG"),   # deeper than MAX_DEPTH
-])
+@pytest.mark.parametrize(
+    "line, code",
+    [
+        (b"", "EBADMSG"),
+        (b"{", "EBADMSG"),
+        (b"not json", "EBADMSG"),
+        (b"[1,2]", "EBADMSG"),  # not an object
+        (b'"text"', "EBADMSG"),
+        (b"\xff\xfe{}", "EBADMSG"),  # not UTF-8
+        ("\ufeff".encode() + frame(GOOD), "EBADMSG"),  # a BOM
+        (frame({"op": "stat.get", "args": {"ifname": "x"}}), "EBADMSG"),  # no id
+        (frame({"id": 1.5, "op": "vlans.get", "args": {}}), "EBADMSG"),  # float id
+        (frame({"id": True, "op": "vlans.get", "args": {}}), "EBADMSG"),  # bool id
+        (frame({"id": 2**53, "op": "vlans.get", "args": {}}), "EBADMSG"),  # huge id
+        (frame({"id": -1, "op": "vlans.get", "args": {}}), "EBADMSG"),
+        (frame({"id": "x" * 65, "op": "vlans.get", "args": {}}), "EBADMSG"),
+        (frame({"id": [1], "op": "vlans.get", "args": {}}), "EBADMSG"),
+        (b'{"id":1e999,"op":"vlans.get","args":{}}', "EBADMSG"),  # -> inf
+        (b'{"id":NaN,"op":"vlans.get","args":{}}', "EBADMSG"),
+        (b'{"id":1,"op":"vlans.get","args":{"x":Infinity}}', "EBADMSG"),
+        (b'{"id":' + b"9" * 5000 + b',"op":"vlans.get","args":{}}', "E2BIG"),  # 5000 digits
+        (b'{"id":1,"op":"vlans.set","args":{"text":"\\ud800"}}', "EBADMSG"),  # lone surrogate
+        (b'{"id":1,"op":"vlans.get","args":{},"id":2}', "EBADMSG"),  # duplicate key
+        (b'{"id":2,"op":{"id":1}}', "EBADMSG"),  # op of the wrong type
+        (frame({"id": 1, "op": ["stat.get"], "args": {}}), "EBADMSG"),
+        (frame({"id": 1, "op": "exec", "args": {"cmd": "reboot"}}), "EOPNOTSUPP"),  # no generic dispatch
+        (frame({"id": 1, "op": "__init__", "args": {}}), "EOPNOTSUPP"),
+        (frame({"id": 1, "op": "stat.get", "args": []}), "EBADMSG"),
+        (frame({"id": 1, "op": "stat.get", "args": {}}), "EINVAL"),  # missing argument
+        (frame({"id": 1, "op": "stat.get", "args": {"ifname": "eth0", "path": "/etc/shadow"}}), "EINVAL"),
+        (frame({"id": 1, "op": "stat.get", "args": {"ifname": 42}}), "EINVAL"),
+        (frame({"id": 1, "op": "stat.get", "args": {"ifname": "eth\u00000"}}), "EINVAL"),
+        (
+            frame({"id": 1, "op": "port.enable", "args": {"ifname": "eth0", "pool_size": -1, "buffer_size": 0}}),
+            "EINVAL",
+        ),
+        (
+            frame({"id": 1, "op": "port.enable", "args": {"ifname": "eth0", "pool_size": True, "buffer_size": 0}}),
+            "EINVAL",
+        ),
+        (frame({"id": 1, "op": "solicit", "args": {"host": "h", "ifname": None, "flags": 2**32}}), "EINVAL"),
+        (frame({"id": 1, "op": "hello", "args": {"proto": [2, 1], "client": "c"}}), "EINVAL"),
+        (frame({"id": 1, "op": "stat.get", "args": {"ifname": "eth0"}, "extra": 1}), "EBADMSG"),
+        (b"[" * 100_000, "EBADMSG"),  # deep nesting
+        (b'{"id":1,"op":"vlans.get","args":{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "EBADMSG"),
+        (b'{"id":1,"op":"vlans.get","args":{"a":[[[[[[[[[1]]]]]]]]]}}', "EBADMSG"),  # deeper than MAX_DEPTH
+    ],
+)
 def test_malformed_frames_are_refused(line, code):
     check_refusal(refused(line, code))
 
@@ -122,17 +131,21 @@ def test_encode_is_one_compact_ascii_line():
 
 # -- replies --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("line", [
-    b'{"id":1,"ok":"yes","result":{}}',
-    b'{"id":1,"ok":true}',
-    b'{"id":1,"ok":true,"result":[]}',
-    b'{"id":1,"ok":false,"error":{"code":"ENODEV","errno":19}}',
-    b'{"id":1,"ok":false,"error":{"code":"enodev","errno":19,"msg":"x"}}',
-    b'{"id":1,"ok":false,"error":{"code":"ENODEV","errno":-1,"msg":"x"}}',
-    b'{"id":1,"ok":true,"result":{},"log":"x"}',
-    b'{"id":1,"ok":true,"result":{},"extra":1}',
-    b'{"id":true,"ok":true,"result":{}}',
-])
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"id":1,"ok":"yes","result":{}}',
+        b'{"id":1,"ok":true}',
+        b'{"id":1,"ok":true,"result":[]}',
+        b'{"id":1,"ok":false,"error":{"code":"ENODEV","errno":19}}',
+        b'{"id":1,"ok":false,"error":{"code":"enodev","errno":19,"msg":"x"}}',
+        b'{"id":1,"ok":false,"error":{"code":"ENODEV","errno":-1,"msg":"x"}}',
+        b'{"id":1,"ok":true,"result":{},"log":"x"}',
+        b'{"id":1,"ok":true,"result":{},"extra":1}',
+        b'{"id":true,"ok":true,"result":{}}',
+    ],
+)
 def test_malformed_replies(line):
     with pytest.raises(ProtocolError):
         protocol.parse_reply(line)
@@ -149,10 +162,10 @@ def test_replies_round_trip():
 
 # -- hello and versions ------------------------------------------------------------------------------
 
-def test_stage_travels_from_version_2_only():
+
+def test_stage_travels():
     exc = KernelError(19, stage="cannot open out-of-band port eth9")
-    assert "stage" not in json.loads(protocol.oserror_frame(1, exc, version=1))["error"]
-    frame = protocol.oserror_frame(1, exc, version=2)
+    frame = protocol.oserror_frame(1, exc)
     assert json.loads(frame)["error"]["stage"] == "cannot open out-of-band port eth9"
     reply = protocol.parse_reply(frame.rstrip(b"\n"))
     assert reply.error["stage"] == "cannot open out-of-band port eth9"
@@ -161,12 +174,13 @@ def test_stage_travels_from_version_2_only():
 
 
 def test_version_negotiation():
-    assert protocol.choose_version([1, 1]) == 1
-    assert protocol.choose_version([1, 9]) == protocol.PROTO_MAX
+    assert protocol.choose_version([1, 1]) is None  # version 1 answered reads in another form
+    assert protocol.choose_version([1, 9]) == protocol.PROTO_MAX == 2
     assert protocol.choose_version([protocol.PROTO_MAX + 1, 9]) is None
-    good = {"proto": 1, "caps": ["stat.get"], "limits": {"max_frame": 1}, "abi": {"base": 45, "current": 45}}
-    assert protocol.check_hello(good)["proto"] == 1
-    assert protocol.check_hello(dict(good, proto=2))["proto"] == 2
+    good = {"proto": 2, "caps": ["stat.get"], "limits": {"max_frame": 1}, "abi": {"base": 45, "current": 45}}
+    assert protocol.check_hello(good)["proto"] == 2
+    with pytest.raises(ProtocolError) as info:
+        protocol.check_hello(dict(good, proto=1))
     with pytest.raises(ProtocolError) as info:
         protocol.check_hello(dict(good, proto=protocol.PROTO_MAX + 1))
     assert info.value.code == "EPROTONOSUPPORT"
@@ -176,6 +190,7 @@ def test_version_negotiation():
 
 
 # -- eBPF objects ---------------------------------------------------------------------------------
+
 
 def bpf(obj: bytes, **override):
     args = protocol.bpf_args("eth0.42", obj, "netrx.o")
@@ -193,10 +208,10 @@ def test_bpf_object_checks():
     obj = bytes(range(256)) * 8
     assert protocol.bpf_object(bpf(obj)) == obj
     assert bpf_refusal(bpf(obj, sha256=hashlib.sha256(b"other").hexdigest())) == "EBADMSG"
-    assert bpf_refusal(bpf(obj, size=len(obj) - 1)) == "EINVAL"           # size field lying
+    assert bpf_refusal(bpf(obj, size=len(obj) - 1)) == "EINVAL"  # size field lying
     assert bpf_refusal(bpf(obj, size=len(obj) + 3)) == "EINVAL"
-    assert bpf_refusal(bpf(obj), max_bpf=len(obj) - 1) == "E2BIG"          # over the board's cap
-    assert bpf_refusal(bpf(obj, data="!" * len(bpf(obj)["data"]))) == "EINVAL"   # not base64
+    assert bpf_refusal(bpf(obj), max_bpf=len(obj) - 1) == "E2BIG"  # over the board's cap
+    assert bpf_refusal(bpf(obj, data="!" * len(bpf(obj)["data"]))) == "EINVAL"  # not base64
     # Padding tricks: right length, wrong content.
     data = base64.b64encode(obj[:-1]).decode() + "="
     assert len(data) != len(bpf(obj)["data"]) or bpf_refusal(bpf(obj, data=data))
@@ -212,6 +227,7 @@ def test_a_2mib_object_round_trips():
 
 # -- properties (hypothesis) ----------------------------------------------------------------------------
 
+
 def total(line: bytes) -> None:
     """parse_request is total: a Request or a ProtocolError (with a well-formed reply), nothing else."""
     try:
@@ -224,13 +240,18 @@ def total(line: bytes) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=25,
 )
-ids = st.one_of(st.integers(min_value=-5, max_value=2**54), st.text(max_size=70), st.booleans(), st.none(),
-                st.floats(allow_nan=True), json_values)
+ids = st.one_of(
+    st.integers(min_value=-5, max_value=2**54),
+    st.text(max_size=70),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=True),
+    json_values,
+)
 op_names = st.one_of(st.sampled_from(sorted(OPS)), st.text(max_size=12), json_values)
 
 
@@ -238,13 +259,18 @@ def _args_for(op: str):
     spec = OPS[op]
     name = st.text(min_size=1, max_size=16).filter(lambda s: "\x00" not in s)
     values = {
-        "ifname": name, "host": name,
-        "pool_size": st.integers(min_value=0, max_value=2**32 - 1), "buffer_size": st.integers(min_value=0, max_value=2**64 - 1),
-        "flags": st.integers(min_value=0, max_value=3), "text": st.text(max_size=30).filter(lambda s: "\x00" not in s),
+        "ifname": name,
+        "host": name,
+        "pool_size": st.integers(min_value=0, max_value=2**32 - 1),
+        "buffer_size": st.integers(min_value=0, max_value=2**64 - 1),
+        "flags": st.integers(min_value=0, max_value=3),
+        "text": st.text(max_size=30).filter(lambda s: "\x00" not in s),
         "proto": st.tuples(st.integers(1, 3), st.integers(3, 5)).map(list),
         "client": st.text(min_size=1, max_size=10).filter(str.isprintable),
-        "name": st.text(max_size=20).filter(lambda s: "\x00" not in s), "size": st.just(0),
-        "sha256": st.just(hashlib.sha256(b"").hexdigest()), "data": st.just(""),
+        "name": st.text(max_size=20).filter(lambda s: "\x00" not in s),
+        "size": st.just(0),
+        "sha256": st.just(hashlib.sha256(b"").hexdigest()),
+        "data": st.just(""),
     }
     return st.fixed_dictionaries({k: values[k] for k in spec.args})
 
@@ -309,13 +335,16 @@ def test_property_replies_are_total(line):
 
 
 @EXAMPLES
-@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=8),
-       st.lists(st.integers(1, 50), min_size=1, max_size=20), st.booleans())
+@given(
+    st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=8),
+    st.lists(st.integers(1, 50), min_size=1, max_size=20),
+    st.booleans(),
+)
 def test_property_framing_ignores_chunking(frames, cuts, trailing):
     """However the stream is cut into reads, the agent sees the same frames."""
     from collections import deque
 
-    from evl_net.agent import Agent
+    from evl_net.agent.session import Agent
 
     stream = b"".join(f + b"\n" for f in frames) + (b"partial" if trailing else b"")
     agent = Agent.__new__(Agent)  # only the framing state: no transport, no thread
@@ -323,7 +352,7 @@ def test_property_framing_ignores_chunking(frames, cuts, trailing):
     pos, i = 0, 0
     while pos < len(stream):
         step = cuts[i % len(cuts)]
-        agent._feed(stream[pos:pos + step], 1.0)
+        agent._feed(stream[pos : pos + step], 1.0)
         pos += step
         i += 1
     assert list(agent.pending) == frames

@@ -14,7 +14,6 @@ separate process, which a test can freeze with SIGSTOP.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import signal
@@ -40,6 +39,7 @@ AGENT = [sys.executable, "-m", "evl_core", "net-agent", "--stdio", "--transport=
 
 # -- the lab ---------------------------------------------------------------------------------
 
+
 @dataclass
 class Board:
     name: str
@@ -53,8 +53,11 @@ class Board:
 
     @property
     def env_overrides(self) -> dict[str, str]:
-        return {"EVL_SIM_STATE": str(self.state / "sim-state.json"), "EVL_NET_AGENT_DIR": str(self.state / "agent"),
-                **self.env}
+        return {
+            "EVL_SIM_STATE": str(self.state / "sim-state.json"),
+            "EVL_NET_AGENT_DIR": str(self.state / "agent"),
+            **self.env,
+        }
 
     @property
     def lock_path(self) -> Path:
@@ -76,7 +79,7 @@ def _keys(root: Path) -> dict[str, Any]:
 
 
 class _Server(asyncssh.SSHServer):
-    def __init__(self, lab: "ServerCore", board: Board) -> None:
+    def __init__(self, lab: ServerCore, board: Board) -> None:
         self.lab, self.board = lab, board
 
     def connection_made(self, conn: Any) -> None:
@@ -117,9 +120,15 @@ class ServerCore:
     async def add(self, board: Board) -> Board:
         board.state.mkdir(parents=True, exist_ok=True)
         board.server = await asyncssh.create_server(
-            lambda: _Server(self, board), "127.0.0.1", board.port,
-            server_host_keys=[self.host_key], process_factory=lambda p: self._exec(board, p),
-            encoding=None, login_timeout=5, allow_pty=False, agent_forwarding=False,
+            lambda: _Server(self, board),
+            "127.0.0.1",
+            board.port,
+            server_host_keys=[self.host_key],
+            process_factory=lambda p: self._exec(board, p),
+            encoding=None,
+            login_timeout=5,
+            allow_pty=False,
+            agent_forwarding=False,
         )
         board.port = board.server.sockets[0].getsockname()[1]
         self.boards[board.name] = board
@@ -129,8 +138,12 @@ class ServerCore:
         self.event("exec", board.name)
         env = dict(self.base_env, **board.env_overrides)
         agent = await asyncio.create_subprocess_exec(
-            *(board.agent or self.agent), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
+            *(board.agent or self.agent),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,
         )
         board.agents.append(agent.pid)
 
@@ -209,8 +222,9 @@ class SshLab:
     def call(self, coro: Any, timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def board(self, name: str, known: bool | str = True, agent: list[str] | None = None,
-              env: dict[str, str] | None = None) -> Board:
+    def board(
+        self, name: str, known: bool | str = True, agent: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> Board:
         """A new board; ``known``: True (its key in known_hosts), False (absent) or "other" (another key)."""
         board = self.call(self.core.add(Board(name, self.root / "boards" / name, agent=agent, env=env or {})))
         if known:
@@ -226,9 +240,13 @@ class SshLab:
     def target(self, board: Board) -> str:
         return f"{USER}@127.0.0.1:{board.port}"
 
-    def ssh_args(self, keepalive: tuple[int, int] = (1, 2), connect_timeout: int = 5, config: Path | None = None) -> str:
-        return (f"-F {config or self.config} -o ConnectTimeout={connect_timeout} "
-                f"-o ServerAliveInterval={keepalive[0]} -o ServerAliveCountMax={keepalive[1]}")
+    def ssh_args(
+        self, keepalive: tuple[int, int] = (1, 2), connect_timeout: int = 5, config: Path | None = None
+    ) -> str:
+        return (
+            f"-F {config or self.config} -o ConnectTimeout={connect_timeout} "
+            f"-o ServerAliveInterval={keepalive[0]} -o ServerAliveCountMax={keepalive[1]}"
+        )
 
     def env(self, base: dict[str, str], **kw: Any) -> dict[str, str]:
         env = {k: v for k, v in base.items() if k not in ("EVL_NET_TRANSPORT", "EVL_SIM_STATE")}
@@ -292,8 +310,9 @@ class ServerProcess:
     """The lab's server in a child process (same keys and boards layout), so a test can SIGSTOP it."""
 
     def __init__(self, lab: SshLab, names: list[str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, str(lab.root), *names],
-                                     stdout=subprocess.PIPE, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, str(lab.root), *names], stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError("the lab server process did not start")
@@ -325,6 +344,7 @@ def _serve_main(root: str, names: list[str]) -> None:
 
 # -- fixtures --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def lab(tmp_path):
     import shutil
@@ -350,31 +370,47 @@ def remote(lab, sim_env, evl):
     return run
 
 
-
 # -- the client alone: targets, the ssh command line, failure classification --------------------
 
 from evl_net.transports.remote import client  # noqa: E402
 from evl_net.transports.remote.client import Options, Session, SessionError, Target  # noqa: E402
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("board", ("board", None, None)),
-    ("root@board", ("board", "root", None)),
-    ("board:2222", ("board", None, 2222)),
-    ("evl@10.0.0.7:22", ("10.0.0.7", "evl", 22)),
-    ("[::1]:2200", ("::1", None, 2200)),
-    ("::1", ("::1", None, None)),
-    ("u@[fe80::1%eth0]:22", ("fe80::1%eth0", "u", 22)),
-    ("board-3.lab.example", ("board-3.lab.example", None, None)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("board", ("board", None, None)),
+        ("root@board", ("board", "root", None)),
+        ("board:2222", ("board", None, 2222)),
+        ("evl@10.0.0.7:22", ("10.0.0.7", "evl", 22)),
+        ("[::1]:2200", ("::1", None, 2200)),
+        ("::1", ("::1", None, None)),
+        ("u@[fe80::1%eth0]:22", ("fe80::1%eth0", "u", 22)),
+        ("board-3.lab.example", ("board-3.lab.example", None, None)),
+    ],
+)
 def test_targets(text, expected):
     t = Target.parse(text)
     assert (t.host, t.user, t.port) == expected and t.label == text
 
 
-@pytest.mark.parametrize("text", ["-oProxyCommand=touch /tmp/x", "u@-oProxyCommand=x", "board:0", "board:65536",
-                                  "board:x", "a b", "[::1", "[::1]x", "u;id@board", "@board", "bo ard:22",
-                                  "board:22:33:gg"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-oProxyCommand=touch /tmp/x",
+        "u@-oProxyCommand=x",
+        "board:0",
+        "board:65536",
+        "board:x",
+        "a b",
+        "[::1",
+        "[::1]x",
+        "u;id@board",
+        "@board",
+        "bo ard:22",
+        "board:22:33:gg",
+    ],
+)
 def test_bad_targets(text):
     with pytest.raises(client.EvlError):
         Target.parse(text)
@@ -385,7 +421,7 @@ def test_ssh_command_line():
     argv = client.ssh_argv(Target.parse("evl@board:2200"), opts)
     forced = argv.index("StrictHostKeyChecking=yes")
     assert forced < argv.index("StrictHostKeyChecking=no") < argv.index("ConnectTimeout=10")
-    assert "BatchMode=yes" in argv[:forced + 2] and "-T" in argv
+    assert "BatchMode=yes" in argv[: forced + 2] and "-T" in argv
     assert argv[-3:] == ["--", "board", "evl net-agent --stdio"]
     assert argv[argv.index("-p") + 1] == "2200" and argv[argv.index("-l") + 1] == "evl"
     assert opts.connect_timeout == 3.0
@@ -408,40 +444,52 @@ def test_ssh_keeps_the_forced_options(tmp_path):
     assert settings["clearallforwardings"] == "yes" and settings["forwardagent"] == "no"
 
 
-@pytest.mark.parametrize("rc, stderr, established, status", [
-    (255, "ssh: connect to host 127.0.0.1 port 1: Connection refused\r\n", False, "unreachable"),
-    (255, "ssh: Could not resolve hostname nope: Name or service not known\r\n", False, "unreachable"),
-    (255, "ssh: connect to host 10.1.1.1 port 22: Connection timed out\r\n", False, "timeout"),
-    (255, "Connection timed out during banner exchange\r\n", False, "timeout"),
-    (255, "evl@127.0.0.1: Permission denied (publickey).\r\n", False, "auth-refused"),
-    (255, "Host key verification failed.\r\n", False, "hostkey-refused"),
-    (255, "@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@\nHost key verification failed.\n",
-     False, "hostkey-refused"),
-    (255, "Timeout, server 127.0.0.1 not responding.\r\n", True, "timeout"),
-    (255, "Connection to 127.0.0.1 closed by remote host.\r\n", True, "lost"),
-    (255, "", True, "lost"),
-    (0, "", True, "lost"),
-    (127, "sh: 1: evl: not found\n", False, "incompatible"),
-    (1, "evl: no 'net-agent' command. Try 'evl --help'.\n", False, "incompatible"),
-])
+@pytest.mark.parametrize(
+    "rc, stderr, established, status",
+    [
+        (255, "ssh: connect to host 127.0.0.1 port 1: Connection refused\r\n", False, "unreachable"),
+        (255, "ssh: Could not resolve hostname nope: Name or service not known\r\n", False, "unreachable"),
+        (255, "ssh: connect to host 10.1.1.1 port 22: Connection timed out\r\n", False, "timeout"),
+        (255, "Connection timed out during banner exchange\r\n", False, "timeout"),
+        (255, "evl@127.0.0.1: Permission denied (publickey).\r\n", False, "auth-refused"),
+        (255, "Host key verification failed.\r\n", False, "hostkey-refused"),
+        (
+            255,
+            "@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@\nHost key verification failed.\n",
+            False,
+            "hostkey-refused",
+        ),
+        (255, "Timeout, server 127.0.0.1 not responding.\r\n", True, "timeout"),
+        (255, "Connection to 127.0.0.1 closed by remote host.\r\n", True, "lost"),
+        (255, "", True, "lost"),
+        (0, "", True, "lost"),
+        (127, "sh: 1: evl: not found\n", False, "incompatible"),
+        (1, "evl: no 'net-agent' command. Try 'evl --help'.\n", False, "incompatible"),
+    ],
+)
 def test_failure_classification(rc, stderr, established, status):
     assert client.classify(rc, stderr, established)[0] == status
 
 
 # -- fake agents: the client's side of the protocol -----------------------------------------------------
 
+
 def fake_ssh(tmp_path: Path, body: str) -> Options:
     """An 'ssh' that ignores its arguments and runs ``body`` as the agent (stdin/stdout are the session)."""
     script = tmp_path / "fake-ssh"
-    script.write_text(f"#!{sys.executable}\nimport json, sys, time\n"
-                      "def send(obj):\n    sys.stdout.write(json.dumps(obj) + '\\n'); sys.stdout.flush()\n"
-                      "def recv():\n    return json.loads(sys.stdin.readline())\n" + body)
+    script.write_text(
+        f"#!{sys.executable}\nimport json, sys, time\n"
+        "def send(obj):\n    sys.stdout.write(json.dumps(obj) + '\\n'); sys.stdout.flush()\n"
+        "def recv():\n    return json.loads(sys.stdin.readline())\n" + body
+    )
     script.chmod(0o755)
     return Options(ssh=str(script), timeout=5)
 
 
-HELLO_OK = ("r = recv(); send({'id': r['id'], 'ok': True, 'result': {'proto': 1, 'caps': CAPS, "
-            "'limits': {'max_frame': 1048576}, 'abi': {'base': 45, 'current': 45}}})\n")
+HELLO_OK = (
+    "r = recv(); send({'id': r['id'], 'ok': True, 'result': {'proto': 2, 'caps': CAPS, "
+    "'limits': {'max_frame': 1048576}, 'abi': {'base': 45, 'current': 45}}})\n"
+)
 ALL_CAPS = "CAPS = " + repr(list(client.protocol.CAPS)) + "\n"
 
 
@@ -460,13 +508,19 @@ def session_error(opts: Options, op: str = "vlans.get", args: dict | None = None
 
 
 def test_reply_with_an_unknown_id_closes_the_session(tmp_path):
-    exc = session_error(fake_ssh(tmp_path, ALL_CAPS + HELLO_OK + "r = recv(); send({'id': 999, 'ok': True, 'result': {}})\n"
-                                 "sys.stdin.read()\n"))
+    exc = session_error(
+        fake_ssh(
+            tmp_path,
+            ALL_CAPS + HELLO_OK + "r = recv(); send({'id': 999, 'ok': True, 'result': {}})\nsys.stdin.read()\n",
+        )
+    )
     assert exc.status == "lost" and "unknown request id 999" in exc.reason
 
 
 def test_garbage_before_hello_is_incompatible(tmp_path):
-    exc = session_error(fake_ssh(tmp_path, "recv(); print('Welcome to the board!'); sys.stdout.flush(); sys.stdin.read()\n"))
+    exc = session_error(
+        fake_ssh(tmp_path, "recv(); print('Welcome to the board!'); sys.stdout.flush(); sys.stdin.read()\n")
+    )
     assert exc.status == "incompatible" and "malformed reply" in exc.reason
 
 
@@ -476,10 +530,15 @@ def test_agent_gone_before_hello_is_incompatible(tmp_path):
 
 
 def test_no_common_version_is_incompatible(tmp_path):
-    exc = session_error(fake_ssh(tmp_path, "r = recv(); send({'id': r['id'], 'ok': False, 'error': "
-                                 "{'code': 'EPROTONOSUPPORT', 'errno': 93, 'msg': 'this agent speaks 2..3'}})\n"))
+    exc = session_error(
+        fake_ssh(
+            tmp_path,
+            "r = recv(); send({'id': r['id'], 'ok': False, 'error': "
+            "{'code': 'EPROTONOSUPPORT', 'errno': 93, 'msg': 'this agent speaks 2..3'}})\n",
+        )
+    )
     assert exc.status == "incompatible" and "2..3" in exc.reason
-    exc = session_error(fake_ssh(tmp_path, ALL_CAPS + HELLO_OK.replace("'proto': 1", "'proto': 3")))
+    exc = session_error(fake_ssh(tmp_path, ALL_CAPS + HELLO_OK.replace("'proto': 2", "'proto': 3")))
     assert exc.status == "incompatible"
 
 
@@ -510,14 +569,37 @@ def test_silent_agent_times_out_and_mutations_are_lost(tmp_path):
 # -- through ssh: the manual's examples give the same output as local use --------------------------------
 
 MANUAL = [
-    ["-ei", "eth1.42", "-p", "4096"], ["-Qa", "-i", "eth1.42"], ["-di", "eth1.42"], ["-Qsfa", "-i", "eth1.42"],
-    ["-ei", "eth0.42"], ["-S", "10.10.10.10"], ["-Q", "-i", "eth0.42"], ["-QoRTf", "-i", "eth0.42"],
-    ["-N42"], ["-n"], ["-N41,42,55-57"], ["-N"], ["-n"], ["-N41,42,55-57"], ["-n"],
-    ["--json", "-Q", "-i", "eth0.42"], ["-Q", "--all-interfaces"], ["-QoR", "--all-interfaces"], ["--json", "-N7"],
-    ["-Q", "-i", "eth9"], ["-Sg", "-i", "eth0.42"], ["-ei", "eth2"], ["-e", "-i", "eth0.42", "-b", "99999"],
-    ["-s", "broadcast", "-i", "eth0.42"], ["-F", "-i", "eth0.42"], ["-Fmissing.o", "-i", "eth0.42"],
+    ["-ei", "eth1.42", "-p", "4096"],
+    ["-Qa", "-i", "eth1.42"],
+    ["-di", "eth1.42"],
+    ["-Qsfa", "-i", "eth1.42"],
+    ["-ei", "eth0.42"],
+    ["-S", "10.10.10.10"],
+    ["-Q", "-i", "eth0.42"],
+    ["-QoRTf", "-i", "eth0.42"],
+    ["-N42"],
+    ["-n"],
+    ["-N41,42,55-57"],
+    ["-N"],
+    ["-n"],
+    ["-N41,42,55-57"],
+    ["-n"],
+    ["--json", "-Q", "-i", "eth0.42"],
+    ["-Q", "--all-interfaces"],
+    ["-QoR", "--all-interfaces"],
+    ["--json", "-N7"],
+    ["-Q", "-i", "eth9"],
+    ["-Sg", "-i", "eth0.42"],
+    ["-ei", "eth2"],
+    ["-e", "-i", "eth0.42", "-b", "99999"],
+    ["-s", "broadcast", "-i", "eth0.42"],
+    ["-F", "-i", "eth0.42"],
+    ["-Fmissing.o", "-i", "eth0.42"],
     ["-di", "eth0.42", "-ei", "eth0.42", "-n", "-Q", "-i", "eth0.42"],
-    ["-di", "eth9"], ["-s", "10.10.10.10", "-i", "eth9"], ["--filter", "-i", "eth0.42"], ["-N", "-n"],
+    ["-di", "eth9"],
+    ["-s", "10.10.10.10", "-i", "eth9"],
+    ["--filter", "-i", "eth0.42"],
+    ["-N", "-n"],
 ]
 
 
@@ -563,8 +645,13 @@ def test_ebpf_filter_through_remote(lab, sim_env, evl, tmp_path):
     board = lab.board("bpf")
     env = lab.env(sim_env)
     stamp = re.compile(r"^\[ *\d+\.\d{6}\] ", re.M)
-    for args in (["-ei", "eth0.42"], [f"-F{obj}", "-i", "eth0.42"], ["-F", "-i", "eth0.42"], ["-F", "-i", "eth0.42"],
-                 [f"-F{obj}", "-i", "eth1.42"]):
+    for args in (
+        ["-ei", "eth0.42"],
+        [f"-F{obj}", "-i", "eth0.42"],
+        ["-F", "-i", "eth0.42"],
+        ["-F", "-i", "eth0.42"],
+        [f"-F{obj}", "-i", "eth1.42"],
+    ):
         local = evl("net", *args)
         remote = evl("net", f"--remote={lab.target(board)}", *args, env=env)
         assert (remote.code, remote.out) == (local.code, local.out), args
@@ -592,8 +679,10 @@ def test_a_board_without_evl_core_says_it_is_simulated(lab, sim_env, evl):
     board = lab.board("nocore", agent=auto, env={"EVL_DEVDIR": "/nonexistent-evl"})
     run = evl("net", f"--remote={lab.target(board)}", "-n", env=lab.env(sim_env))
     assert run.code == 0
-    assert run.err == (f"evl-net: {lab.target(board)}: no EVL core there (no /nonexistent-evl/net): "
-                       "the board's agent uses the simulator\n")
+    assert run.err == (
+        f"evl-net: {lab.target(board)}: no EVL core there (no /nonexistent-evl/net): "
+        "the board's agent uses the simulator\n"
+    )
 
 
 def test_remote_only_options_need_a_remote(evl):
@@ -602,14 +691,17 @@ def test_remote_only_options_need_a_remote(evl):
 
 
 def test_local_use_imports_nothing_of_remote(sim_env):
-    code = ("import io, sys; from evl_core.cli import main; "
-            "main(['net', '-n'], stdout=io.StringIO(), stderr=io.StringIO()); "
-            "print(sorted(m for m in sys.modules if m == 'asyncio' or m.startswith(('evl_net.transports.remote', 'evl_net.engine.fleet', 'evl_net.agent'))))")
+    code = (
+        "import io, sys; from evl_core.cli import main; "
+        "main(['net', '-n'], stdout=io.StringIO(), stderr=io.StringIO()); "
+        "print(sorted(m for m in sys.modules if m == 'asyncio' or m.startswith(('evl_net.transports.remote', 'evl_net.engine.fleet', 'evl_net.agent'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=sim_env, capture_output=True, text=True, timeout=30)
     assert out.stdout == "[]\n", out.stderr
 
 
 # -- security -------------------------------------------------------------------------------------------
+
 
 def test_wrong_user_key_is_refused_before_any_request(lab, sim_env, evl):
     board = lab.board("auth")
@@ -654,10 +746,14 @@ def test_unreachable_board(lab, sim_env, evl):
     port = closed_port()
     run = evl("net", f"--remote=evl@127.0.0.1:{port}", "-n", env=lab.env(sim_env))
     assert run.code == 8
-    assert run.err == f"evl-net: evl@127.0.0.1:{port}: unreachable: ssh: connect to host 127.0.0.1 port {port}: Connection refused\n"
+    assert (
+        run.err
+        == f"evl-net: evl@127.0.0.1:{port}: unreachable: ssh: connect to host 127.0.0.1 port {port}: Connection refused\n"
+    )
 
 
 # -- reliability -------------------------------------------------------------------------------------------
+
 
 def lab_options(lab: SshLab, timeout: float = 10, **kw: Any) -> Options:
     import shlex
@@ -668,8 +764,13 @@ def lab_options(lab: SshLab, timeout: float = 10, **kw: Any) -> Options:
 def test_64_concurrent_sessions_of_50_requests(lab):
     board = lab.board("busy")
     opts = lab_options(lab, timeout=60, connect_timeout=30)
-    requests = [("vlans.get", {}), ("stat.get", {"ifname": "eth0.42"}), ("page_size", {}),
-                ("vlans.set", {"text": "42"}), ("interfaces", {})]
+    requests = [
+        ("vlans.get", {}),
+        ("stat.get", {"ifname": "eth0.42"}),
+        ("page_size", {}),
+        ("vlans.set", {"text": "42"}),
+        ("interfaces", {}),
+    ]
 
     async def one(n: int) -> int:
         s = Session(Target.parse(lab.target(board)), opts)
@@ -771,8 +872,13 @@ def test_client_killed_the_agent_exits_and_leaves_no_stale_lock(lab, sim_env, ev
     board = lab.board("orphan")
     env = lab.env(sim_env)
     assert evl("net", f"--remote={lab.target(board)}", "-ei", "eth1.42", env=env).code == 0
-    proc = subprocess.Popen([script("evl"), "net", f"--remote={lab.target(board)}", "-S", "10.10.20.10"],
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [script("evl"), "net", f"--remote={lab.target(board)}", "-S", "10.10.20.10"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while len(board.agents) < 2 or lock_is_free(board.lock_path):

@@ -1,4 +1,4 @@
-"""The simulator behaves like the EVL core (evl-abi §2–§8)."""
+"""The simulator behaves like the EVL core (docs/abi.md)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,13 @@ def jsonl(run):
     return [json.loads(line) for line in run.out.splitlines()]
 
 
+def cached(evl):
+    """The ARP front cache: (dev, ip, mac, state) of each entry, from ``evl sim --json show``."""
+    run = evl("sim", "--json", "show")
+    assert run.code == 0, run.err
+    return [(e["dev"], e["ip"], e["mac"], e["state"]) for e in json.loads(run.out)["arp"]]
+
+
 def fails(run, message):
     assert (run.code, run.out, run.err) == (1, "", f"evl-net: {message}\n")
 
@@ -94,7 +101,7 @@ def test_kernel_limits_give_einval_at_the_transport(tmp_path, board):
             with pytest.raises(OSError) as info:
                 sim.enable_port("eth0", pool, buf)
             assert info.value.errno == errno.EINVAL
-        assert sim.enable_port("eth0", 32768, 4 * 4096)["changed"] is True
+        assert sim.enable_port("eth0", 32768, 4 * 4096).changed is True
 
 
 def test_enabling_twice_succeeds_and_keeps_the_first_parameters(evl, board):
@@ -123,23 +130,31 @@ def test_disabling_a_non_port_succeeds(evl, board):
 
 
 def test_solicit_on_link_and_permanent_entries(evl, board):
-    fails(evl("net", "-s", "10.7.0.2"),
-          "10.7.0.2 did not respond (eth0.7, the way to 10.7.0.2, is not an out-of-band port): No such device")
+    fails(
+        evl("net", "-s", "10.7.0.2"),
+        "10.7.0.2 did not respond (eth0.7, the way to 10.7.0.2, is not an out-of-band port): No such device",
+    )
     assert evl("net", "-ei", "eth0.7").code == 0
     (res,) = jsonl(evl("net", "--json", "-s", "10.7.0.2"))
-    assert (res["dev"], res["mac"], res["state"], res["changed"]) == ("eth0.7", "02:00:00:00:00:02", "R", True)
+    assert (res["ip"], res["permanent"], res["changed"]) == ("10.7.0.2", False, True)
+    assert cached(evl) == [("eth0.7", "10.7.0.2", "02:00:00:00:00:02", "R")]
     (res,) = jsonl(evl("net", "--json", "-S", "10.7.0.2"))
-    assert (res["state"], res["changed"]) == ("P", True)
+    assert (res["permanent"], res["changed"]) == (True, True)
+    assert cached(evl) == [("eth0.7", "10.7.0.2", "02:00:00:00:00:02", "P")]
     (res,) = jsonl(evl("net", "--json", "-s", "10.7.0.2"))
-    assert (res["state"], res["changed"]) == ("P", False)  # a permanent entry is never downgraded
+    assert res["changed"] is False
+    assert cached(evl) == [("eth0.7", "10.7.0.2", "02:00:00:00:00:02", "P")]  # a permanent entry is never downgraded
 
 
 def test_solicit_off_link_needs_gateway_flag(evl, board):
     assert evl("net", "-ei", "eth0").code == 0
-    fails(evl("net", "-s", "203.0.113.9"),
-          "203.0.113.9 did not respond (203.0.113.9 is off-link: allow gateways with -g): Network is unreachable")
+    fails(
+        evl("net", "-s", "203.0.113.9"),
+        "203.0.113.9 did not respond (203.0.113.9 is off-link: allow gateways with -g): Network is unreachable",
+    )
     (res,) = jsonl(evl("net", "--json", "-gs", "203.0.113.9"))
-    assert (res["dev"], res["nexthop"]) == ("eth0", "192.0.2.1")
+    assert (res["ip"], res["may_route"], res["changed"]) == ("203.0.113.9", True, True)
+    assert cached(evl) == [("eth0", "192.0.2.1", "02:00:00:00:00:01", "R")]  # the gateway is what gets cached
 
 
 def test_silent_peer_times_out_after_the_board_timeout(evl, board):
@@ -151,15 +166,21 @@ def test_silent_peer_times_out_after_the_board_timeout(evl, board):
 
 
 def test_broadcast_and_loopback_need_a_port_and_are_not_cached(evl, board):
-    fails(evl("net", "-s", "broadcast", "-i", "eth0"),
-          "broadcast did not respond (eth0 is not an out-of-band port): No such device")
+    fails(
+        evl("net", "-s", "broadcast", "-i", "eth0"),
+        "broadcast did not respond (eth0 is not an out-of-band port): No such device",
+    )
     assert evl("net", "-ei", "eth0").code == 0
     (res,) = jsonl(evl("net", "--json", "-s", "broadcast", "-i", "eth0"))
-    assert (res["ip"], res["cached"]) == ("255.255.255.255", False)
-    fails(evl("net", "-s", "127.0.0.1"),
-          "127.0.0.1 did not respond (lo, the way to 127.0.0.1, is not an out-of-band port): No such device")
+    assert (res["ip"], res["changed"]) == ("255.255.255.255", False)
+    assert cached(evl) == []
+    fails(
+        evl("net", "-s", "127.0.0.1"),
+        "127.0.0.1 did not respond (lo, the way to 127.0.0.1, is not an out-of-band port): No such device",
+    )
     assert evl("net", "-ei", "lo").code == 0
     assert evl("net", "-s", "localhost").code == 0
+    assert cached(evl) == []
 
 
 def test_disabling_a_port_flushes_its_arp_entries(evl, board, tmp_path, sim_env):
@@ -174,20 +195,28 @@ def test_disabling_a_port_flushes_its_arp_entries(evl, board, tmp_path, sim_env)
 def test_ebpf_objects_are_checked_like_libbpf_and_the_kernel(evl, board, tmp_path):
     xdp = bpf_build.build("xdp_pass", tmp_path)
     netrx = bpf_build.build("netrx", tmp_path)
-    fails(evl("net", f"-F{netrx}", "-i", "eth0"),
-          "cannot set BPF filter on eth0 (eth0 is not an out-of-band port): No such device")
+    fails(
+        evl("net", f"-F{netrx}", "-i", "eth0"),
+        "cannot set BPF filter on eth0 (eth0 is not an out-of-band port): No such device",
+    )
     evl("net", "-ei", "eth0.7")
     run = evl("net", f"-F{xdp}", "-i", "eth0.7")
     assert run.code == 1 and run.err.endswith(
-        f"evl-net: cannot set BPF filter on eth0.7 ({xdp}: program 'xdp' is not a socket filter): Invalid argument\n")
+        f"evl-net: cannot set BPF filter on eth0.7 ({xdp}: program 'xdp' is not a socket filter): Invalid argument\n"
+    )
     assert "fec 2188000.ethernet eth0: invalid out-of-band eBPF program" in run.err
     not_elf = tmp_path / "junk.o"
     not_elf.write_bytes(b"this is not an ELF object")
     run = evl("net", f"-F{not_elf}", "-i", "eth0.7")
-    assert run.code == 1 and run.err.startswith(f"evl-net: cannot set BPF filter on eth0.7 ({not_elf}: ") \
+    assert (
+        run.code == 1
+        and run.err.startswith(f"evl-net: cannot set BPF filter on eth0.7 ({not_elf}: ")
         and run.err.endswith(": Invalid argument\n")
-    fails(evl("net", "-Fmissing.o", "-i", "eth0.7"),
-          "cannot set BPF filter on eth0.7: cannot read missing.o: No such file or directory")
+    )
+    fails(
+        evl("net", "-Fmissing.o", "-i", "eth0.7"),
+        "cannot set BPF filter on eth0.7: cannot read missing.o: No such file or directory",
+    )
     run = evl("net", f"-F{netrx}", "-i", "eth0.7")
     assert run.code == 0 and run.err.endswith("fec 2188000.ethernet eth0: out-of-band eBPF program installed\n")
     # The last port on eth0 going away drops the filter silently.
@@ -197,17 +226,26 @@ def test_ebpf_objects_are_checked_like_libbpf_and_the_kernel(evl, board, tmp_pat
     assert evl("net", "-F", "-i", "eth0.7").err == ""
 
 
-@pytest.mark.parametrize("text, message", [
-    ("page_size = 1000", "page_size: must be 4096, 16384 or 65536"),
-    ("bogus = 1", "bogus: unknown key"),
-    ("[[interface]]\nmtu = 1500", "interface[0].name: missing"),
-    ('[[interface]]\nname = "eth0"\nmtu = "big"', "interface[0].mtu: expected int, got str"),
-    ('[[interface]]\nname = "eth0.5"\nparent = "eth0"\nvlan_id = 5', "interface[0].parent: no interface 'eth0'"),
-    ('[[interface]]\nname = "eth0"\naddresses = ["10.0.0.300/24"]', "interface[0].addresses[0]: not an IPv4 address/prefix: '10.0.0.300/24'"),
-    ('[[interface]]\nname = "eth0"\ncounters = { rx_pakets = 1 }', "interface[0].counters.rx_pakets: unknown counter"),
-    ('[[peer]]\nip = "10.0.0.1"\nmac = "zz"', "peer[0].mac: not a MAC address: 'zz'"),
-    ("this is = not toml", None),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("page_size = 1000", "page_size: must be 4096, 16384 or 65536"),
+        ("bogus = 1", "bogus: unknown key"),
+        ("[[interface]]\nmtu = 1500", "interface[0].name: missing"),
+        ('[[interface]]\nname = "eth0"\nmtu = "big"', "interface[0].mtu: expected int, got str"),
+        ('[[interface]]\nname = "eth0.5"\nparent = "eth0"\nvlan_id = 5', "interface[0].parent: no interface 'eth0'"),
+        (
+            '[[interface]]\nname = "eth0"\naddresses = ["10.0.0.300/24"]',
+            "interface[0].addresses[0]: not an IPv4 address/prefix: '10.0.0.300/24'",
+        ),
+        (
+            '[[interface]]\nname = "eth0"\ncounters = { rx_pakets = 1 }',
+            "interface[0].counters.rx_pakets: unknown counter",
+        ),
+        ('[[peer]]\nip = "10.0.0.1"\nmac = "zz"', "peer[0].mac: not a MAC address: 'zz'"),
+        ("this is = not toml", None),
+    ],
+)
 def test_bad_board_files_get_one_line_naming_file_and_key(evl, tmp_path, sim_env, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -223,4 +261,7 @@ def test_builtin_board_by_name_and_missing_board(evl, sim_env):
     sim_env["EVL_SIM_BOARD"] = "manual-traffic"
     assert evl("net", "-QR", "-i", "eth0.42").out == "2092625\n"
     run = evl("net", "--board=/nonexistent/board.toml", "-n")
-    assert (run.code, run.err) == (1, "evl-net: cannot read board file /nonexistent/board.toml: No such file or directory\n")
+    assert (run.code, run.err) == (
+        1,
+        "evl-net: cannot read board file /nonexistent/board.toml: No such file or directory\n",
+    )

@@ -16,6 +16,13 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+def cached(evl):
+    """The ARP front cache: (dev, ip, mac, state) of each entry, from ``evl sim --json show``."""
+    run = evl("sim", "--json", "show")
+    assert run.code == 0, run.err
+    return [(e["dev"], e["ip"], e["mac"], e["state"]) for e in json.loads(run.out)["arp"]]
+
+
 @pytest.fixture
 def lab():
     """A namespace with eth0 (192.0.2.11/24, up), eth1 (down), a gateway route and a known neighbour."""
@@ -49,11 +56,13 @@ def test_enable_query_and_solicit_on_the_mirror(evl, host_env, lab):
     run = evl("net", "-ei", "eth1")
     assert (run.code, run.err) == (1, "evl-net: cannot enable out-of-band port on eth1: Network is down\n")
     (res,) = [json.loads(x) for x in evl("net", "--json", "-S", "192.0.2.1").out.splitlines()]
-    assert (res["dev"], res["mac"], res["state"]) == ("eth0", "02:00:00:00:00:01", "P")
+    assert (res["ip"], res["permanent"], res["changed"]) == ("192.0.2.1", True, True)
+    assert cached(evl) == [("eth0", "192.0.2.1", "02:00:00:00:00:01", "P")]
     run = evl("net", "-s", "203.0.113.5")
     assert run.code == 1 and run.err.endswith("Network is unreachable\n")
     (res,) = [json.loads(x) for x in evl("net", "--json", "-gs", "203.0.113.5").out.splitlines()]
-    assert (res["dev"], res["nexthop"]) == ("eth0", "192.0.2.1")
+    assert (res["ip"], res["changed"]) == ("203.0.113.5", False)  # via 192.0.2.1 on eth0, cached already
+    assert cached(evl) == [("eth0", "192.0.2.1", "02:00:00:00:00:01", "P")]
     table = evl("net", "-Qo", "--all-interfaces").out
     assert {line.split()[0] for line in table.splitlines()[2:]} == {"lo", "eth0", "eth1"}
 

@@ -52,8 +52,18 @@ def test_rx_nomem_counts_on_tx_nomem_of_the_real_device(evl):
 
 def test_tx_pool_exhaustion_and_drain(evl):
     evl("net", "-ei", "eth1.42", "-p", "10")
-    assert sim(evl, "tx", "eth1.42", "--count", "4", "--size", "200") == {"sent": 4, "nomem": 0, "skb_free": 10, "skb_total": 10}
-    assert sim(evl, "tx", "eth1.42", "--count", "13", "--size", "100", "--stall") == {"sent": 10, "nomem": 3, "skb_free": 0, "skb_total": 10}
+    assert sim(evl, "tx", "eth1.42", "--count", "4", "--size", "200") == {
+        "sent": 4,
+        "nomem": 0,
+        "skb_free": 10,
+        "skb_total": 10,
+    }
+    assert sim(evl, "tx", "eth1.42", "--count", "13", "--size", "100", "--stall") == {
+        "sent": 10,
+        "nomem": 3,
+        "skb_free": 0,
+        "skb_total": 10,
+    }
     stat = q(evl, "eth1.42")
     assert (stat["tx_packets"], stat["tx_bytes"], stat["tx_nomem"], stat["skb_free"]) == (14, 4 * 200 + 10 * 100, 3, 0)
     assert evl("net", "-Qf", "-i", "eth1.42").out == "0\n"
@@ -63,7 +73,10 @@ def test_tx_pool_exhaustion_and_drain(evl):
 
 def test_tx_errors(evl):
     run = evl("sim", "tx", "eth0.42")
-    assert (run.code, run.err) == (1, "evl-sim: cannot tx on eth0.42 (eth0.42 is not an out-of-band port): No such device\n")
+    assert (run.code, run.err) == (
+        1,
+        "evl-sim: cannot tx on eth0.42 (eth0.42 is not an out-of-band port): No such device\n",
+    )
     evl("net", "-ei", "eth0.42")
     run = evl("sim", "tx", "eth0.42", "--size", "5000")
     assert run.code == 1 and run.err.endswith("Message too long\n")
@@ -135,9 +148,15 @@ def test_drop_verdict_and_vlan_verdict(evl, tmp_path):
 def test_sim_filter_over_pcap_and_frames(evl, tmp_path):
     obj = bpf_build.build("accept_vlan42", tmp_path)
     pcap = tmp_path / "in.pcap"
-    pcap.write_bytes(frames.write_pcap([
-        frames.build(frames.FrameSpec(vlan=42)), frames.build(frames.FrameSpec(vlan=7)), frames.build(frames.FrameSpec()),
-    ]))
+    pcap.write_bytes(
+        frames.write_pcap(
+            [
+                frames.build(frames.FrameSpec(vlan=42)),
+                frames.build(frames.FrameSpec(vlan=7)),
+                frames.build(frames.FrameSpec()),
+            ]
+        )
+    )
     run = evl("sim", "--json", "filter", str(obj), "--pcap", str(pcap))
     assert [r["verdict"] for r in json.loads(run.out)] == [1, 2, 2]
     lines = tmp_path / "frames.jsonl"

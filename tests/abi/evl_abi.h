@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The EVL kernel interface used by `evl net`, written by the evl-tools
- * project from the ABI facts it collected (../shared/research/evl-abi.md
- * §1-§3): the uapi structs and request macros, in C, so that gcc computes
+ * project from the ABI facts it collected (docs/abi.md,
+ * "Requests"): the uapi structs and request macros, in C, so that gcc computes
  * the sizes, offsets and numbers that tests/test_abi.py compares with
  * evl_net.abi.  Not a copy of the kernel headers.
  */

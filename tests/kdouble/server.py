@@ -16,8 +16,8 @@ a kernel would read from user memory.  This server
 * records every request (``records``) and the kernel log lines
   (``kernel_log``).
 
-The request numbers and layouts here are the kernel's, written from the
-research facts (evl-abi §2) independently of ``evl_net.kernel.abi``, so that a
+The request numbers and layouts here are the kernel's, written from
+docs/abi.md ("Requests") independently of ``evl_net.kernel.abi``, so that a
 mistake there cannot be mirrored here.
 """
 
@@ -34,20 +34,30 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from evl_net.model import to_json
+from evl_net.transports.sim import SimTransport
+from evl_net.transports.sim.records import FilterInfo
+
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "kdouble.c"
 
 LP64 = struct.calcsize("P") == 8
 
-# The kernel's request numbers (evl-abi §2.1), LP64 and 32-bit ARM.
+# The kernel's request numbers (docs/abi.md, "Requests"), LP64 and 32-bit ARM.
 GET_COREINFO = 0x80184300
 DEVOPEN = 0xC010EF00
 SETRXEBPF = 0x4004EF00
 SETPORT = 0x4010EF01
 GETSTAT = 0x4040EF02
 SOLICIT = 0x4088EE05 if LP64 else 0x4084EE05
-NAMES = {GET_COREINFO: "GET_COREINFO", DEVOPEN: "DEVOPEN", SETRXEBPF: "SETRXEBPF",
-         SETPORT: "SETPORT", GETSTAT: "GETSTAT", SOLICIT: "SOLICIT"}
+NAMES = {
+    GET_COREINFO: "GET_COREINFO",
+    DEVOPEN: "DEVOPEN",
+    SETRXEBPF: "SETRXEBPF",
+    SETPORT: "SETPORT",
+    GETSTAT: "GETSTAT",
+    SOLICIT: "SOLICIT",
+}
 EXPECTED = {
     "control": {GET_COREINFO},
     "net": {DEVOPEN},
@@ -58,12 +68,12 @@ EXPECTED = {
 EVL_IOC_TYPES = {0x43, 0xEE, 0xEF, 0xF0}
 
 # The kernel's struct layouts (uapi), as struct formats in native byte order.
-CORE_INFO = struct.Struct("=III4xQ")            # 24
-DEVOPEN_S = struct.Struct("=Qi4x")              # 16
-DEVPARAMS = struct.Struct("=QQ")                # 16
-DEVSTAT = struct.Struct("=QQQQIIIIIII4x")       # 64
+CORE_INFO = struct.Struct("=III4xQ")  # 24
+DEVOPEN_S = struct.Struct("=Qi4x")  # 16
+DEVPARAMS = struct.Struct("=QQ")  # 16
+DEVSTAT = struct.Struct("=QQQQIIIIIII4x")  # 64
 SOLICIT_SIZE = 136 if LP64 else 132
-OOB_CAPABLE, OOB_PORT = 1 << 0, 1 << 1          # GCC bitfields, little-endian
+OOB_CAPABLE, OOB_PORT = 1 << 0, 1 << 1  # GCC bitfields, little-endian
 IFNAMSIZ = 16
 SOL_SOCKET, SO_BINDTODEVICE = 1, 25
 O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_CLOEXEC = 0o3, 0o0, 0o1, 0o2, 0o2000000
@@ -94,7 +104,7 @@ class Reject(Exception):
 
 
 class _LogSink:
-    def __init__(self, double: "KernelDouble") -> None:
+    def __init__(self, double: KernelDouble) -> None:
         self.double = double
 
     def write(self, text: str) -> None:
@@ -137,7 +147,7 @@ class KernelDouble:
         self.kernel_log: list[str] = []
         self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._thread: threading.Thread | None = None
-        self._handlers: list["_Handler"] = []
+        self._handlers: list[_Handler] = []
         self.make_nodes()
 
     # -- set-up -------------------------------------------------------------------
@@ -147,8 +157,7 @@ class KernelDouble:
         self.devdir.mkdir(parents=True, exist_ok=True)
         netdir = self.sysdir / "evl" / "net"
         netdir.mkdir(parents=True, exist_ok=True)
-        for path, wanted in ((self.devdir / "control", control), (self.devdir / "net", net),
-                             (netdir / "vlans", vlans)):
+        for path, wanted in ((self.devdir / "control", control), (self.devdir / "net", net), (netdir / "vlans", vlans)):
             if wanted:
                 path.touch()
             elif path.exists():
@@ -156,17 +165,19 @@ class KernelDouble:
 
     def env(self, base: dict[str, str]) -> dict[str, str]:
         env = dict(base)
-        env.update({
-            "LD_PRELOAD": str(self.so_path),
-            "KDOUBLE_SOCK": str(self.sock_path),
-            "KDOUBLE_DEVDIR": str(self.devdir),
-            "KDOUBLE_SYSDIR": str(self.sysdir),
-            "EVL_DEVDIR": str(self.devdir),
-            "EVL_SYSDIR": str(self.sysdir),
-        })
+        env.update(
+            {
+                "LD_PRELOAD": str(self.so_path),
+                "KDOUBLE_SOCK": str(self.sock_path),
+                "KDOUBLE_DEVDIR": str(self.devdir),
+                "KDOUBLE_SYSDIR": str(self.sysdir),
+                "EVL_DEVDIR": str(self.devdir),
+                "EVL_SYSDIR": str(self.sysdir),
+            }
+        )
         return env
 
-    def start(self) -> "KernelDouble":
+    def start(self) -> KernelDouble:
         double = self
 
         class Handler(_Handler):
@@ -187,7 +198,7 @@ class KernelDouble:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "KernelDouble":
+    def __enter__(self) -> KernelDouble:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -205,9 +216,7 @@ class KernelDouble:
         self.sock_oob_bit = 1 << 29
         self.make_nodes()
 
-    def sim(self):
-        from evl_net.transports.sim import SimTransport
-
+    def sim(self) -> SimTransport:
         return SimTransport(board=self.board, state_path=str(self.state_path), console=_LogSink(self))
 
     # -- what the tests look at ------------------------------------------------
@@ -299,7 +308,8 @@ class _Handler(socketserver.StreamRequestHandler):
     def check_leaks(self) -> None:
         for fd, info in sorted(self.fds.items()):
             if info["kind"] != "other":
-                self.violation(f"fd {fd} ({info['kind']} {info.get('ifname') or info.get('path', '')}) left open at exit")
+                what = info.get("ifname") or info.get("path", "")
+                self.violation(f"fd {fd} ({info['kind']} {what}) left open at exit")
 
     # -- notifications -------------------------------------------------------------
 
@@ -345,7 +355,9 @@ class _Handler(socketserver.StreamRequestHandler):
         bits = type_i & OOB_BITS
         self.record(op="socket", domain=domain_i, type=type_i, bit=bits)
         if domain_i != socket.AF_INET or type_i & SOCK_TYPE_MASK != socket.SOCK_DGRAM or proto_i != 0:
-            self.violation(f"socket({domain_i}, {type_i:#x}, {proto_i}): evl net asks for AF_INET, SOCK_DGRAM|SOCK_OOB, 0")
+            self.violation(
+                f"socket({domain_i}, {type_i:#x}, {proto_i}): evl net asks for AF_INET, SOCK_DGRAM|SOCK_OOB, 0"
+            )
         if "SOCKET" in d.inject:
             return self.done(-1, d.inject["SOCKET"])
         if d.sock_oob_bit is None or bits != d.sock_oob_bit:
@@ -365,7 +377,6 @@ class _Handler(socketserver.StreamRequestHandler):
         if "SO_BINDTODEVICE" in self.double.inject:
             return self.done(-1, self.double.inject["SO_BINDTODEVICE"])
         with self.double.sim() as sim:
-            sim._load()
             if name not in sim.board.interfaces:
                 return self.done(-1, errno.ENODEV)
         info["bound"] = name
@@ -393,7 +404,7 @@ class _Handler(socketserver.StreamRequestHandler):
             with self.double.sim() as sim:
                 sim.set_vlans(text)
         except OSError as exc:
-            return self.done(-1, exc.errno)
+            return self.done(-1, exc.errno or errno.EIO)
         self.done(len(data))
 
     def on_read(self, fd: str, count: str) -> None:
@@ -408,7 +419,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if info["content"] is None:
             with self.double.sim() as sim:
                 info["content"] = (sim.get_vlans() + "\n").encode()
-        chunk = info["content"][info["pos"]:info["pos"] + int(count)]
+        chunk = info["content"][info["pos"] : info["pos"] + int(count)]
         info["pos"] += len(chunk)
         self.record(op="read", kind="vlans", data=chunk)
         self.done(len(chunk), 0, chunk)
@@ -442,7 +453,7 @@ class _Handler(socketserver.StreamRequestHandler):
         except Reject as exc:
             return self.done(-1, exc.code)
         except OSError as exc:  # the simulator's kernel semantics
-            return self.done(-1, exc.errno)
+            return self.done(-1, exc.errno or errno.EIO)
         if out is None:
             self.done(0)
         else:
@@ -461,13 +472,15 @@ class _Handler(socketserver.StreamRequestHandler):
             raise Reject(errno.EFAULT)
         err, raw = self.peek(name_ptr, IFNAMSIZ)
         if err or b"\0" not in raw:
-            self.violation(f"DEVOPEN name at {name_ptr:#x} is not a NUL-terminated string of at most "
-                           f"{IFNAMSIZ - 1} bytes: {raw!r} (errno {err})")
+            self.violation(
+                f"DEVOPEN name at {name_ptr:#x} is not a NUL-terminated string of at most "
+                f"{IFNAMSIZ - 1} bytes: {raw!r} (errno {err})"
+            )
             raise Reject(errno.EFAULT if err else errno.ENAMETOOLONG)
         ifname = raw.split(b"\0", 1)[0].decode(errors="replace")
         entry["ifname"] = ifname
         with self.double.sim() as sim:
-            sim._iface(ifname)  # ENODEV for a device the board lacks
+            sim.device(ifname)  # ENODEV for a device the board lacks
         newfd = self.mkfd()
         self.fds[newfd] = {"kind": "netdev", "ifname": ifname}
         entry["devfd"] = newfd
@@ -490,8 +503,19 @@ class _Handler(socketserver.StreamRequestHandler):
         with self.double.sim() as sim:
             st = sim.get_stat(ifname)
         flags = (OOB_CAPABLE if st.oob_capable else 0) | (OOB_PORT if st.oob_port else 0)
-        return DEVSTAT.pack(st.rx_packets, st.rx_bytes, st.tx_packets, st.tx_bytes, st.skb_size,
-                            st.skb_free, st.skb_total, st.csum_errors, st.rx_nomem, st.tx_nomem, flags)
+        return DEVSTAT.pack(
+            st.rx_packets,
+            st.rx_bytes,
+            st.tx_packets,
+            st.tx_bytes,
+            st.skb_size,
+            st.skb_free,
+            st.skb_total,
+            st.csum_errors,
+            st.rx_nomem,
+            st.tx_nomem,
+            flags,
+        )
 
     def ioctl_SETRXEBPF(self, info, arg, data, entry) -> None:
         ifname = entry["ifname"] = info["ifname"]
@@ -500,14 +524,10 @@ class _Handler(socketserver.StreamRequestHandler):
         with self.double.sim() as sim:
             if progfd == -1:
                 entry["action"] = "remove"
-                sim.set_rx_filter(ifname, None, None)
+                sim.remove_rx_filter(ifname)
                 return None
             entry["action"] = "install"
-            sim._iface(ifname)
-            board, state = sim.board, sim.state
-            if ifname not in state["ports"]:
-                raise Reject(errno.ENODEV)
-            real = board.real_device(ifname)
+            real = sim.filter_device(ifname)  # ENODEV for a device that is no port
             link, fdinfo = self.fdinfo(progfd)
             entry["link"] = link
             if link is None:
@@ -517,11 +537,9 @@ class _Handler(socketserver.StreamRequestHandler):
             entry.update(prog_type=prog_type, prog_tag=fields.get("prog_tag"), prog_id=fields.get("prog_id"))
             if prog_type != BPF_PROG_TYPE_SOCKET_FILTER:
                 # bpf_prog_get_type(): not a program, or not a socket filter.
-                sim._log(sim._netdev_prefix(real) + "invalid out-of-band eBPF program")
+                sim.log(sim.netdev_prefix(real) + "invalid out-of-band eBPF program")
                 raise Reject(errno.EINVAL)
-            state["filters"][real] = {"prog_tag": fields.get("prog_tag"), "prog_id": fields.get("prog_id")}
-            sim._dirty = True
-            sim._log(sim._netdev_prefix(real) + "out-of-band eBPF program installed")
+            sim.attach_filter(real, FilterInfo(prog_tag=fields.get("prog_tag"), prog_id=fields.get("prog_id")))
         return None
 
     def ioctl_SOLICIT(self, info, arg, data, entry) -> None:
@@ -538,7 +556,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if any(port) or any(data[8:128]) or any(data[132:]):
             self.violation(f"SOLICIT struct not zeroed beyond the sockaddr_in address: {data.hex()}")
         with self.double.sim() as sim:
-            entry["result"] = sim.solicit(ip, info.get("bound"), flags)
+            entry["result"] = to_json(sim.solicit(ip, info.get("bound"), flags))
         return None
 
 

@@ -20,11 +20,13 @@ class KernelError(OSError):
         self.stage = stage
 
     @classmethod
-    def wrap(cls, exc: OSError, detail: str | None = None, stage: str | None = None) -> "KernelError":
+    def wrap(cls, exc: OSError, detail: str | None = None, stage: str | None = None) -> KernelError:
         """``exc`` as a KernelError, keeping what it already says unless told otherwise."""
-        return cls(exc.errno or 5,  # EIO when the OSError has no errno
-                   detail if detail is not None else getattr(exc, "detail", None),
-                   stage if stage is not None else getattr(exc, "stage", None))
+        return cls(
+            exc.errno or 5,  # EIO when the OSError has no errno
+            detail if detail is not None else getattr(exc, "detail", None),
+            stage if stage is not None else getattr(exc, "stage", None),
+        )
 
 
 def device_open_stage(ifname: str) -> str:

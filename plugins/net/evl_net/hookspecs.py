@@ -1,19 +1,19 @@
-"""The ``evl net`` plugin contract: transports, formatters and option handlers.
+"""The ``evl net`` plugin contract: operations, transports and formatters.
 
 Any ``evl`` plugin may implement these hooks; the ``net`` plugin adds them to
-the host through ``evl_addhooks``.  Records carry ``"module:attr"`` strings so
-that registering costs no imports.
+the host through ``evl_addhooks`` and registers its own built-ins through them
+too.  Records carry ``"module:attr"`` strings so that registering costs no
+imports.  Two plugins claiming one operation, option, transport or formatter
+name make it unavailable, with an error naming both; a built-in always wins
+over a third party (see :mod:`evl_net.registry`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
 
 from evl_core.hookspecs import Ref, hookspec
-
-if TYPE_CHECKING:
-    from evl_net.engine.request import Request, Result
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class TransportInfo:
     """A way to reach an EVL network stack.
 
     ``factory(request) -> Transport`` builds it (see
-    :class:`evl_net.transports.Transport` for the operations it must offer).
+    :class:`evl_net.transports.contract.Transport` for the primitives it must offer).
     """
 
     name: str
@@ -33,8 +33,9 @@ class TransportInfo:
 class Formatter:
     """Renders results as text: ``render(result, request) -> str | None``.
 
-    ``None`` means "not a kind of result I render": the plain text formatter
-    is used instead.
+    ``None`` means "not a kind of result I render": chosen by default, the
+    plain text formatter is used instead; asked for with ``--format``, it is
+    an error naming the formatters that can.
     """
 
     name: str
@@ -43,14 +44,24 @@ class Formatter:
 
 
 @dataclass(frozen=True)
-class Action:
-    """What one command option of ``evl net`` does.
+class Operation:
+    """One command option of ``evl net`` and everything about it: the operations table's row.
 
-    Actions given together run in ``order`` (the C tool's fixed sequence:
+    ``name`` is the operation (several options may share one: ``-s``/``-S``);
+    given together, operations run in ``order`` (the C tool's fixed sequence:
     disable 10, enable 20, filter 30, set VLANs 40, show VLANs 50, solicit 60,
-    query 70).  ``run(request, argument, transport) -> Result | None``.  A third
-    party adds a long-only option this way (``short`` stays ``None``: the
-    C tool's letters are taken).  ``has_arg`` uses getopt's 0 / 1 / 2.
+    query 70).  ``long``/``short``/``has_arg`` (getopt's 0 / 1 / 2) are its
+    option; a third party's is long-only (``short`` None: the C tool's letters
+    are taken).  ``check(request, argument)`` validates the argument as the
+    command line is checked; ``precheck(request, argument, transport)`` checks
+    what depends on the board, before any operation runs;
+    ``run(request, argument, transport)`` performs it through
+    the transport's primitives (:mod:`evl_net.transports.contract`) and
+    returns a result record (:class:`evl_net.engine.request.OpResult`), which
+    renders itself as text and has one JSON form.  ``requests`` names the
+    primitives it may call (whether it mutates follows from them), ``help``
+    is its line in ``--help`` and the man page, ``man`` an optional paragraph
+    for the man page.
     """
 
     name: str
@@ -62,6 +73,16 @@ class Action:
     help: str
     metavar: str | None = None
     needs_interface: bool = False
+    requests: tuple[str, ...] = ()
+    check: Ref | None = None
+    precheck: Ref | None = None
+    man: str | None = None
+
+    @property
+    def mutates(self) -> bool:
+        from evl_net.transports.contract import BY_METHOD
+
+        return any(BY_METHOD[r].mutates for r in self.requests if r in BY_METHOD)
 
 
 @hookspec
@@ -75,5 +96,5 @@ def evl_net_formatters() -> Sequence[Formatter]:
 
 
 @hookspec
-def evl_net_actions() -> Sequence[Action]:
-    """Return the ``evl net`` command options this plugin handles."""
+def evl_net_operations() -> Sequence[Operation]:
+    """Return the ``evl net`` operations (command options) this plugin provides."""

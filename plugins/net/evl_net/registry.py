@@ -1,18 +1,127 @@
-"""What the ``net`` hooks of every loaded plugin register."""
+"""What the ``net`` hooks of every loaded plugin register, with collisions settled once.
+
+The rule is the core's rule for commands: a name (an operation, a long
+option, a transport, a formatter) that two plugins claim is unavailable, and
+using it is an error naming both; a built-in always wins over a third party,
+which gets one warning.  A broken hook costs one warning and its own records.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from evl_core.hookspecs import Context
 
+T = TypeVar("T")
 
-def registered(ctx: Context, hook: str) -> list[Any]:
-    """Every record a net hook yields; a plugin whose hook raises costs one warning and its records."""
+BUILTIN_MODULE = "evl_net.plugin"
+
+
+@dataclass
+class Registered(Generic[T]):
+    """The usable records of one hook, and the names that collided (``name -> claimants``)."""
+
+    records: list[T] = field(default_factory=list)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
+
+    def conflict_message(self, name: str) -> str | None:
+        """The error for using ``name`` (as the keys spell it), if it is one that collided."""
+        if name not in self.conflicts:
+            return None
+        return f"{name} is claimed by several plugins: " + " and ".join(self.conflicts[name])
+
+
+def _warn(ctx: Context, text: str) -> None:
+    ctx.stderr.write(f"{ctx.prog}: warning: {text}\n")
+
+
+def _results(ctx: Context, hook: str) -> list[tuple[str, bool, Any]]:
+    """(plugin label, built in?, records) for each implementation of ``hook``."""
     from evl_core.plugins import call_each
 
-    caller = getattr(ctx.plugin_manager.hook, hook)
-    records: list[Any] = []
-    for _plugin, result in call_each(caller.get_hookimpls(), lambda t: ctx.stderr.write(f"{ctx.prog}: warning: {t}\n")):
-        records.extend(result or ())
-    return records
+    pm = ctx.plugin_manager
+    caller = getattr(pm.hook, hook)
+    out = []
+    for name, records in call_each(caller.get_hookimpls(), lambda t: _warn(ctx, t)):
+        plugin = pm.get_plugin(name)
+        builtin = getattr(plugin, "__name__", None) == BUILTIN_MODULE
+        out.append((ctx.plugin_labels.get(name, name), builtin, list(records or ())))
+    return sorted(out, key=lambda item: not item[1])  # built-ins first, whatever the registration order
+
+
+def registered(ctx: Context, hook: str) -> list[Any]:
+    """Every record a net hook yields (no collision rule: for hooks whose records have no names)."""
+    return [r for _label, _builtin, records in _results(ctx, hook) for r in records]
+
+
+def collect(
+    ctx: Context,
+    hook: str,
+    kind: type[T],
+    keys: Callable[[T], Iterable[str]],
+    what: str,
+    refuse: Callable[[T, bool], str | None] | None = None,
+) -> Registered[T]:
+    """The records of ``hook`` of type ``kind``; ``keys(record)`` are the names it claims.
+
+    ``refuse(record, built_in)`` may give a reason to drop a record (with a
+    warning).  A record claiming a name a built-in claims is dropped with a
+    warning; two third parties claiming one name both lose every record
+    claiming it, and the name goes to ``conflicts``.
+    """
+    out: Registered[T] = Registered()
+    owner: dict[str, tuple[str, bool]] = {}  # name -> (label, built in)
+    claims: list[tuple[T, list[str]]] = []
+    for label, builtin, records in _results(ctx, hook):
+        for record in records:
+            problem = (
+                f"ignored a {what} record of type {type(record).__name__}"
+                if not isinstance(record, kind)
+                else refuse(record, builtin)
+                if refuse is not None
+                else None
+            )
+            if problem:
+                _warn(ctx, f"plugin {label}: {problem}")
+                continue
+            names = list(keys(record))
+            taken = [n for n in names if n in owner and owner[n][1] and owner[n][0] != label]
+            if taken and not builtin:
+                _warn(ctx, f"plugin {label}: {taken[0]} is built in; ignored")
+                continue
+            for name in names:
+                if name in owner and owner[name][0] != label:
+                    claimants = out.conflicts.setdefault(name, [owner[name][0]])
+                    if label not in claimants:
+                        claimants.append(label)
+                else:
+                    owner[name] = (label, builtin)
+            claims.append((record, names))
+    out.records = [record for record, names in claims if not any(n in out.conflicts for n in names)]
+    return out
+
+
+def operations(ctx: Context) -> Registered[Any]:
+    """The operations of every plugin: each claims its name and its options."""
+    from evl_net.hookspecs import Operation
+
+    def refuse(op: Operation, builtin: bool) -> str | None:
+        if op.short and not builtin:
+            return f"operation '{op.name}': -{op.short}: the C tool's letters are taken, new options are long-only"
+        return None
+
+    return collect(
+        ctx,
+        "evl_net_operations",
+        Operation,
+        lambda op: [f"operation '{op.name}'", f"option --{op.long}"] + ([f"option -{op.short}"] if op.short else []),
+        "operation",
+        refuse,
+    )
+
+
+def named(ctx: Context, hook: str, kind: type[T], what: str) -> Registered[T]:
+    """Records named by their ``name`` (transports, formatters)."""
+    return collect(ctx, hook, kind, lambda r: [f"{what} '{r.name}'"], what)

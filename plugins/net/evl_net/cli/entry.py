@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def run(argv: Sequence[str], ctx: Any) -> int:
     if not argv or list(argv) in (["-h"], ["--help"]):
-        from evl_net.cli.options import USAGE, long_only_help
-        from evl_net.registry import registered
+        from evl_net.cli.options import long_only_help
+        from evl_net.cli.usage import USAGE
+        from evl_net.registry import operations
 
-        actions = registered(ctx, "evl_net_actions")
-        ctx.stderr.write(USAGE.format(prog=ctx.prog) + long_only_help(actions))
+        ctx.stderr.write(USAGE.format(prog=ctx.prog) + long_only_help(operations(ctx).records))
         return 0
     from evl_net.cli.main import run as run_command
 

@@ -2,46 +2,56 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from evl_core.errors import EvlError, UsageError
 from evl_core.hookspecs import Context
-from evl_core.lazy import resolve
 from evl_net import SUMMARY
 from evl_net.cli import options
-from evl_net.hookspecs import Action, Formatter, TransportInfo
-from evl_net.registry import registered
-from evl_net.engine.request import Request, Result
-
-TRANSPORT_ENV = "EVL_NET_TRANSPORT"
-REMOTE_ENV = "EVL_NET_REMOTE"
-DEVDIR_ENV = "EVL_DEVDIR"
+from evl_net.cli.usage import USAGE
+from evl_net.engine import execute, render, select
+from evl_net.engine.request import OpResult, Request
+from evl_net.hookspecs import Formatter, Operation, TransportInfo
+from evl_net.registry import Registered, named, operations
 
 
-def usage(ctx: Context, actions: Sequence[Action] | None = None) -> None:
-    """The C tool's usage on stderr; for a help request (``actions`` given), this tool's long options after it."""
-    ctx.stderr.write(options.USAGE.format(prog=ctx.prog))
-    if actions is not None:
-        ctx.stderr.write(options.long_only_help(actions))
+def usage(ctx: Context, ops: Sequence[Operation] | None = None) -> None:
+    """The C tool's usage on stderr; for a help request (``ops`` given), this tool's long options after it."""
+    ctx.stderr.write(USAGE.format(prog=ctx.prog))
+    if ops is not None:
+        ctx.stderr.write(options.long_only_help(ops))
+
+
+def _blocked_options(found: Registered[Operation]) -> dict[str, str]:
+    """Long option -> the error for it, for the options two plugins claim."""
+    out = {}
+    for key in found.conflicts:
+        if key.startswith("option --"):
+            out[key[len("option --") :]] = found.conflict_message(key) or key
+    return out
 
 
 def run(argv: Sequence[str], ctx: Context) -> int:
-    actions: list[Action] = registered(ctx, "evl_net_actions")
+    found = operations(ctx)
+    ops = found.records
     if not argv:
-        usage(ctx, actions)
+        usage(ctx, ops)
         return 0
     try:
-        request = options.parse(argv, actions, posixly_correct="POSIXLY_CORRECT" in ctx.env)
+        request = options.parse(
+            argv, ops, posixly_correct="POSIXLY_CORRECT" in ctx.env, blocked=_blocked_options(found)
+        )
+        if request.format == "":
+            raise UsageError("--format needs a formatter name (see --format=list)")
         if request.format == "list":
             return _list_formatters(ctx)
-        warnings = options.check(request, actions)
+        warnings = options.check(request, ops)
     except options.DescriptionRequested:
         ctx.stdout.write(SUMMARY + "\n")
         return 0
     except options.HelpRequested:
-        usage(ctx, actions)
+        usage(ctx, ops)
         return 0
     except UsageError as exc:
         ctx.stderr.write(exc.format(ctx.prog) + "\n")
@@ -49,110 +59,72 @@ def run(argv: Sequence[str], ctx: Context) -> int:
         return 1
     for warning in warnings:
         ctx.stderr.write(f"{ctx.prog}: warning: {warning}\n")
-    formatters = {f.name: f for f in registered(ctx, "evl_net_formatters")}
+    try:
+        return _execute(request, ops, ctx)
+    except EvlError as exc:
+        if request.json:
+            _json_error(exc, ctx)
+        raise
+
+
+def _execute(request: Request, ops: Sequence[Operation], ctx: Context) -> int:
+    formatters = _formatters(ctx)
     if request.format and request.format not in formatters:
         raise EvlError(f"unknown formatter '{request.format}' (available: {', '.join(sorted(formatters))})")
-    steps = plan(request, actions)
-    if remote_wanted(request, ctx.env):
+    steps = execute.plan(request, ops)
+    if select.remote_wanted(request, ctx.env):
         from evl_net.engine import fleet
 
         boards = fleet.targets(request, ctx.env)
         if fleet.is_fleet(request, boards):
             return fleet.run(request, steps, boards, formatters, ctx)
-    elif request.seen & REMOTE_ONLY:
-        raise EvlError(f"--{sorted(request.seen & REMOTE_ONLY)[0]} applies to remote boards only")
-    with select_transport(request, ctx) as transport:
-        check_limits(request, transport)
-        for action, argument in steps:
-            result = resolve(action.run)(request, argument, transport)
-            if result is not None:
-                ctx.stdout.write(render(result, request, formatters))
-                ctx.stdout.flush()
+    elif request.seen & select.REMOTE_ONLY:
+        raise EvlError(f"--{sorted(request.seen & select.REMOTE_ONLY)[0]} applies to remote boards only")
+
+    def show(result: OpResult) -> None:
+        ctx.stdout.write(render.render(result, request, formatters))
+        ctx.stdout.flush()
+
+    with transport_for(request, ctx) as transport:
+        execute.run_all(request, steps, transport, show)
     return 0
 
 
-def plan(request: Request, actions: Sequence[Action]) -> list[tuple[Action, Any]]:
-    """The requested actions in the C tool's fixed order, each once."""
-    chosen: dict[str, Action] = {}
-    for action in actions:
-        if action.name in request.actions:
-            chosen.setdefault(action.name, action)
-    ordered = sorted(chosen.values(), key=lambda a: a.order)
-    return [(a, request.actions[a.name]) for a in ordered]
+def _json_error(exc: EvlError, ctx: Context) -> None:
+    """``--json``: a failure is a JSON object on stdout too (the line on stderr stays)."""
+    import errno as errno_names
+    import json
+
+    from evl_core.errors import strerror
+
+    error = {
+        "message": exc.message + (f": {strerror(exc.errno)}" if exc.errno else ""),
+        "errno": exc.errno,
+        "code": errno_names.errorcode.get(exc.errno or 0),
+    }
+    ctx.stdout.write(json.dumps({"error": error}, separators=(",", ":")) + "\n")
+    ctx.stdout.flush()
 
 
-def check_limits(request: Request, transport: Any) -> None:
-    """Bounds that depend on the board, checked before anything is changed."""
-    if request.buffer_size:
-        limit = 4 * transport.page_size()
-        if request.buffer_size > limit:
-            raise EvlError(f"invalid buffer size '{request.buffer_size}': the kernel accepts at most {limit} (4 x page size)")
+def _formatters(ctx: Context) -> dict[str, Formatter]:
+    found = named(ctx, "evl_net_formatters", Formatter, "formatter")
+    return {f.name: f for f in found.records}
 
 
-def choose_formatter(result: Result, request: Request) -> str:
-    if request.format:
-        return request.format
-    if request.json:
-        return "json"
-    if result.action == "query":
-        if "interfaces" in result.data:
-            return "table"
-        return "terse" if result.data.get("modifiers") else "verbose"
-    return "text"
-
-
-def render(result: Result, request: Request, formatters: dict[str, Formatter]) -> str:
-    name = choose_formatter(result, request)
-    text = resolve(formatters[name].render)(result, request)
-    if text is None and name != "text":
-        text = resolve(formatters["text"].render)(result, request)
-    return text or ""
-
-
-#: Options that only make sense with remote boards.
-REMOTE_ONLY = frozenset({"jobs", "jsonl", "accept-new-host-key", "ssh", "timeout"})
-
-
-def remote_wanted(request: Request, env: Any) -> bool:
-    """Whether the command goes to remote boards (decided without importing anything of remote).
-
-    Boards named on the command line win over ``EVL_NET_TRANSPORT``; ``EVL_NET_REMOTE``
-    applies when no transport is chosen.
-    """
-    if request.remotes or request.hosts:
-        if request.transport not in (None, "remote"):
-            raise EvlError(f"--remote and --hosts need the remote transport, not '{request.transport}'")
-        return True
-    name = request.transport or env.get(TRANSPORT_ENV) or "auto"
-    return name == "remote" or (name == "auto" and bool(env.get(REMOTE_ENV)))
-
-
-def select_transport(request: Request, ctx: Context) -> Any:
-    env = ctx.env
-    name = "remote" if remote_wanted(request, env) else request.transport or env.get(TRANSPORT_ENV) or "auto"
-    if name == "auto":
-        node = os.path.join(env.get(DEVDIR_ENV) or "/dev/evl", "net")
-        name = "ioctl" if os.path.exists(node) else "sim"
-        if name == "sim":
+def transport_for(request: Request, ctx: Context) -> Any:
+    """The transport the command line (or the environment) asks for, open."""
+    if select.remote_wanted(request, ctx.env):
+        name = "remote"
+    else:
+        name, node = select.local_name(request.transport, ctx.env)
+        if node is not None and name == "sim":
             ctx.stderr.write(f"{ctx.prog}: no EVL core here (no {node}): using the simulator\n")
-    transports: dict[str, TransportInfo] = {t.name: t for t in registered(ctx, "evl_net_transports")}
-    info = transports.get(name)
-    if info is None:
-        raise EvlError(f"unknown transport '{name}' (available: auto, {', '.join(sorted(transports))})")
-    transport = resolve(info.factory)(request, env)
-    if hasattr(transport, "console"):
-        transport.console = ctx.stderr  # kernel log lines, as a console would show them
-    return transport
+    found = named(ctx, "evl_net_transports", TransportInfo, "transport")
+    info = select.find(name, found.records, found.conflicts)
+    return select.open_transport(info, request, ctx.env, console=ctx.stderr)
 
 
 def _list_formatters(ctx: Context) -> int:
-    for formatter in sorted(registered(ctx, "evl_net_formatters"), key=lambda f: f.name):
+    for formatter in sorted(_formatters(ctx).values(), key=lambda f: f.name):
         ctx.stdout.write(f"{formatter.name:<12} {formatter.summary}\n")
     return 0
-
-
-def console_main() -> int:
-    """The ``evl-net`` console script, so EVL's own C dispatcher can run this tool."""
-    from evl_core.cli import main
-
-    return main(["net", *sys.argv[1:]])

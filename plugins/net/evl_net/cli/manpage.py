@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 SECTIONS = [
-    ("GETOPT SEMANTICS", r"""
+    (
+        "GETOPT SEMANTICS",
+        r"""
 Options follow the C tool's getopt rules, which scripts rely on.
 An optional argument is taken only when glued to its option:
 \fB\-QoRTf\fR, \fB\-Fnetrx.o\fR, \fB\-N41,42\fR, \fB\-\-query\-port=oR\fR.
@@ -14,8 +16,11 @@ Options may follow operands, and long options may be abbreviated to any unique p
 When several commands are given together they run in this fixed order:
 disable, enable, filter, set VLANs, show VLANs, solicit, query.
 The first failure stops the run.
-"""),
-    ("STRICTER THAN THE C TOOL", r"""
+""",
+    ),
+    (
+        "STRICTER THAN THE C TOOL",
+        r"""
 \fB\-p\fR and \fB\-b\fR take plain non\-negative decimal integers within the kernel limits
 (pool size at most 32768, buffer size at most 4 times the page size);
 the C tool lets a negative value wrap to a huge number that the kernel then rejects.
@@ -38,8 +43,11 @@ A stray word on the command line is a usage error as in C, with one line saying 
 likely means: \fB\-Si eth0 10.10.10.11\fR made \fBi\fR the host
 ("did you mean \-S 10.10.10.11 \-i eth0?"); a word right after \fB\-Q\fR, \fB\-F\fR or
 \fB\-N\fR should have been glued to it.
-"""),
-    ("COMPATIBILITY", r"""
+""",
+    ),
+    (
+        "COMPATIBILITY",
+        r"""
 Options, messages and output are those of the current C \fBevl\-net\fR, which scripts parse.
 Abbreviated long options resolve among the C tool's own long options first
 (\fB\-\-h\fR is \fB\-\-help\fR, \fB\-\-f\fR \fB\-\-filter\fR, \fB\-\-a\fR
@@ -55,16 +63,22 @@ A device that cannot be opened is reported as the C tool reports its first step:
 \fB\-F\fR without an object prints \fIeBPF module removed from <ifname>\fR;
 \fB\-N\fR without a list prints \fIVLAN filter cleared\fR.
 \fB\-h\fR prints the C usage unchanged, then a list of the long options added here.
-"""),
-    ("HISTORY", r"""
+""",
+    ),
+    (
+        "HISTORY",
+        r"""
 The manual page of \fBevl net\fR dates from an older release of the C tool in two places,
 where this tool follows the current C tool instead.
 \fB\-Qo\fR prints \fByes\fR or \fBno\fR (the manual's \fB\-QoRTf\fR example shows \fB1\fR,
 as the G2 generation printed 0 or 1).
 The verbose \fB\-Q\fR report right\-aligns "csum errors:" on the colon like every other
 label (the manual indents it by six spaces).
-"""),
-    ("TRANSPORTS", r"""
+""",
+    ),
+    (
+        "TRANSPORTS",
+        r"""
 \fBauto\fR (the default) uses \fBioctl\fR when \fI/dev/evl/net\fR exists, otherwise \fBsim\fR
 with a one\-line notice on stderr.
 \fBsim\fR simulates the EVL network stack of a board described by a TOML file
@@ -86,8 +100,11 @@ An interface name the kernel does not know is refused with "No such device" befo
 installed/removed lines then go to the kernel log.
 \fBremote\fR administers boards over SSH.
 Third\-party plugins may add transports and formatters (\fB\-\-format=list\fR).
-"""),
-    ("REMOTE BOARDS", r"""
+""",
+    ),
+    (
+        "REMOTE BOARDS",
+        r"""
 With \fB\-\-remote\fR=[\fIuser\fR@]\fIhost\fR[:\fIport\fR] (or \fBEVL_NET_REMOTE\fR), every
 operation runs on that board, through the system \fBssh\fR(1) and the board's
 \fBevl\-net\-agent\fR(8); the output, the messages and the exit status are those of local use
@@ -123,8 +140,11 @@ On the board, pin the workstation's key to the agent in \fI~/.ssh/authorized_key
 .nf
 restrict,command="evl net\-agent \-\-stdio" ssh\-ed25519 AAAA... evl\-net@workstation
 .fi
-"""),
-    ("ENVIRONMENT", r"""
+""",
+    ),
+    (
+        "ENVIRONMENT",
+        r"""
 .TP
 \fBEVL_NET_TRANSPORT\fR
 The transport to use when \fB\-\-transport\fR is not given.
@@ -163,8 +183,11 @@ the board's authorized_keys takes precedence.
 .TP
 \fBEVL_DEBUG\fR
 Show a traceback with every error.
-"""),
-    ("FILES", r"""
+""",
+    ),
+    (
+        "FILES",
+        r"""
 .TP
 \fI/dev/evl/net\fR
 The EVL network device; its presence selects the ioctl transport.
@@ -174,8 +197,11 @@ The global RX VLAN filter.
 .TP
 \fI$XDG_STATE_HOME/evl\-tools/sim\-state.json\fR
 The simulator's state (locked with \fI.lock\fR beside it).
-"""),
-    ("EXIT STATUS", r"""
+""",
+    ),
+    (
+        "EXIT STATUS",
+        r"""
 0 on success, and for \fB\-h\fR, \fB\-@\fR and no argument at all (usage).
 1 on any failure: a usage error (the usage follows the message) or a failed command
 (one line on stderr: \fIevl\-net: <what failed>: <reason>\fR), on the local or the remote board.
@@ -185,8 +211,11 @@ With several boards: 0 when every board succeeded (\fBok\fR or \fBchanged\fR);
 4 when at least one board failed or is incompatible;
 8 when at least one board did not answer (unreachable, auth\-refused, hostkey\-refused,
 timeout, lost); 12 when both happened; 1 for an error before any board was contacted.
-"""),
-    ("EXAMPLES", r"""
+""",
+    ),
+    (
+        "EXAMPLES",
+        r"""
 .nf
 evl net \-ei eth1.42 \-p 4096
 evl net \-di eth1.42
@@ -202,7 +231,8 @@ evl net \-\-json \-Q \-i eth0.42
 evl net \-\-remote=evl@board1 \-Q \-i eth0.42
 evl net \-\-hosts lab.txt \-ei eth0.42 \-\-json
 .fi
-"""),
+""",
+    ),
 ]
 
 
@@ -211,7 +241,9 @@ def sections() -> list[tuple[str, str]]:
 
 
 SIM_SECTIONS = [
-    ("TRAFFIC MODEL", r"""
+    (
+        "TRAFFIC MODEL",
+        r"""
 \fBrx\fR injects frames on an interface; they reach the EVL input path only when their real
 device carries an out\-of\-band port.
 The installed eBPF program decides first (0 drop, 1 accept IPv4, 2 leave in\-band,
@@ -227,12 +259,16 @@ with \fB\-\-stall\fR it is not, the pool drains and further sends count in tx no
 .PP
 \fBlink \fIdev\fB down\fR dismantles the ports of the device and of the VLAN devices on it,
 and flushes their ARP entries, as the kernel does; \fBup\fR does not re\-enable them.
-"""),
-    ("ENVIRONMENT", r"""
+""",
+    ),
+    (
+        "ENVIRONMENT",
+        r"""
 .TP
 \fBEVL_SIM_BOARD\fR, \fBEVL_SIM_STATE\fR
 The board and the state file, as for \fBevl\-net\fR(8).
-"""),
+""",
+    ),
     ("EXIT STATUS", "0 on success, 1 on failure, 2 on a usage error."),
 ]
 

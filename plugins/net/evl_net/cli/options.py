@@ -7,64 +7,105 @@ strictly before anything is done (the C tool lets ``-p -1`` wrap around).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from evl_core.errors import EvlError, UsageError
 from evl_core.getopt import NO_ARGUMENT, OPTIONAL_ARGUMENT, REQUIRED_ARGUMENT, Getopt, GetoptError, LongOption
-from evl_net.hookspecs import Action
 from evl_net.engine.request import Request
-from evl_net.cli.usage import USAGE
+from evl_net.hookspecs import Operation
 
-QUERY_MODIFIERS = "RrTtosfacx"
 U64_MAX = 2**64 - 1
 POOL_MAX = 32768
 
 #: The C tool's own long options: an abbreviation that fits one of them means
 #: it, whatever long options this tool or a plugin adds (those match only when
 #: no C option does).
-C_LONG_OPTIONS = frozenset({
-    "interface", "filter", "solicit", "solicit-permanent", "enable-port", "disable-port", "pool-size",
-    "buffer-size", "query-port", "allow-gateway", "set-vlan-ids", "print-vlan-ids", "help",
-})
+C_LONG_OPTIONS = frozenset(
+    {
+        "interface",
+        "filter",
+        "solicit",
+        "solicit-permanent",
+        "enable-port",
+        "disable-port",
+        "pool-size",
+        "buffer-size",
+        "query-port",
+        "allow-gateway",
+        "set-vlan-ids",
+        "print-vlan-ids",
+        "help",
+    }
+)
 #: Options whose argument is optional, hence must be glued to them.
 GLUED_ONLY = ("Q", "F", "N")
 
 #: Options that are not commands: (long name, short letter, argument kind, metavar, help).
 MODIFIERS = (
     ("interface", "i", REQUIRED_ARGUMENT, "IFNAME", "the network interface to act on"),
-    ("pool-size", "p", REQUIRED_ARGUMENT, "COUNT",
-     "with -e: number of buffers in the port's pool, 0..32768 (0 = 2048, the kernel default)"),
-    ("buffer-size", "b", REQUIRED_ARGUMENT, "BYTES",
-     "with -e: size of a pool buffer, 0..4 x page size (0 = page size; raised to the MTU)"),
+    (
+        "pool-size",
+        "p",
+        REQUIRED_ARGUMENT,
+        "COUNT",
+        "with -e: number of buffers in the port's pool, 0..32768 (0 = 2048, the kernel default)",
+    ),
+    (
+        "buffer-size",
+        "b",
+        REQUIRED_ARGUMENT,
+        "BYTES",
+        "with -e: size of a pool buffer, 0..4 x page size (0 = page size; raised to the MTU)",
+    ),
     ("allow-gateway", "g", NO_ARGUMENT, None, "with -s/-S: allow routing to the peer via gateways"),
     ("help", "h", NO_ARGUMENT, None, "print the usage on stderr and exit"),
     ("json", None, NO_ARGUMENT, None, "print results as JSON, one object per line and per command"),
     ("all-interfaces", None, NO_ARGUMENT, None, "with -Q: query every interface (a table; no -i needed)"),
     ("format", None, REQUIRED_ARGUMENT, "NAME", "render results with the named formatter (see --format=list)"),
-    ("transport", None, REQUIRED_ARGUMENT, "NAME",
-     "auto (default), sim, ioctl or remote; also EVL_NET_TRANSPORT"),
+    ("transport", None, REQUIRED_ARGUMENT, "NAME", "auto (default), sim, ioctl or remote; also EVL_NET_TRANSPORT"),
     ("board", None, REQUIRED_ARGUMENT, "FILE", "the simulated board (sim transport); also EVL_SIM_BOARD"),
-    ("remote", None, REQUIRED_ARGUMENT, "[USER@]HOST[:PORT]",
-     "administer a remote board over SSH (repeatable); also EVL_NET_REMOTE"),
-    ("hosts", None, REQUIRED_ARGUMENT, "FILE",
-     "administer the boards listed in FILE over SSH (one [USER@]HOST[:PORT] a line, # comments)"),
+    (
+        "remote",
+        None,
+        REQUIRED_ARGUMENT,
+        "[USER@]HOST[:PORT]",
+        "administer a remote board over SSH (repeatable); also EVL_NET_REMOTE",
+    ),
+    (
+        "hosts",
+        None,
+        REQUIRED_ARGUMENT,
+        "FILE",
+        "administer the boards listed in FILE over SSH (one [USER@]HOST[:PORT] a line, # comments)",
+    ),
     ("jobs", None, REQUIRED_ARGUMENT, "N", "with several boards: how many to serve at once (default 16, at most 256)"),
     ("jsonl", None, NO_ARGUMENT, None, "with remote boards: one JSON object per board, printed as each finishes"),
-    ("accept-new-host-key", None, NO_ARGUMENT, None,
-     "trust the host key of a board seen for the first time (ssh StrictHostKeyChecking=accept-new); "
-     "a changed key is still refused"),
-    ("ssh", None, REQUIRED_ARGUMENT, "ARGS",
-     "extra ssh arguments for remote boards, e.g. --ssh='-F lab.cfg'; also EVL_NET_SSH"),
+    (
+        "accept-new-host-key",
+        None,
+        NO_ARGUMENT,
+        None,
+        "trust the host key of a board seen for the first time (ssh StrictHostKeyChecking=accept-new); "
+        "a changed key is still refused",
+    ),
+    (
+        "ssh",
+        None,
+        REQUIRED_ARGUMENT,
+        "ARGS",
+        "extra ssh arguments for remote boards, e.g. --ssh='-F lab.cfg'; also EVL_NET_SSH",
+    ),
     ("timeout", None, REQUIRED_ARGUMENT, "SECONDS", "with remote boards: the deadline of each request (default 10)"),
 )
 
 
-def shortopts(actions: Sequence[Action]) -> str:
+def shortopts(operations: Sequence[Operation]) -> str:
     spec = "@"
     for long, short, kind, _m, _h in MODIFIERS:
         if short:
             spec += short + (":" if kind == REQUIRED_ARGUMENT else "")
-    for action in actions:
+    for action in operations:
         if action.short:
             spec += action.short + {NO_ARGUMENT: "", REQUIRED_ARGUMENT: ":", OPTIONAL_ARGUMENT: "::"}[action.has_arg]
     return spec
@@ -74,20 +115,24 @@ def _rank(long: str) -> int:
     return 0 if long in C_LONG_OPTIONS else 1
 
 
-def longopts(actions: Sequence[Action]) -> list[LongOption]:
+def longopts(operations: Sequence[Operation]) -> list[LongOption]:
     table = [LongOption(long, kind, short or long, _rank(long)) for long, short, kind, _m, _h in MODIFIERS]
-    table += [LongOption(a.long, a.has_arg, a.short or a.long, _rank(a.long)) for a in actions]
+    table += [LongOption(a.long, a.has_arg, a.short or a.long, _rank(a.long)) for a in operations]
     return table
 
 
-def long_only_help(actions: Sequence[Action]) -> str:
+def long_only_help(operations: Sequence[Operation]) -> str:
     """What ``--help`` prints after the C tool's usage: the options this tool adds."""
     lines = ["", "long options of this implementation (see man evl-net):"]
     rows = [(long, kind, metavar, text) for long, short, kind, metavar, text in MODIFIERS if short is None]
-    rows += [(a.long, a.has_arg, a.metavar, a.help) for a in actions if a.short is None]
+    rows += [(a.long, a.has_arg, a.metavar, a.help) for a in operations if a.short is None]
     for long, kind, metavar, text in rows:
-        spelled = f"--{long}" + {NO_ARGUMENT: "", REQUIRED_ARGUMENT: f"={metavar or 'ARG'}",
-                                 OPTIONAL_ARGUMENT: f"[={metavar or 'ARG'}]"}[kind]
+        spelled = (
+            f"--{long}"
+            + {NO_ARGUMENT: "", REQUIRED_ARGUMENT: f"={metavar or 'ARG'}", OPTIONAL_ARGUMENT: f"[={metavar or 'ARG'}]"}[
+                kind
+            ]
+        )
         lines.append(f"{spelled:<35}{text}")
     return "\n".join(lines) + "\n"
 
@@ -110,17 +155,29 @@ class HelpRequested(Exception):
     """``-h`` was seen."""
 
 
-def parse(argv: Sequence[str], actions: Sequence[Action], posixly_correct: bool = False) -> Request:
+#: The key of a long option two plugins claim: parsing it is an error naming both.
+BLOCKED = "\0blocked"
+
+
+def parse(
+    argv: Sequence[str],
+    operations: Sequence[Operation],
+    posixly_correct: bool = False,
+    blocked: Mapping[str, str] | None = None,
+) -> Request:
     """Parse an ``evl net`` command line into a Request (nothing is checked against a board yet).
 
     Options act as they are seen, as in the C tool's getopt loop: ``-@`` and
     ``-h`` stop at once, a bad ``-p``/``-b`` value is a usage error there and
-    then.  ``posixly_correct`` is ``POSIXLY_CORRECT`` in the environment.
+    then.  ``posixly_correct`` is ``POSIXLY_CORRECT`` in the environment;
+    ``blocked`` maps the long options plugins collided on to the error to give.
     """
-    by_key = {(a.short or a.long): a for a in actions}
+    blocked = blocked or {}
+    by_key = {(a.short or a.long): a for a in operations}
     request = Request()
-    shorts = shortopts(actions)
-    parser = Getopt(argv, shorts, longopts(actions), posixly_correct=posixly_correct)
+    shorts = shortopts(operations)
+    table = longopts(operations) + [LongOption(name, OPTIONAL_ARGUMENT, BLOCKED, 1) for name in blocked]
+    parser = Getopt(argv, shorts, table, posixly_correct=posixly_correct)
     glued_only_end: dict[int, tuple[str, str]] = {}  # argv index after a bare -Q/-F/-N -> (its word, letter)
     solicit: tuple[str, str] | None = None
     try:
@@ -129,6 +186,9 @@ def parse(argv: Sequence[str], actions: Sequence[Action], posixly_correct: bool 
                 raise DescriptionRequested()
             if key == "h":
                 raise HelpRequested()
+            if key == BLOCKED:
+                word = parser.argv[parser.optind - 1].partition("=")[0]
+                raise EvlError(next(m for n, m in blocked.items() if f"--{n}".startswith(word)))
             if key in GLUED_ONLY and value is None:
                 glued_only_end[parser.optind] = (parser.argv[parser.optind - 1], key)
             if key in ("s", "S") and value is not None:
@@ -161,8 +221,9 @@ def parse(argv: Sequence[str], actions: Sequence[Action], posixly_correct: bool 
     return request
 
 
-def _stray_message(parser: Getopt, glued_only_end: dict[int, tuple[str, str]],
-                   solicit: tuple[str, str] | None, shorts: str) -> str:
+def _stray_message(
+    parser: Getopt, glued_only_end: dict[int, tuple[str, str]], solicit: tuple[str, str] | None, shorts: str
+) -> str:
     """Say what a stray operand most likely means, as one line."""
     if solicit is not None:
         hint = solicit_hint(*solicit, parser.operands, shorts)
@@ -196,11 +257,11 @@ def solicit_hint(letter: str, host: str, operands: Sequence[str], shorts: str) -
     return f"-{letter} took '{host}' as its host; did you mean -{letter} {words[0]} {' '.join(flags)}?"
 
 
-def check(request: Request, actions: Sequence[Action]) -> list[str]:
+def check(request: Request, operations: Sequence[Operation]) -> list[str]:
     """Semantic checks that need no transport, in the C tool's order; the warnings to print."""
     if not request.actions:
         raise UsageError("no command given", bare=True)
-    by_name = {a.name: a for a in actions}
+    by_name = {a.name: a for a in operations}
     needs_if = [n for n in request.actions if by_name[n].needs_interface]
     if request.all_interfaces and "query" in request.actions:
         if request.ifname is not None:
@@ -210,33 +271,42 @@ def check(request: Request, actions: Sequence[Action]) -> list[str]:
         raise UsageError("a network interface must be specified", bare=True)
     if request.all_interfaces and "query" not in request.actions:
         raise UsageError("--all-interfaces applies to -Q only")
-    mods = request.actions.get("query")
-    if mods:
-        for letter in mods:
-            if letter not in QUERY_MODIFIERS:
-                raise EvlError(f"invalid query modifier '{letter}' (valid: {QUERY_MODIFIERS})")
-    if request.actions.get("set-vlans") == "":
-        raise UsageError("empty VLAN id. list (-N alone clears the filter)")
-    if request.actions.get("solicit") == "broadcast" and request.ifname is None:
-        raise UsageError("soliciting 'broadcast' needs an interface: add -i <ifname>")
+    from evl_net.engine import execute
+
+    execute.check(request, execute.plan(request, operations))  # each operation's own checks
     return sizes_warning(request)
 
 
 def sizes_warning(request: Request) -> list[str]:
     """``-p``/``-b`` without ``-e``: accepted as the C tool accepts them, but said to do nothing."""
-    given = [f"-{letter}" for letter, value in (("p", request.pool_size), ("b", request.buffer_size))
-             if value is not None]
+    given = [
+        f"-{letter}" for letter, value in (("p", request.pool_size), ("b", request.buffer_size)) if value is not None
+    ]
     if not given or "enable" in request.actions:
         return []
     return [f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect without -e"]
 
 
-def build_parser():  # -> argparse.ArgumentParser, for the man page and documentation only
-    """The option surface as argparse, from the same tables that drive parsing."""
+def build_parser(plugin_manager: Any = None) -> Any:  # -> argparse.ArgumentParser, for documentation only
+    """The option surface as argparse, from the same tables that drive parsing.
+
+    With ``plugin_manager``, the operations of every plugin it holds (so a
+    third party's option is in the man page); else the built-ins.
+    """
     import argparse
 
     from evl_net import SUMMARY
-    from evl_net.plugin import builtin_actions
+    from evl_net.ops import builtin
+
+    operations = builtin()
+    if plugin_manager is not None:
+        import io
+        from types import SimpleNamespace
+
+        from evl_net.registry import operations as registered_operations
+
+        quiet = SimpleNamespace(plugin_manager=plugin_manager, stderr=io.StringIO(), prog="evl-net", plugin_labels={})
+        operations = registered_operations(quiet).records  # type: ignore[arg-type]
 
     parser = argparse.ArgumentParser(
         prog="evl net",
@@ -247,7 +317,7 @@ def build_parser():  # -> argparse.ArgumentParser, for the man page and document
         add_help=False,
     )
     commands = parser.add_argument_group("commands (run in this order when combined)")
-    for action in sorted(builtin_actions(), key=lambda a: (a.order, a.long)):
+    for action in sorted(operations, key=lambda a: (a.order, a.long)):
         flags = ([f"-{action.short}"] if action.short else []) + [f"--{action.long}"]
         if action.has_arg == NO_ARGUMENT:
             commands.add_argument(*flags, action="store_true", help=action.help)
@@ -261,6 +331,7 @@ def build_parser():  # -> argparse.ArgumentParser, for the man page and document
             modifiers.add_argument(*flags, action="store_true", help=help_text)
         else:
             modifiers.add_argument(*flags, metavar=metavar, help=help_text)
-    modifiers.add_argument("-@", dest="describe", action="store_true",
-                           help="print the one-line description of the command and exit")
+    modifiers.add_argument(
+        "-@", dest="describe", action="store_true", help="print the one-line description of the command and exit"
+    )
     return parser

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evl_core.errors import EvlError
 from evl_core.hookspecs import Context
+
+if TYPE_CHECKING:
+    from evl_net.transports.sim import SimTransport
+    from evl_net.transports.sim.frames import FrameSpec
 
 SUMMARY = "drive and inspect the simulated EVL network stack"
 
@@ -51,9 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     filt.add_argument("object", help="an eBPF ELF object with a socket-filter program")
     source = filt.add_mutually_exclusive_group()
     source.add_argument("--pcap", metavar="FILE", help="frames from a pcap file (Ethernet)")
-    source.add_argument("--frames", metavar="FILE",
-                        help="frames from a JSON-lines file, one object per line with the fields of 'rx' "
-                             "(proto, vlan, size, src, dst, sport, dport, bad_csum)")
+    source.add_argument(
+        "--frames",
+        metavar="FILE",
+        help="frames from a JSON-lines file, one object per line with the fields of 'rx' "
+        "(proto, vlan, size, src, dst, sport, dport, bad_csum)",
+    )
     _frame_options(filt)
     return parser
 
@@ -81,14 +88,22 @@ def _frame_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bad-csum", action="store_true", help="corrupt the UDP checksum")
 
 
-def _spec(args: argparse.Namespace, vlan: int | None) -> Any:
+def _spec(args: argparse.Namespace, vlan: int | None) -> FrameSpec:
     from evl_net.transports.sim.frames import FrameSpec
 
-    return FrameSpec(proto=args.proto, vlan=vlan, size=args.frame_size, src=args.src, dst=args.dst,
-                     sport=args.sport, dport=args.dport, bad_csum=args.bad_csum)
+    return FrameSpec(
+        proto=args.proto,
+        vlan=vlan,
+        size=args.frame_size,
+        src=args.src,
+        dst=args.dst,
+        sport=args.sport,
+        dport=args.dport,
+        bad_csum=args.bad_csum,
+    )
 
 
-def _sim(args: argparse.Namespace, ctx: Context) -> Any:
+def _sim(args: argparse.Namespace, ctx: Context) -> SimTransport:
     from evl_net.engine.request import Request
     from evl_net.transports.sim import factory
 
@@ -102,26 +117,29 @@ def _print(ctx: Context, args: argparse.Namespace, data: Any, text: str) -> None
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from evl_net.transports.sim import frames
-    from evl_net.transports.sim import traffic
+    from evl_net.transports.sim import frames, traffic
 
     if args.what == "filter":
         return _run_filter(args, ctx)
     sim = _sim(args, ctx)
     if args.what == "reset":
         removed = sim.reset()
-        _print(ctx, args, {"reset": removed, "state": sim.store.path},
-               f"simulator state {'removed' if removed else 'was already empty'}: {sim.store.path}\n")
+        _print(
+            ctx,
+            args,
+            {"reset": removed, "state": sim.state_path},
+            f"simulator state {'removed' if removed else 'was already empty'}: {sim.state_path}\n",
+        )
         return 0
     with sim:
         try:
             if args.what == "show":
                 _print(ctx, args, sim.snapshot(), _show(sim))
             elif args.what == "log":
-                lines = sim.snapshot()["log"]
+                lines = sim.load().log
                 _print(ctx, args, lines, "".join(line + "\n" for line in lines))
             elif args.what == "rx":
-                iface = sim._iface(args.dev)
+                iface = sim.device(args.dev)
                 vlan = args.vlan if args.vlan is not None else iface.vlan_id
                 frame = frames.build(_spec(args, vlan))
                 tally: dict[str, int] = {}
@@ -129,53 +147,74 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 for _ in range(args.count):
                     last = traffic.receive(sim, args.dev, frame, nomem=args.nomem)
                     tally[last.disposition] = tally.get(last.disposition, 0) + 1
-                data = {"frames": args.count, "dispositions": tally,
-                        "verdict": last.verdict if last else None, "dev": last.dev if last else None}
+                data = {
+                    "frames": args.count,
+                    "dispositions": tally,
+                    "verdict": last.verdict if last else None,
+                    "dev": last.dev if last else None,
+                }
                 text = ", ".join(f"{n} {d}" for d, n in sorted(tally.items())) or "no frame"
                 _print(ctx, args, data, f"{text}" + (f" (on {last.dev})" if last and last.dev else "") + "\n")
             elif args.what == "tx":
                 data = traffic.transmit(sim, args.dev, args.count, args.size, stall=args.stall)
-                _print(ctx, args, data, f"{data['sent']} sent, {data['nomem']} without buffer, "
-                                        f"pool {data['skb_free']} / {data['skb_total']} free\n")
+                _print(
+                    ctx,
+                    args,
+                    data,
+                    f"{data['sent']} sent, {data['nomem']} without buffer, "
+                    f"pool {data['skb_free']} / {data['skb_total']} free\n",
+                )
             elif args.what == "drain":
                 data = traffic.drain(sim, args.dev)
                 _print(ctx, args, data, f"{data['released']} buffers released\n")
             elif args.what == "link":
                 data = traffic.set_link(sim, args.dev, args.state == "up")
                 gone = ", ".join(data["dismantled"])
-                _print(ctx, args, data, f"{args.dev} {args.state}" + (f"; ports dismantled: {gone}" if gone else "") + "\n")
+                text = f"{args.dev} {args.state}" + (f"; ports dismantled: {gone}" if gone else "")
+                _print(ctx, args, data, text + "\n")
         except OSError as exc:
             raise EvlError.from_oserror(f"cannot {args.what} on {getattr(args, 'dev', '?')}", exc) from None
     return 0
 
 
-def _show(sim: Any) -> str:
+def _show(sim: SimTransport) -> str:
     from tabulate import tabulate
 
     from evl_net.kernel import vlans
 
-    state, board = sim.snapshot(), sim.board
+    state = sim.load()
+    board = state.board
     rows = []
     for name, iface in board.interfaces.items():
-        pool = state["pools"].get(board.real_device(name))
-        filt = state["filters"].get(name)
-        rows.append([
-            name, "up" if iface.up else "down", "yes" if name in state["ports"] else "no",
-            "yes" if iface.oob_capable else "no",
-            f"{iface.vlan_id}@{iface.parent}" if iface.parent else "-",
-            " ".join(iface.addresses) or "-",
-            f"{pool['skb_free']}/{pool['skb_total']} x {pool['skb_size']}" if pool and name == board.real_device(name) else "-",
-            filt["object"] if filt else "-",
-        ])
-    out = [f"board: {board.name}", f"state: {sim.store.path}", ""]
-    out.append(tabulate(rows, headers=["interface", "link", "port", "oob", "vlan", "addresses", "pool", "ebpf"],
-                        disable_numparse=True))
+        pool = state.pools.get(board.real_device(name))
+        filt = state.filters.get(name)
+        rows.append(
+            [
+                name,
+                "up" if iface.up else "down",
+                "yes" if name in state.ports else "no",
+                "yes" if iface.oob_capable else "no",
+                f"{iface.vlan_id}@{iface.parent}" if iface.parent else "-",
+                " ".join(iface.addresses) or "-",
+                f"{pool.skb_free}/{pool.skb_total} x {pool.skb_size}"
+                if pool and name == board.real_device(name)
+                else "-",
+                (filt.object or f"prog {filt.prog_id}") if filt else "-",
+            ]
+        )
+    out = [f"board: {board.name}", f"state: {sim.state_path}", ""]
+    out.append(
+        tabulate(
+            rows,
+            headers=["interface", "link", "port", "oob", "vlan", "addresses", "pool", "ebpf"],
+            disable_numparse=True,
+        )
+    )
     out.append("")
-    out.append("vlan filter: " + (vlans.format(state["vlans"]) or "(empty)"))
-    out.append("arp front cache:" + ("" if state["arp"] else " (empty)"))
-    for entry in state["arp"]:
-        out.append(f"  {entry['state']} {entry['dev']} {entry['mac']} {entry['ip']}")
-    counters = {k: v for k, v in state["counters"].items() if any(v.values())}
+    out.append("vlan filter: " + (vlans.format(state.vlans) or "(empty)"))
+    out.append("arp front cache:" + ("" if state.arp else " (empty)"))
+    out.extend(f"  {entry.state} {entry.dev} {entry.mac} {entry.ip}" for entry in state.arp)
+    counters = {k: v for k, v in state.counters.items() if any(v.values())}
     out.append("counters:" + ("" if counters else " (all zero)"))
     for name, values in counters.items():
         out.append(f"  {name}: " + " ".join(f"{k}={v}" for k, v in sorted(values.items()) if v))
@@ -184,8 +223,7 @@ def _show(sim: Any) -> str:
 
 def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
     from evl_net.kernel import bpfobj
-    from evl_net.transports.sim import frames
-    from evl_net.transports.sim import traffic
+    from evl_net.transports.sim import frames, traffic
 
     try:
         with open(args.object, "rb") as f:
@@ -218,15 +256,25 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
         except ebpf_vm.EbpfError as exc:
             raise EvlError(f"{args.object}: frame {i}: {exc}") from None
         info = frames.inspect(frame)
-        results.append({"frame": i, "size": len(frame), "vlan": info.vlan, "ethertype": f"0x{info.ethertype:04x}",
-                        "verdict": verdict, "action": traffic.VERDICTS.get(verdict, "other (in-band)")})
+        results.append(
+            {
+                "frame": i,
+                "size": len(frame),
+                "vlan": info.vlan,
+                "ethertype": f"0x{info.ethertype:04x}",
+                "verdict": verdict,
+                "action": traffic.VERDICTS.get(verdict, "other (in-band)"),
+            }
+        )
     if args.json:
         ctx.stdout.write(json.dumps(results, separators=(",", ":")) + "\n")
     else:
         for r in results:
             vlan = "-" if r["vlan"] is None else r["vlan"]
-            ctx.stdout.write(f"{r['frame']:>5}  {r['size']:>5} bytes  vlan {vlan:<4}  {r['ethertype']}  "
-                             f"{r['verdict']} {r['action']}\n")
+            ctx.stdout.write(
+                f"{r['frame']:>5}  {r['size']:>5} bytes  vlan {vlan:<4}  {r['ethertype']}  "
+                f"{r['verdict']} {r['action']}\n"
+            )
     return 0
 
 
@@ -246,7 +294,9 @@ def _frames_from_jsonl(path: str) -> list[bytes]:
         try:
             spec = json.loads(line)
             if not isinstance(spec, dict) or set(spec) - fields:
-                raise ValueError(f"unknown fields {sorted(set(spec) - fields)}" if isinstance(spec, dict) else "not an object")
+                raise ValueError(
+                    f"unknown fields {sorted(set(spec) - fields)}" if isinstance(spec, dict) else "not an object"
+                )
             out.append(build(FrameSpec(**spec)))
         except (ValueError, TypeError, KeyError) as exc:
             raise EvlError(f"{path}:{n}: bad frame: {exc}") from None

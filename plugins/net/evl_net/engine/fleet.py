@@ -24,67 +24,32 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from evl_core.errors import EvlError, strerror
 from evl_net.transports.remote.client import (
-    CHANGED, FAILED, INCOMPATIBLE, NO_ANSWER, OK, Options, Session, SessionError, Target,
+    CHANGED,
+    FAILED,
+    INCOMPATIBLE,
+    NO_ANSWER,
+    OK,
+    Options,
+    Session,
+    SessionError,
+    Target,
 )
+from evl_net.transports.remote.targets import targets
 
-REMOTE_ENV = "EVL_NET_REMOTE"
+__all__ = ["is_fleet", "run", "targets"]
+
 DEFAULT_JOBS = 16
 MAX_JOBS = 256
 
 EXIT_OK = 0
 EXIT_FAILED = 4
 EXIT_NO_ANSWER = 8
-
-
-# -- targets --------------------------------------------------------------------------
-
-def read_hosts(path: str) -> list[tuple[str, str]]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as exc:
-        raise EvlError(f"cannot read the hosts file {path}", exc.errno) from None
-    except UnicodeDecodeError:
-        raise EvlError(f"the hosts file {path} is not UTF-8 text") from None
-    out = []
-    for number, line in enumerate(lines, 1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        if len(text.split()) != 1:
-            raise EvlError(f"{path}:{number}: expected one [USER@]HOST[:PORT] per line, got '{text}'")
-        out.append((text, f"{path}:{number}"))
-    return out
-
-
-def targets(request: Any, env: Mapping[str, str]) -> list[Target]:
-    """Every board the command line (or the environment) names, once each, in order."""
-    given: list[tuple[str, str]] = [(t, "--remote") for t in request.remotes]
-    hosts = getattr(request, "hosts", None)
-    if hosts:
-        given += read_hosts(hosts)
-    if not given and env.get(REMOTE_ENV):
-        given = [(t, REMOTE_ENV) for t in env[REMOTE_ENV].split(",")]
-    out: list[Target] = []
-    seen: set[str] = set()
-    for text, where in given:
-        if not text.strip():
-            raise EvlError(f"empty board name in {where}")
-        try:
-            target = Target.parse(text)
-        except EvlError as exc:
-            raise EvlError(f"{exc.message} (in {where})") from None
-        if target.label not in seen:
-            seen.add(target.label)
-            out.append(target)
-    if not out:
-        raise EvlError(f"no board given: use --remote, --hosts or {REMOTE_ENV}")
-    return out
 
 
 def is_fleet(request: Any, found: Sequence[Target]) -> bool:
@@ -103,6 +68,7 @@ def parse_jobs(request: Any) -> int:
 
 # -- one board ------------------------------------------------------------------------
 
+
 @dataclass
 class BoardResult:
     board: str
@@ -114,9 +80,13 @@ class BoardResult:
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "board": self.board, "status": self.status, "changed": self.status == CHANGED,
-            "failed": self.status not in (OK, CHANGED), "results": [r.as_json() for r in self.results],
-            "error": self.error, "elapsed_ms": self.elapsed_ms,
+            "board": self.board,
+            "status": self.status,
+            "changed": self.status == CHANGED,
+            "failed": self.status not in (OK, CHANGED),
+            "results": [r.to_json() for r in self.results],
+            "error": self.error,
+            "elapsed_ms": self.elapsed_ms,
         }
         if self.log:
             out["log"] = self.log
@@ -134,20 +104,16 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"code": None, "errno": None, "msg": f"internal error: {type(exc).__name__}: {exc}"}
 
 
-def _run_steps(request: Any, steps: Sequence[tuple[Any, Any]], transport: Any, out: list[Any]) -> None:
+def _run_steps(request: Any, steps: Sequence[Any], transport: Any, out: list[Any]) -> None:
     """On a worker thread: what ``evl net`` does locally, through this board's transport."""
-    from evl_core.lazy import resolve
-    from evl_net.cli.main import check_limits
+    from evl_net.engine import execute
 
-    check_limits(request, transport)
-    for action, argument in steps:
-        result = resolve(action.run)(request, argument, transport)
-        if result is not None:
-            out.append(result)
+    execute.run_all(request, steps, transport, out.append)
 
 
-async def _board(target: Target, request: Any, steps: Sequence[tuple[Any, Any]], opts: Options,
-                 gate: asyncio.Semaphore, pool: Any) -> BoardResult:
+async def _board(
+    target: Target, request: Any, steps: Sequence[tuple[Any, Any]], opts: Options, gate: asyncio.Semaphore, pool: Any
+) -> BoardResult:
     import io
 
     from evl_net.transports.remote import RemoteTransport
@@ -160,10 +126,13 @@ async def _board(target: Target, request: Any, steps: Sequence[tuple[Any, Any]],
         console = io.StringIO()
         try:
             await session.open()
-            transport = RemoteTransport(session, lambda c: asyncio.run_coroutine_threadsafe(c, loop).result(),
-                                        console=console)
+            transport = RemoteTransport(
+                session, lambda c: asyncio.run_coroutine_threadsafe(c, loop).result(), console=console
+            )
             await loop.run_in_executor(pool, _run_steps, request, steps, transport, result.results)
-            changed = any(r.data.get("changed") for r in result.results)
+            from evl_net.engine.request import changed as changed_of
+
+            changed = any(changed_of(r) for r in result.results)
             result.status = CHANGED if changed else OK
         except SessionError as exc:
             result.status, result.error = exc.status, _error(exc)
@@ -178,8 +147,14 @@ async def _board(target: Target, request: Any, steps: Sequence[tuple[Any, Any]],
         return result
 
 
-async def fan_out(found: Sequence[Target], request: Any, steps: Sequence[tuple[Any, Any]], opts: Options,
-                  jobs: int, on_done: Callable[[BoardResult], None] | None = None) -> list[BoardResult]:
+async def fan_out(
+    found: Sequence[Target],
+    request: Any,
+    steps: Sequence[tuple[Any, Any]],
+    opts: Options,
+    jobs: int,
+    on_done: Callable[[BoardResult], None] | None = None,
+) -> list[BoardResult]:
     from concurrent.futures import ThreadPoolExecutor
 
     gate = asyncio.Semaphore(jobs)
@@ -187,11 +162,14 @@ async def fan_out(found: Sequence[Target], request: Any, steps: Sequence[tuple[A
         tasks = [asyncio.ensure_future(_board(t, request, steps, opts, gate, pool)) for t in found]
         if on_done is not None:
             for task in tasks:
-                task.add_done_callback(lambda t: on_done(t.result()) if not t.cancelled() and not t.exception() else None)
+                task.add_done_callback(
+                    lambda t: on_done(t.result()) if not t.cancelled() and not t.exception() else None
+                )
         return list(await asyncio.gather(*tasks))
 
 
 # -- presentation -----------------------------------------------------------------------------
+
 
 def _natural(label: str) -> list[Any]:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", label)]
@@ -218,7 +196,7 @@ def exit_status(results: Sequence[BoardResult]) -> int:
 def render_table(results: Sequence[BoardResult], request: Any, formatters: Mapping[str, Any]) -> str:
     from tabulate import tabulate
 
-    from evl_net.cli.main import render
+    from evl_net.engine.render import render
 
     rows = []
     for r in ordered(results):
@@ -227,12 +205,21 @@ def render_table(results: Sequence[BoardResult], request: Any, formatters: Mappi
         else:
             text = "".join(render(res, request, formatters) for res in r.results).rstrip("\n")
         rows.append([r.board, r.status, text, str(r.elapsed_ms)])
-    return tabulate(rows, headers=["BOARD", "STATUS", "RESULT", "MS"], tablefmt="simple",
-                    disable_numparse=True, colalign=("left", "left", "left", "right")) + "\n"
+    return (
+        tabulate(
+            rows,
+            headers=["BOARD", "STATUS", "RESULT", "MS"],
+            tablefmt="simple",
+            disable_numparse=True,
+            colalign=("left", "left", "left", "right"),
+        )
+        + "\n"
+    )
 
 
-def run(request: Any, steps: Sequence[tuple[Any, Any]], found: Sequence[Target], formatters: Mapping[str, Any],
-        ctx: Any) -> int:
+def run(
+    request: Any, steps: Sequence[tuple[Any, Any]], found: Sequence[Target], formatters: Mapping[str, Any], ctx: Any
+) -> int:
     """``evl net`` on several boards: fan out, print the per-board results, exit 0/4/8/12."""
     import json
 
@@ -258,6 +245,8 @@ def run(request: Any, steps: Sequence[tuple[Any, Any]], found: Sequence[Target],
     if bad:
         failed = sum(1 for r in bad if _rank(r.status) == 1)
         silent = len(bad) - failed
-        ctx.stderr.write(f"{ctx.prog}: {len(results) - len(bad)} of {len(results)} boards succeeded, "
-                         f"{failed} failed, {silent} did not answer\n")
+        ctx.stderr.write(
+            f"{ctx.prog}: {len(results) - len(bad)} of {len(results)} boards succeeded, "
+            f"{failed} failed, {silent} did not answer\n"
+        )
     return exit_status(results)

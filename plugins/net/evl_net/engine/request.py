@@ -1,22 +1,22 @@
-"""What a parsed ``evl net`` command line asks for, and what each step returns."""
+"""What a parsed ``evl net`` command line asks for, and the base of what each operation returns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass
 class Request:
-    """The command line, parsed: the input of planning and of every action."""
+    """The command line, parsed: the input of planning and of every operation."""
 
     ifname: str | None = None
     pool_size: int | None = None
     buffer_size: int | None = None
     gateway: bool = False
-    #: action name -> its argument (None when the option takes none or got none)
+    #: operation name -> its argument (None when the option takes none or got none)
     actions: dict[str, Any] = field(default_factory=dict)
-    #: long names of every option given, for actions that depend on a sibling option
+    #: long names of every option given, for operations that depend on a sibling option
     seen: set[str] = field(default_factory=set)
     json: bool = False
     jsonl: bool = False
@@ -33,17 +33,27 @@ class Request:
     timeout: str | None = None
 
 
-@dataclass
-class Result:
-    """One step's outcome as data; formatters turn it into text."""
+class OpResult:
+    """What an operation returns: a dataclass with ``action`` naming its operation.
 
-    action: str
-    ifname: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    Its JSON form is ``{"action": ..., <its fields>}`` (:func:`evl_net.model.to_json`);
+    its text is what ``evl net`` prints for it, the C tool's output for the
+    built-ins.  A subclass that does not say otherwise prints one
+    ``key: value`` line per field, so a third party's result is never silent.
+    """
 
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"action": self.action}
-        if self.ifname is not None:
-            out["ifname"] = self.ifname
-        out.update(self.data)
-        return out
+    action: ClassVar[str] = "?"
+
+    def to_json(self) -> dict[str, Any]:
+        from evl_net.model import to_json
+
+        return {"action": self.action, **to_json(self)}
+
+    def text(self, request: Request) -> str:
+        lines = [f"{k}: {v}" for k, v in self.to_json().items() if k != "action"]
+        return "".join(line + "\n" for line in lines)
+
+
+def changed(result: Any) -> bool:
+    """Whether a result says it changed the board (results without a ``changed`` field did not)."""
+    return getattr(result, "changed", False) is True

@@ -1,7 +1,7 @@
 """The EVL kernel interface of ``evl net``, in Python: request numbers, struct layouts, constants.
 
 Everything here is derived from the uapi definitions (see
-``../shared/research/evl-abi.md`` §1–§3), never pasted as magic numbers: the
+docs/abi.md, "Requests"), never pasted as magic numbers: the
 request numbers are computed with the Linux ``_IOC`` encoding from each
 struct's size, and the struct sizes and offsets follow the C alignment rules
 for the running platform (pointer size, alignment of a 64-bit integer, byte
@@ -9,7 +9,7 @@ order).  ``tests/test_abi.py`` compiles the project's own C header
 (``tests/abi/evl_abi.h``) with gcc and checks every size, offset and number
 below against it.
 
-Kernel ABI generations (evl-abi, table "Generations"):
+Kernel ABI generations (docs/abi.md, "ABI generations"):
 
 * **G4, the newest, is what this module and the ioctl transport implement**:
   ``EVL_NETIOC_DEVOPEN`` on ``/dev/evl/net`` returns a device fd, on which
@@ -44,10 +44,23 @@ from typing import Any
 from evl_core import EVL_ABI_PREREQ
 
 __all__ = [
-    "EVL_ABI_PREREQ", "Layout", "Platform", "NATIVE", "layouts", "requests",
-    "CORE_INFO", "DEVOPEN", "DEVPARAMS", "DEVSTAT", "SOLICIT",
-    "EVL_CTLIOC_GET_COREINFO", "EVL_NETIOC_DEVOPEN", "EVL_NDEVIOC_SETRXEBPF",
-    "EVL_NDEVIOC_SETPORT", "EVL_NDEVIOC_GETSTAT", "EVL_SOCKIOC_SOLICIT",
+    "CORE_INFO",
+    "DEVOPEN",
+    "DEVPARAMS",
+    "DEVSTAT",
+    "EVL_ABI_PREREQ",
+    "EVL_CTLIOC_GET_COREINFO",
+    "EVL_NDEVIOC_GETSTAT",
+    "EVL_NDEVIOC_SETPORT",
+    "EVL_NDEVIOC_SETRXEBPF",
+    "EVL_NETIOC_DEVOPEN",
+    "EVL_SOCKIOC_SOLICIT",
+    "NATIVE",
+    "SOLICIT",
+    "Layout",
+    "Platform",
+    "layouts",
+    "requests",
 ]
 
 # -- the Linux ioctl request encoding (include/uapi/asm-generic/ioctl.h) -----
@@ -71,8 +84,12 @@ def _IOC(direction: int, type_: int | str, nr: int, size: int) -> int:
     """``_IOC(dir, type, nr, size)``: one request number."""
     if isinstance(type_, str):
         type_ = ord(type_)
-    for value, bits, what in ((direction, _IOC_DIRBITS, "dir"), (type_, _IOC_TYPEBITS, "type"),
-                              (nr, _IOC_NRBITS, "nr"), (size, _IOC_SIZEBITS, "size")):
+    for value, bits, what in (
+        (direction, _IOC_DIRBITS, "dir"),
+        (type_, _IOC_TYPEBITS, "type"),
+        (nr, _IOC_NRBITS, "nr"),
+        (size, _IOC_SIZEBITS, "size"),
+    ):
         if not 0 <= value < 1 << bits:
             raise ValueError(f"ioctl {what} {value} does not fit in {bits} bits")
     return (direction << _IOC_DIRSHIFT) | (type_ << _IOC_TYPESHIFT) | (nr << _IOC_NRSHIFT) | (size << _IOC_SIZESHIFT)
@@ -116,13 +133,13 @@ def _IOC_SIZE(request: int) -> int:
 class Platform:
     """What decides the C layouts: pointer size, alignment of a __u64, byte order."""
 
-    __slots__ = ("ptr_size", "u64_align", "byteorder")
+    __slots__ = ("byteorder", "ptr_size", "u64_align")
 
     def __init__(self, ptr_size: int, u64_align: int, byteorder: str = "little") -> None:
         self.ptr_size, self.u64_align, self.byteorder = ptr_size, u64_align, byteorder
 
     @classmethod
-    def native(cls) -> "Platform":
+    def native(cls) -> Platform:
         # calcsize("@P") is sizeof(void *); "@IQ" puts a u64 after a u32, so its
         # size minus 8 is the u64 alignment (8 on LP64 and ARM EABI, 4 on i386).
         return cls(struct.calcsize("@P"), struct.calcsize("@IQ") - 8, sys.byteorder)
@@ -143,7 +160,7 @@ _SCALARS = {"u16": ("H", 2), "u32": ("I", 4), "s32": ("i", 4), "u64": ("Q", None
 class Field:
     """One member of a struct: name, kind (u16/u32/s32/u64 or "bytes"), offset, size."""
 
-    __slots__ = ("name", "kind", "offset", "size")
+    __slots__ = ("kind", "name", "offset", "size")
 
     def __init__(self, name: str, kind: str, offset: int, size: int) -> None:
         self.name, self.kind, self.offset, self.size = name, kind, offset, size
@@ -155,7 +172,9 @@ class Field:
 class Layout:
     """A C struct: offsets, size and (un)packing with zeroed padding, in native byte order."""
 
-    def __init__(self, name: str, fields: list[tuple[str, str] | tuple[str, str, int, int]], platform: Platform) -> None:
+    def __init__(
+        self, name: str, fields: list[tuple[str, str] | tuple[str, str, int, int]], platform: Platform
+    ) -> None:
         self.name = name
         self.platform = platform
         order = "<" if platform.byteorder == "little" else ">"
@@ -212,7 +231,7 @@ class Layout:
         return dict(zip((f.name for f in self.fields), self._struct.unpack(bytes(data))))
 
     def padding_is_zero(self, data: bytes | bytearray) -> bool:
-        return all(not any(data[o:o + n]) for o, n in self.padding)
+        return all(not any(data[o : o + n]) for o, n in self.padding)
 
     def __repr__(self) -> str:
         return f"<Layout struct {self.name}: {self.size} bytes>"
@@ -228,27 +247,57 @@ def layouts(platform: Platform = NATIVE) -> dict[str, Layout]:
     """Every struct of the interface, laid out for ``platform``."""
     return {
         # include/uapi/evl/control-abi.h
-        "evl_core_info": Layout("evl_core_info", [
-            ("abi_base", "u32"), ("abi_current", "u32"), ("fpu_features", "u32"), ("shm_size", "u64"),
-        ], platform),
+        "evl_core_info": Layout(
+            "evl_core_info",
+            [
+                ("abi_base", "u32"),
+                ("abi_current", "u32"),
+                ("fpu_features", "u32"),
+                ("shm_size", "u64"),
+            ],
+            platform,
+        ),
         # include/uapi/evl/net/net-abi.h: the name is a user pointer passed as a __u64.
         "evl_net_devopen": Layout("evl_net_devopen", [("name_ptr", "u64"), ("fd", "s32")], platform),
         # include/uapi/evl/net/device-abi.h
         "evl_net_devparams": Layout("evl_net_devparams", [("poolsz", "u64"), ("bufsz", "u64")], platform),
-        "evl_net_devstat": Layout("evl_net_devstat", [
-            ("rx_packets", "u64"), ("rx_bytes", "u64"), ("tx_packets", "u64"), ("tx_bytes", "u64"),
-            ("skb_size", "u32"), ("skb_free", "u32"), ("skb_total", "u32"),
-            ("csum_errors", "u32"), ("rx_nomem", "u32"), ("tx_nomem", "u32"),
-            ("flags", "u32"),  # the union { oob_capable:1, oob_port:1 } / __flags
-        ], platform),
+        "evl_net_devstat": Layout(
+            "evl_net_devstat",
+            [
+                ("rx_packets", "u64"),
+                ("rx_bytes", "u64"),
+                ("tx_packets", "u64"),
+                ("tx_bytes", "u64"),
+                ("skb_size", "u32"),
+                ("skb_free", "u32"),
+                ("skb_total", "u32"),
+                ("csum_errors", "u32"),
+                ("rx_nomem", "u32"),
+                ("tx_nomem", "u32"),
+                ("flags", "u32"),  # the union { oob_capable:1, oob_port:1 } / __flags
+            ],
+            platform,
+        ),
         # include/uapi/evl/net/socket-abi.h
-        "evl_net_solicit": Layout("evl_net_solicit", [
-            ("addr", "bytes", SOCKADDR_STORAGE_SIZE, platform.ptr_size), ("flags", "u32"),
-        ], platform),
+        "evl_net_solicit": Layout(
+            "evl_net_solicit",
+            [
+                ("addr", "bytes", SOCKADDR_STORAGE_SIZE, platform.ptr_size),
+                ("flags", "u32"),
+            ],
+            platform,
+        ),
         # G2/G3 only (not used by the transport; see the module docstring).
-        "evl_net_g2_openport": Layout("evl_net_g2_openport", [
-            ("name_ptr", "u64"), ("poolsz", "u64"), ("bufsz", "u64"), ("fd", "s32"),
-        ], platform),
+        "evl_net_g2_openport": Layout(
+            "evl_net_g2_openport",
+            [
+                ("name_ptr", "u64"),
+                ("poolsz", "u64"),
+                ("bufsz", "u64"),
+                ("fd", "s32"),
+            ],
+            platform,
+        ),
     }
 
 
@@ -277,7 +326,7 @@ def requests(platform: Platform = NATIVE, lay: dict[str, Layout] | None = None) 
     lay = lay or layouts(platform)
     return {
         "EVL_CTLIOC_GET_COREINFO": _IOR(EVL_CONTROL_IOCBASE, 0, lay["evl_core_info"].size),
-        # DEVOPEN uses the netdev base, not EVL_NET_IOCBASE (evl-abi §2.1).
+        # DEVOPEN uses the netdev base, not EVL_NET_IOCBASE (docs/abi.md, "Requests").
         "EVL_NETIOC_DEVOPEN": _IOWR(EVL_NETDEV_IOCBASE, 0, lay["evl_net_devopen"].size),
         "EVL_NDEVIOC_SETRXEBPF": _IOW(EVL_NETDEV_IOCBASE, 0, S32_SIZE),
         "EVL_NDEVIOC_SETPORT": _IOW(EVL_NETDEV_IOCBASE, 1, lay["evl_net_devparams"].size),
@@ -319,10 +368,12 @@ VLANS_ATTR = ("evl", "net", "vlans")
 
 #: evl_net_solicit.flags
 EVL_NEIGH_PERMANENT = 0x1
-EVL_NEIGH_MAYROUTE = 0x2  # inferred (evl-abi open question 3): the kernel accepts only these two bits
+EVL_NEIGH_MAYROUTE = (
+    0x2  # inferred (docs/abi.md, "What the sources leave open"): the kernel accepts only these two bits
+)
 
 #: SOCK_OOB (= O_OOB), OR'ed into socket()'s type, newest kernels first:
-#: bit 29 on the newest (7.x-based) EVL trees, bit 30 on older ones (evl-abi §3).
+#: bit 29 on the newest (7.x-based) EVL trees, bit 30 on older ones (docs/abi.md, "Requests").
 SOCK_OOB_CANDIDATES = (1 << 29, 1 << 30)
 
 #: The kernel's interface name limit, NUL included.

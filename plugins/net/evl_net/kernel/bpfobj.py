@@ -20,8 +20,8 @@ __all__ = [
     "EM_BPF",
     "BpfObjectError",
     "BpfProgram",
-    "parse",
     "first_socket_filter",
+    "parse",
 ]
 
 EM_BPF = 247
@@ -127,8 +127,12 @@ _CGROUP_TYPES = {
 }
 
 _CGROUP_SOCK_ADDR = (
-    "bind", "connect", "sendmsg", "recvmsg",
-    "getpeername", "getsockname",
+    "bind",
+    "connect",
+    "sendmsg",
+    "recvmsg",
+    "getpeername",
+    "getsockname",
 )
 
 
@@ -206,11 +210,8 @@ class _Reader:
 
     def slice(self, offset: int, size: int, what: str) -> bytes:
         if offset < 0 or size < 0 or offset + size > len(self.data):
-            raise self.fail(
-                f"{what} [{offset}, {offset + size}) lies beyond "
-                f"end of file ({len(self.data)} bytes)"
-            )
-        return self.data[offset:offset + size]
+            raise self.fail(f"{what} [{offset}, {offset + size}) lies beyond end of file ({len(self.data)} bytes)")
+        return self.data[offset : offset + size]
 
 
 def _cstr(table: bytes, offset: int) -> str | None:
@@ -242,9 +243,21 @@ def _read_sections(r: _Reader) -> list[_Section]:
         raise r.fail(f"invalid ELF data encoding {encoding}")
     ehdr_fmt, shdr_fmt, _ = _LAYOUTS[elf_class]
 
-    (e_type, e_machine, _version, _entry, _phoff, e_shoff, _flags,
-     _ehsize, _phentsize, _phnum, e_shentsize, e_shnum,
-     e_shstrndx) = r.unpack(ehdr_fmt, _EI_NIDENT, "ELF header")
+    (
+        e_type,
+        e_machine,
+        _version,
+        _entry,
+        _phoff,
+        e_shoff,
+        _flags,
+        _ehsize,
+        _phentsize,
+        _phnum,
+        e_shentsize,
+        e_shnum,
+        e_shstrndx,
+    ) = r.unpack(ehdr_fmt, _EI_NIDENT, "ELF header")
 
     if e_machine != EM_BPF:
         machine = _MACHINES.get(e_machine, str(e_machine))
@@ -268,34 +281,30 @@ def _read_sections(r: _Reader) -> list[_Section]:
 
     raw = []
     for i in range(shnum):
-        (sh_name, sh_type, sh_flags, _addr, sh_offset, sh_size, sh_link,
-         _info, _align, sh_entsize) = r.unpack(
-            shdr_fmt, e_shoff + i * e_shentsize, f"section header {i}")
+        (sh_name, sh_type, sh_flags, _addr, sh_offset, sh_size, sh_link, _info, _align, sh_entsize) = r.unpack(
+            shdr_fmt, e_shoff + i * e_shentsize, f"section header {i}"
+        )
         if sh_type != _SHT_NOBITS and sh_type != 0:
             r.slice(sh_offset, sh_size, f"section {i}")
-        raw.append((sh_name, sh_type, sh_flags, sh_offset, sh_size,
-                    sh_link, sh_entsize))
+        raw.append((sh_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_entsize))
 
     if shstrndx == _SHN_UNDEF or shstrndx >= shnum:
         raise r.fail(f"invalid section name string table index {shstrndx}")
     _, st_type, _, st_off, st_size, _, _ = raw[shstrndx]
     if st_type != _SHT_STRTAB:
         raise r.fail("section name string table is not a string table")
-    shstrtab = r.data[st_off:st_off + st_size]
+    shstrtab = r.data[st_off : st_off + st_size]
 
     sections = []
-    for i, (sh_name, sh_type, sh_flags, sh_offset, sh_size, sh_link,
-            sh_entsize) in enumerate(raw):
+    for i, (sh_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_entsize) in enumerate(raw):
         sec_name = _cstr(shstrtab, sh_name)
         if sec_name is None:
             raise r.fail(f"section {i} name offset {sh_name} out of range")
-        sections.append(_Section(i, sec_name, sh_type, sh_flags, sh_offset,
-                                 sh_size, sh_link, sh_entsize))
+        sections.append(_Section(i, sec_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_entsize))
     return sections
 
 
-def _function_names(r: _Reader, sections: list[_Section],
-                    sym_fmt: str) -> dict[int, str]:
+def _function_names(r: _Reader, sections: list[_Section], sym_fmt: str) -> dict[int, str]:
     """Map section index -> name of the function at its lowest offset.
 
     libbpf names a program after its function symbol and orders programs
@@ -307,7 +316,7 @@ def _function_names(r: _Reader, sections: list[_Section],
     if symtab.link >= len(sections) or sections[symtab.link].type != _SHT_STRTAB:
         raise r.fail(f"symbol table '{symtab.name}' has no string table")
     strsec = sections[symtab.link]
-    strtab = r.data[strsec.offset:strsec.offset + strsec.size]
+    strtab = r.data[strsec.offset : strsec.offset + strsec.size]
     sym_size = struct.calcsize(r.order + sym_fmt)
     entsize = symtab.entsize or sym_size
     if entsize < sym_size:
@@ -323,8 +332,7 @@ def _function_names(r: _Reader, sections: list[_Section],
             st_name, st_value, _size, st_info, _other, st_shndx = fields
         if st_info & 0xF != _STT_FUNC:
             continue
-        if st_shndx == _SHN_UNDEF or st_shndx >= min(_SHN_LORESERVE,
-                                                      len(sections)):
+        if st_shndx == _SHN_UNDEF or st_shndx >= min(_SHN_LORESERVE, len(sections)):
             continue
         sym_name = _cstr(strtab, st_name)
         if sym_name is None:
@@ -350,28 +358,23 @@ def parse(data: bytes, name: str = "object") -> list[BpfProgram]:
     license = ""
     for s in sections:
         if s.name == "license" and s.type != _SHT_NOBITS:
-            raw = r.data[s.offset:s.offset + s.size]
+            raw = r.data[s.offset : s.offset + s.size]
             license = raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
             break
 
     progs = [
-        s for s in sections
-        if s.type == _SHT_PROGBITS and s.flags & _SHF_EXECINSTR
-        and s.size and s.name != ".text"
+        s for s in sections if s.type == _SHT_PROGBITS and s.flags & _SHF_EXECINSTR and s.size and s.name != ".text"
     ]
     for s in progs:
         if s.size % _BPF_INSN_SIZE:
-            raise r.fail(
-                f"section '{s.name}' size {s.size} is not a multiple of "
-                f"{_BPF_INSN_SIZE}"
-            )
+            raise r.fail(f"section '{s.name}' size {s.size} is not a multiple of {_BPF_INSN_SIZE}")
     names = _function_names(r, sections, sym_fmt) if progs else {}
 
     return [
         BpfProgram(
             section=s.name,
             name=names.get(s.index, s.name),
-            insns=r.data[s.offset:s.offset + s.size],
+            insns=r.data[s.offset : s.offset + s.size],
             license=license,
         )
         for s in progs
@@ -387,7 +390,6 @@ def first_socket_filter(data: bytes, name: str = "object") -> BpfProgram:
     if first.prog_type != "socket_filter":
         raise BpfObjectError(
             errno.EINVAL,
-            f"{name}: first program '{first.section}' is a {first.prog_type} "
-            "program, not a socket filter",
+            f"{name}: first program '{first.section}' is a {first.prog_type} program, not a socket filter",
         )
     return first

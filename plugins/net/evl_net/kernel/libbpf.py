@@ -32,13 +32,39 @@ LIBRARY_ENV = "EVL_NET_LIBBPF"
 
 #: enum bpf_prog_type values used in messages.
 PROG_TYPES = {
-    0: "unspec", 1: "socket_filter", 2: "kprobe", 3: "sched_cls", 4: "sched_act", 5: "tracepoint",
-    6: "xdp", 7: "perf_event", 8: "cgroup_skb", 9: "cgroup_sock", 10: "lwt_in", 11: "lwt_out",
-    12: "lwt_xmit", 13: "sock_ops", 14: "sk_skb", 15: "cgroup_device", 16: "sk_msg",
-    17: "raw_tracepoint", 18: "cgroup_sock_addr", 19: "lwt_seg6local", 20: "lirc_mode2",
-    21: "sk_reuseport", 22: "flow_dissector", 23: "cgroup_sysctl", 24: "raw_tracepoint_writable",
-    25: "cgroup_sockopt", 26: "tracing", 27: "struct_ops", 28: "ext", 29: "lsm", 30: "sk_lookup",
-    31: "syscall", 32: "netfilter",
+    0: "unspec",
+    1: "socket_filter",
+    2: "kprobe",
+    3: "sched_cls",
+    4: "sched_act",
+    5: "tracepoint",
+    6: "xdp",
+    7: "perf_event",
+    8: "cgroup_skb",
+    9: "cgroup_sock",
+    10: "lwt_in",
+    11: "lwt_out",
+    12: "lwt_xmit",
+    13: "sock_ops",
+    14: "sk_skb",
+    15: "cgroup_device",
+    16: "sk_msg",
+    17: "raw_tracepoint",
+    18: "cgroup_sock_addr",
+    19: "lwt_seg6local",
+    20: "lirc_mode2",
+    21: "sk_reuseport",
+    22: "flow_dissector",
+    23: "cgroup_sysctl",
+    24: "raw_tracepoint_writable",
+    25: "cgroup_sockopt",
+    26: "tracing",
+    27: "struct_ops",
+    28: "ext",
+    29: "lsm",
+    30: "sk_lookup",
+    31: "syscall",
+    32: "netfilter",
 }
 BPF_PROG_TYPE_SOCKET_FILTER = 1
 #: libbpf's private error codes (enum libbpf_errno) start here.
@@ -63,7 +89,7 @@ def _error(code: int, detail: str) -> OSError:
 class _Lib:
     """The few libbpf entry points used, with their C signatures."""
 
-    _cache: dict[str, "_Lib"] = {}
+    _cache: dict[str, _Lib] = {}
 
     def __init__(self, path: str) -> None:
         import ctypes
@@ -122,7 +148,7 @@ class _Lib:
         return printer
 
     @classmethod
-    def get(cls, path: str) -> "_Lib":
+    def get(cls, path: str) -> _Lib:
         if path not in cls._cache:
             cls._cache[path] = cls(path)
         return cls._cache[path]
@@ -154,7 +180,7 @@ class LoadedProgram:
             self._obj = 0
             self._keep = None
 
-    def __enter__(self) -> "LoadedProgram":
+    def __enter__(self) -> LoadedProgram:
         return self
 
     def __exit__(self, *exc: Any) -> None:

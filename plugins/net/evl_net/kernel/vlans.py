@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: keep import time minimal
     from collections.abc import Iterable
 
-__all__ = ["NBITS", "VID_MIN", "VID_MAX", "parse", "format"]
+__all__ = ["NBITS", "VID_MAX", "VID_MIN", "format", "parse"]
 
 #: Bits in the EVL VLAN map (VLAN_N_VID).
 NBITS = 4096
@@ -75,7 +75,7 @@ def _parselist(text: str, nbits: int = NBITS) -> set[int]:
         if s[i] == "\0":
             return bits
         # bitmap_parse_region()
-        if s[i:i + 3].isascii() and s[i:i + 3].lower() == "all":
+        if s[i : i + 3].isascii() and s[i : i + 3].lower() == "all":
             start, end = 0, lastbit
             i += 3
         else:
@@ -133,7 +133,7 @@ def parse(text: str) -> frozenset[int]:
     return frozenset(bits)
 
 
-def format(ids: "Iterable[int]") -> str:  # noqa: A001 - public API name
+def format(ids: "Iterable[int]") -> str:
     """Render VIDs as the kernel's ``%*pbl`` does (no trailing newline).
 
     Sorted, duplicates dropped, runs of two or more as ``a-b``; an empty set

@@ -2,7 +2,7 @@
 
 What libevl (G4, ``EVL_ABI_PREREQ`` 45) and ``evl-net`` do, in pure Python;
 the numbers and layouts are in :mod:`evl_net.kernel.abi`, the facts in
-``evl-abi.md`` §1–§7:
+docs/abi.md ("Core check", "Requests" and the sections after):
 
 * the core check of ``evl_init()``: open ``$EVL_DEVDIR/control``,
   ``EVL_CTLIOC_GET_COREINFO``, ``abi_base <= EVL_ABI_PREREQ <= abi_current``
@@ -26,12 +26,15 @@ import _socket
 import errno
 import fcntl
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from evl_core.errors import EvlError
-from evl_net.kernel import abi
 from evl_net.errors import KernelError, device_open_stage
-from evl_net.transports import DevStat, Interface, Transport, kernel_error
+from evl_net.errors import KernelError as kernel_error
+from evl_net.kernel import abi
+from evl_net.model import Change, DevStat, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
+from evl_net.transports.contract import TransportBase
 
 DEVDIR_ENV = "EVL_DEVDIR"
 SYSDIR_ENV = "EVL_SYSDIR"
@@ -63,7 +66,7 @@ def _ioctl(fd: int, request: int, arg: Any, enotty_is_ebadf: bool = True) -> Non
         raise _error(exc.errno or errno.EIO) from None
 
 
-def factory(request: Any, env: Mapping[str, str]) -> "IoctlTransport":
+def factory(request: Any, env: Mapping[str, str]) -> IoctlTransport:
     transport = IoctlTransport(
         devdir=env.get(DEVDIR_ENV) or DEFAULT_DEVDIR,
         sysdir=env.get(SYSDIR_ENV) or DEFAULT_SYSDIR,
@@ -73,7 +76,7 @@ def factory(request: Any, env: Mapping[str, str]) -> "IoctlTransport":
     return transport
 
 
-class IoctlTransport(Transport):
+class IoctlTransport(TransportBase):
     name = "ioctl"
 
     def __init__(self, devdir: str = DEFAULT_DEVDIR, sysdir: str = DEFAULT_SYSDIR, libbpf: str | None = None) -> None:
@@ -160,7 +163,9 @@ class IoctlTransport(Transport):
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 # libevl: no net factory in this EVL core.
-                raise _error(errno.EOPNOTSUPP, f"no {self.net_path}: no out-of-band network stack in this EVL core") from None
+                raise _error(
+                    errno.EOPNOTSUPP, f"no {self.net_path}: no out-of-band network stack in this EVL core"
+                ) from None
             raise _error(exc.errno or errno.EIO) from None
         try:
             import array
@@ -196,7 +201,7 @@ class IoctlTransport(Transport):
         except OSError:
             return None
 
-    def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> dict[str, Any]:
+    def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> PortConfig:
         devfd = self._open_dev(ifname)
         try:
             # The kernel returns 0 for a port already enabled: the oob_port flag
@@ -209,20 +214,18 @@ class IoctlTransport(Transport):
             after = self._try_getstat(devfd)  # the port is up: a failure here is no reason to say it is not
         finally:
             os.close(devfd)
-        return {
-            "changed": before is None or not before.oob_port,
-            "pool_size": after.skb_total if after else None,
-            "buffer_size": after.skb_size if after else None,
-        }
+        return PortConfig(
+            before is None or not before.oob_port, after.skb_total if after else None, after.skb_size if after else None
+        )
 
-    def disable_port(self, ifname: str) -> dict[str, Any]:
+    def disable_port(self, ifname: str) -> Change:
         devfd = self._open_dev(ifname)
         try:
             before = self._try_getstat(devfd)
             _ioctl(devfd, abi.EVL_NDEVIOC_SETPORT, 0)  # NULL: switch the port off
         finally:
             os.close(devfd)
-        return {"changed": bool(before and before.oob_port)}
+        return Change(bool(before and before.oob_port))
 
     def get_stat(self, ifname: str) -> DevStat:
         devfd = self._open_dev(ifname)
@@ -231,30 +234,41 @@ class IoctlTransport(Transport):
         finally:
             os.close(devfd)
 
-    def set_rx_filter(self, ifname: str, obj: bytes | None, obj_name: str | None) -> dict[str, Any]:
+    def remove_rx_filter(self, ifname: str) -> Change:
         import struct
 
         devfd = self._open_dev(ifname)
         try:
-            if obj is None:
-                _ioctl(devfd, abi.EVL_NDEVIOC_SETRXEBPF, bytearray(struct.pack("=i", abi.NO_PROGRAM)))
-                # The kernel does not tell whether a filter was there.
-                return {"changed": None}
+            _ioctl(devfd, abi.EVL_NDEVIOC_SETRXEBPF, bytearray(struct.pack("=i", abi.NO_PROGRAM)))
+        finally:
+            os.close(devfd)
+        # The kernel does not tell whether a filter was there: a removal counts as a change.
+        return Change(True)
+
+    def install_rx_filter(self, ifname: str, obj: bytes, obj_name: str) -> FilterInstalled:
+        import struct
+
+        devfd = self._open_dev(ifname)
+        try:
             from evl_net.kernel import libbpf
 
             name = obj_name or "object"
             try:
                 prog = libbpf.load(obj, name, self.libbpf)
             except libbpf.LibbpfUnavailable as exc:
-                raise EvlError(f"cannot set BPF filter on {ifname}: the system libbpf is needed for -F ({exc.detail})") from None
+                raise EvlError(
+                    f"cannot set BPF filter on {ifname}: the system libbpf is needed for -F ({exc.detail})"
+                ) from None
             with prog:
                 try:
                     _ioctl(devfd, abi.EVL_NDEVIOC_SETRXEBPF, bytearray(struct.pack("=i", prog.fd)))
                 except OSError as exc:
                     if exc.errno == errno.EINVAL and prog.prog_type != libbpf.BPF_PROG_TYPE_SOCKET_FILTER:
-                        raise KernelError(exc.errno, f"{name}: program '{prog.section}' is not a socket filter") from None
+                        raise KernelError(
+                            exc.errno, f"{name}: program '{prog.section}' is not a socket filter"
+                        ) from None
                     raise
-                return {"changed": True, "program": prog.name, "section": prog.section}
+                return FilterInstalled(True, prog.name, prog.section)
         finally:
             os.close(devfd)
 
@@ -299,7 +313,7 @@ class IoctlTransport(Transport):
                 first_error = first_error or exc
         raise _error(errno.EINVAL, "this kernel knows no SOCK_OOB", stage="cannot create out-of-band UDP socket")
 
-    def solicit(self, host: str, ifname: str | None, flags: int) -> dict[str, Any]:
+    def solicit(self, host: str, ifname: str | None, flags: int) -> Solicited:
         import struct
 
         ip = self.resolve(host)
@@ -329,8 +343,8 @@ class IoctlTransport(Transport):
                 raise
         finally:
             sock.close()
-        return {"ip": ip, "permanent": bool(flags & abi.EVL_NEIGH_PERMANENT),
-                "may_route": bool(flags & abi.EVL_NEIGH_MAYROUTE)}
+        # The kernel does not tell whether the entry was there: a solicitation counts as a change.
+        return Solicited(ip, bool(flags & abi.EVL_NEIGH_PERMANENT), bool(flags & abi.EVL_NEIGH_MAYROUTE), changed=True)
 
     # -- the VLAN filter (sysfs) -----------------------------------------------------
 
@@ -354,7 +368,7 @@ class IoctlTransport(Transport):
         text = b"".join(chunks).decode(errors="replace")
         return text[:-1] if text.endswith("\n") else text
 
-    def set_vlans(self, text: str) -> dict[str, Any]:
+    def set_vlans(self, text: str) -> VlansSet:
         path = self.vlans_path
         before = self._read_vlans()
         # An empty write never reaches the kernel's store handler: clearing
@@ -371,7 +385,7 @@ class IoctlTransport(Transport):
         finally:
             os.close(fd)
         after = self._read_vlans()
-        return {"changed": before != after, "vlans": after}
+        return VlansSet(before != after, after)
 
     def get_vlans(self) -> str:
         return self._read_vlans()

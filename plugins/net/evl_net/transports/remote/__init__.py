@@ -8,22 +8,23 @@ Several boards go through :mod:`evl_net.engine.fleet` instead.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from evl_core.errors import EvlError
-from evl_net.transports import DevStat, Interface, Transport
+from evl_net.transports.contract import BY_METHOD, Primitive, TransportBase
 
 PROG = "evl-net"  # what `evl net` and `evl-net` both call themselves in messages
 
 
-def factory(request: Any, env: Mapping[str, str]) -> "RemoteTransport":
+def factory(request: Any, env: Mapping[str, str]) -> RemoteTransport:
     """Open a session with the one board the command line names."""
     import asyncio
 
-    from evl_net.engine import fleet
     from evl_net.transports.remote.client import Options, Session
+    from evl_net.transports.remote.targets import targets as named_targets
 
-    targets = fleet.targets(request, env)
+    targets = named_targets(request, env)
     if len(targets) != 1:
         raise EvlError(f"{len(targets)} boards given: the remote transport serves one (several go to the fleet)")
     session = Session(targets[0], Options.from_request(request, env))
@@ -57,23 +58,24 @@ def _malformed(board: str, what: str) -> Any:
     raise SessionError(board, INCOMPATIBLE, f"malformed result from the agent: {what}")
 
 
-def _int(value: Any, what: str, board: str) -> int:
-    if type(value) is not int:
-        _malformed(board, f"{what} is not an integer")
-    return value
-
-
-class RemoteTransport(Transport):
-    """The Transport operations as requests on an open session.
+class RemoteTransport(TransportBase):
+    """The transport contract as requests on an open session: one method per row of PRIMITIVES.
 
     ``run(coroutine)`` runs a request to completion: ``loop.run_until_complete``
-    for one board, or a hand-over to the fleet's event loop from a worker thread.
+    for one board, or a hand-over to the fleet's event loop from a worker
+    thread.  Each result is read back strictly into its record type, so a
+    board answers exactly what a local transport would return.
     """
 
     name = "remote"
 
-    def __init__(self, session: Any, run: Callable[[Awaitable[Any]], Any], on_close: Callable[[], None] | None = None,
-                 console: Any = None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        run: Callable[[Awaitable[Any]], Any],
+        on_close: Callable[[], None] | None = None,
+        console: Any = None,
+    ) -> None:
         self.session = session
         self._run = run
         self._on_close = on_close
@@ -82,7 +84,7 @@ class RemoteTransport(Transport):
 
     @property
     def board(self) -> str:
-        return self.session.label
+        return str(self.session.label)
 
     def close(self) -> None:
         self._flush_notes()
@@ -97,75 +99,31 @@ class RemoteTransport(Transport):
             self.console.flush()
         self.notes = []
 
-    def _call(self, op: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    def call(self, primitive: Primitive, *args: Any, **kwargs: Any) -> Any:
+        """Run one primitive on the board; its typed result, or the board's error as local use raises it."""
+        from evl_net.model import ShapeError, from_json
+        from evl_net.transports.contract import result_type
+        from evl_net.transports.remote import protocol
         from evl_net.transports.remote.client import raise_for
 
+        values = dict(zip((a[0] for a in primitive.args), args), **kwargs)
+        if set(values) != {a[0] for a in primitive.args}:
+            raise TypeError(f"{primitive.method}() takes {', '.join(a[0] for a in primitive.args)}")
         self._flush_notes()
-        reply = self._run(self.session.call(op, args))
+        reply = self._run(self.session.call(primitive.wire, protocol.encode_args(primitive, values)))
         if reply.log and self.console is not None:
             for line in reply.log:
                 self.console.write(line + "\n")
             self.console.flush()
-        return raise_for(reply, self.board)
+        result = raise_for(reply, self.board)
+        value = result.get("data") if primitive.mutates else result.get("value")
+        try:
+            return from_json(result_type(primitive), value, primitive.wire)
+        except ShapeError as exc:
+            _malformed(self.board, str(exc))
 
-    def _mutation(self, op: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        result = self._call(op, args)
-        data = result.get("data")
-        if not isinstance(data, dict):
-            _malformed(self.board, f"{op} without data")
-        return data
-
-    # -- the operations ---------------------------------------------------------------
-
-    def page_size(self) -> int:
-        return _int(self._call("page_size", {}).get("page_size"), "page_size", self.board)
-
-    def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> dict[str, Any]:
-        return self._mutation("port.enable", {"ifname": ifname, "pool_size": pool_size, "buffer_size": buffer_size})
-
-    def disable_port(self, ifname: str) -> dict[str, Any]:
-        return self._mutation("port.disable", {"ifname": ifname})
-
-    def get_stat(self, ifname: str) -> DevStat:
-        data = self._call("stat.get", {"ifname": ifname})
-        stat = DevStat()
-        for key in DevStat.COUNTERS:
-            setattr(stat, key, _int(data.get(key, 0), key, self.board))
-        for key in ("oob_capable", "oob_port"):
-            value = data.get(key, False)
-            if type(value) is not bool:
-                _malformed(self.board, f"{key} is not a boolean")
-            setattr(stat, key, value)
-        return stat
-
-    def set_rx_filter(self, ifname: str, obj: bytes | None, obj_name: str | None) -> dict[str, Any]:
-        if obj is None:
-            return self._mutation("bpf.remove", {"ifname": ifname})
-        from evl_net.transports.remote import protocol
-
-        label = (obj_name or "object").encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        return self._mutation("bpf.load", protocol.bpf_args(ifname, obj, label[:protocol.MAX_LABEL]))
-
-    def solicit(self, host: str, ifname: str | None, flags: int) -> dict[str, Any]:
-        return self._mutation("solicit", {"host": host, "ifname": ifname, "flags": flags})
-
-    def set_vlans(self, text: str) -> dict[str, Any]:
-        return self._mutation("vlans.set", {"text": text})
-
-    def get_vlans(self) -> str:
-        value = self._call("vlans.get", {}).get("vlans")
-        if not isinstance(value, str):
-            _malformed(self.board, "vlans is not a string")
-        return value
-
-    def interfaces(self) -> Sequence[Interface]:
-        rows = self._call("interfaces", {}).get("interfaces")
-        if not isinstance(rows, list):
-            _malformed(self.board, "interfaces is not a list")
-        out = []
-        for row in rows:
-            if (not isinstance(row, dict) or not isinstance(row.get("name"), str)
-                    or type(row.get("oob_port")) is not bool or type(row.get("up")) is not bool):
-                _malformed(self.board, "an interface is not {name, oob_port, up}")
-            out.append(Interface(name=row["name"], oob_port=row["oob_port"], up=row["up"]))
-        return out
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        primitive = BY_METHOD.get(method)
+        if primitive is None:
+            raise AttributeError(method)
+        return lambda *args, **kwargs: self.call(primitive, *args, **kwargs)

@@ -31,8 +31,9 @@ import os
 import re
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from evl_core.errors import EvlError
 from evl_net.errors import KernelError
@@ -74,7 +75,7 @@ class Target:
     port: int | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Target":
+    def parse(cls, text: str) -> Target:
         label = text.strip()
         rest = label
         user = None
@@ -87,7 +88,7 @@ class Target:
             end = rest.find("]")
             if end < 0:
                 raise EvlError(f"invalid remote '{text}': unclosed '['")
-            host, tail = rest[1:end], rest[end + 1:]
+            host, tail = rest[1:end], rest[end + 1 :]
             if tail:
                 if not tail.startswith(":"):
                     raise EvlError(f"invalid remote '{text}': expected ':PORT' after ']'")
@@ -126,14 +127,18 @@ class Options:
         """ConnectTimeout as ssh will use it (a user's ``-o ConnectTimeout=N`` wins over ours)."""
         args = list(self.ssh_args)
         for i, arg in enumerate(args):
-            text = arg[2:] if arg.startswith("-o") and len(arg) > 2 else (args[i + 1] if arg == "-o" and i + 1 < len(args) else "")
+            text = (
+                arg[2:]
+                if arg.startswith("-o") and len(arg) > 2
+                else (args[i + 1] if arg == "-o" and i + 1 < len(args) else "")
+            )
             key, _sep, value = text.replace("=", " ", 1).partition(" ")
             if key.lower() == "connecttimeout" and value.strip().isdigit():
                 return float(value.strip())
         return DEFAULT_CONNECT_TIMEOUT
 
     @classmethod
-    def from_request(cls, request: Any, env: Mapping[str, str]) -> "Options":
+    def from_request(cls, request: Any, env: Mapping[str, str]) -> Options:
         from evl_net import __version__
 
         try:
@@ -154,21 +159,42 @@ class Options:
             raise EvlError("the remote transport needs the ssh client: install openssh-client")
         return cls(
             accept_new_host_key=request.accept_new_host_key,
-            ssh_args=tuple(extra), timeout=timeout,
-            agent_command=env.get(AGENT_ENV) or DEFAULT_AGENT, ssh=ssh, client=f"evl-tools {__version__}",
+            ssh_args=tuple(extra),
+            timeout=timeout,
+            agent_command=env.get(AGENT_ENV) or DEFAULT_AGENT,
+            ssh=ssh,
+            client=f"evl-tools {__version__}",
         )
 
 
 def ssh_argv(target: Target, opts: Options) -> list[str]:
     checking = "accept-new" if opts.accept_new_host_key else "yes"
     argv = [
-        opts.ssh, "-T", "-e", "none",
-        "-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={checking}",
-        "-o", "ClearAllForwardings=yes", "-o", "ForwardAgent=no", "-o", "ForwardX11=no",
-        "-o", "PermitLocalCommand=no", "-o", "RemoteCommand=none",
+        opts.ssh,
+        "-T",
+        "-e",
+        "none",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"StrictHostKeyChecking={checking}",
+        "-o",
+        "ClearAllForwardings=yes",
+        "-o",
+        "ForwardAgent=no",
+        "-o",
+        "ForwardX11=no",
+        "-o",
+        "PermitLocalCommand=no",
+        "-o",
+        "RemoteCommand=none",
         *opts.ssh_args,
-        "-o", f"ConnectTimeout={int(DEFAULT_CONNECT_TIMEOUT)}",
-        "-o", f"ServerAliveInterval={KEEPALIVE_INTERVAL}", "-o", f"ServerAliveCountMax={KEEPALIVE_COUNT}",
+        "-o",
+        f"ConnectTimeout={int(DEFAULT_CONNECT_TIMEOUT)}",
+        "-o",
+        f"ServerAliveInterval={KEEPALIVE_INTERVAL}",
+        "-o",
+        f"ServerAliveCountMax={KEEPALIVE_COUNT}",
     ]
     if target.port is not None:
         argv += ["-p", str(target.port)]
@@ -188,14 +214,43 @@ class SessionError(EvlError):
 
 
 _SSH_PATTERNS = (
-    (HOSTKEY_REFUSED, ("host key verification failed", "remote host identification has changed",
-                       "host key for", "no matching host key", "offending", "host key is known")),
-    (AUTH_REFUSED, ("permission denied", "too many authentication failures", "no supported authentication",
-                    "authentication failed")),
+    (
+        HOSTKEY_REFUSED,
+        (
+            "host key verification failed",
+            "remote host identification has changed",
+            "host key for",
+            "no matching host key",
+            "offending",
+            "host key is known",
+        ),
+    ),
+    (
+        AUTH_REFUSED,
+        (
+            "permission denied",
+            "too many authentication failures",
+            "no supported authentication",
+            "authentication failed",
+        ),
+    ),
     (TIMEOUT, ("timed out", "not responding")),
-    (UNREACHABLE, ("connection refused", "no route to host", "network is unreachable", "could not resolve",
-                   "name or service not known", "temporary failure in name resolution", "host is down",
-                   "connection closed by", "connection reset", "kex_exchange_identification", "broken pipe")),
+    (
+        UNREACHABLE,
+        (
+            "connection refused",
+            "no route to host",
+            "network is unreachable",
+            "could not resolve",
+            "name or service not known",
+            "temporary failure in name resolution",
+            "host is down",
+            "connection closed by",
+            "connection reset",
+            "kex_exchange_identification",
+            "broken pipe",
+        ),
+    ),
 )
 
 
@@ -215,11 +270,15 @@ def classify(returncode: int | None, stderr: str, established: bool) -> tuple[st
                     break
                 if status == HOSTKEY_REFUSED:
                     if "has changed" in text:
-                        reason = ("the board's host key has CHANGED: it differs from the one in known_hosts "
-                                  "(a reinstalled board, or someone impersonating it); check before trusting it")
+                        reason = (
+                            "the board's host key has CHANGED: it differs from the one in known_hosts "
+                            "(a reinstalled board, or someone impersonating it); check before trusting it"
+                        )
                     else:
-                        reason = ("the board's host key is not known: add it to known_hosts, "
-                                  "or trust it on first use with --accept-new-host-key")
+                        reason = (
+                            "the board's host key is not known: add it to known_hosts, "
+                            "or trust it on first use with --accept-new-host-key"
+                        )
                     return status, f"{reason} ({last})" if last else reason
                 return status, last or status
         if established:
@@ -228,14 +287,17 @@ def classify(returncode: int | None, stderr: str, established: bool) -> tuple[st
     if established:
         return LOST, f"connection lost (the agent exited with status {returncode}){': ' + last if last else ''}"
     what = f"ssh exited with status {returncode}"
-    return INCOMPATIBLE, (f"the board did not start the agent ({what}): {last}" if last
-                          else f"the board's agent closed the session before hello ({what})")
+    return INCOMPATIBLE, (
+        f"the board did not start the agent ({what}): {last}"
+        if last
+        else f"the board's agent closed the session before hello ({what})"
+    )
 
 
 @dataclass
 class _Pending:
     op: str
-    future: "asyncio.Future[protocol.Reply]"
+    future: asyncio.Future[protocol.Reply]
 
 
 @dataclass
@@ -263,8 +325,11 @@ class Session:
         """Start ssh, say hello; SessionError if the board cannot be used."""
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *ssh_argv(self.target, self.opts), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, limit=protocol.MAX_FRAME + 2,
+                *ssh_argv(self.target, self.opts),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=protocol.MAX_FRAME + 2,
             )
         except OSError as exc:
             raise SessionError(self.label, UNREACHABLE, f"cannot run {self.opts.ssh}: {exc.strerror}") from None
@@ -295,14 +360,14 @@ class Session:
             pass
         try:
             await asyncio.wait_for(proc.wait(), 2.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._kill()
             await proc.wait()
         for task in self._tasks:
             if not task.done():
                 try:
                     await asyncio.wait_for(task, 0.2)
-                except (asyncio.TimeoutError, asyncio.CancelledError):
+                except (TimeoutError, asyncio.CancelledError):
                     pass
                 task.cancel()
         self._fail_pending(SessionError(self.label, LOST, "session closed"))
@@ -333,7 +398,7 @@ class Session:
         self._pending[rid] = _Pending(op, future)
         try:
             return await asyncio.wait_for(self._exchange(protocol.request_frame(rid, op, args), future), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             mutation = protocol.is_mutation(op)
             status = LOST if mutation else TIMEOUT
             reason = f"no reply to {op} within {timeout:g} s"
@@ -348,7 +413,7 @@ class Session:
         finally:
             self._pending.pop(rid, None)
 
-    async def _exchange(self, frame: bytes, future: "asyncio.Future[protocol.Reply]") -> protocol.Reply:
+    async def _exchange(self, frame: bytes, future: asyncio.Future[protocol.Reply]) -> protocol.Reply:
         try:
             self.proc.stdin.write(frame)
             await self.proc.stdin.drain()
@@ -421,14 +486,14 @@ class Session:
         """stdout closed: wait for ssh, classify, fail whatever was in flight."""
         try:
             await asyncio.wait_for(self.proc.wait(), 2.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._kill()
             await self.proc.wait()
         stderr_task = self._tasks[1] if len(self._tasks) > 1 else None
         if stderr_task is not None and not stderr_task.done():
             try:
                 await asyncio.wait_for(asyncio.shield(stderr_task), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if violation is not None:
             status = INCOMPATIBLE if self.hello is None else LOST

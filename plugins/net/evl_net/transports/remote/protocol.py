@@ -38,15 +38,18 @@ import errno as _errno
 import json
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
-#: Protocol versions this code speaks (inclusive range).  Version 2 adds
-#: ``"stage"`` to error objects: the C tool's words for the step that failed.
-PROTO_MIN = 1
+from evl_net.transports.contract import PRIMITIVES, wire_key
+
+#: Protocol versions this code speaks (inclusive range).  Version 2: the
+#: operations are the transport contract's primitives, reads answer
+#: ``{"value"}`` in the records' JSON form, and error objects may carry
+#: ``"stage"`` (the C tool's words for the step that failed).
+PROTO_MIN = 2
 PROTO_MAX = 2
-#: The first version whose error objects may carry ``"stage"``.
-PROTO_STAGE = 2
 
 MIB = 1 << 20
 #: Largest frame (without its newline) of every operation but ``bpf.load``, and of every reply.
@@ -84,7 +87,7 @@ EVLERROR = "EVLERROR"
 
 _CODE_RE = re.compile(r"^E[A-Z0-9]{1,15}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
-_BPF_OP_RE = re.compile(rb'"op"\s*:\s*"bpf\.load"')
+_OP_RE = re.compile(rb'"op"\s*:\s*"([a-z._]{1,64})"')
 
 
 class ProtocolError(Exception):
@@ -141,8 +144,12 @@ def _hex64(name: str, value: Any) -> None:
 
 
 def _proto_range(name: str, value: Any) -> None:
-    if (not isinstance(value, list) or len(value) != 2 or any(type(v) is not int for v in value)
-            or not 1 <= value[0] <= value[1] <= 65535):
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or any(type(v) is not int for v in value)
+        or not 1 <= value[0] <= value[1] <= 65535
+    ):
         raise _fail(name, "expected [min, max] protocol versions, 1 <= min <= max <= 65535")
 
 
@@ -159,25 +166,74 @@ class Op:
     max_frame: int = MAX_FRAME
 
 
-OPS: dict[str, Op] = {op.name: op for op in (
-    Op("hello", {"proto": _proto_range, "client": _text(MAX_NAME, printable=True)}),
-    Op("page_size", {}),
-    Op("interfaces", {}),
-    Op("stat.get", {"ifname": IFNAME}),
-    Op("vlans.get", {}),
-    Op("port.enable", {"ifname": IFNAME, "pool_size": _uint(2**32 - 1), "buffer_size": _uint(MAX_INT)}, mutation=True),
-    Op("port.disable", {"ifname": IFNAME}, mutation=True),
-    Op("bpf.load", {"ifname": IFNAME, "name": _text(MAX_LABEL, nonempty=False), "size": _uint(MAX_INT),
-                    "sha256": _hex64, "data": _text(MAX_BPF_FRAME, nonempty=False)},
-       mutation=True, max_frame=MAX_BPF_FRAME),
-    Op("bpf.remove", {"ifname": IFNAME}, mutation=True),
-    Op("solicit", {"host": _text(MAX_NAME), "ifname": _text(MAX_NAME, nullable=True),
-                   "flags": _uint(2**32 - 1)}, mutation=True),
-    Op("vlans.set", {"text": _text(MAX_TEXT, nonempty=False)}, mutation=True),
-)}
+def _validators(kind: tuple[Any, ...]) -> dict[str, Validator] | Validator:
+    """The wire validator(s) of one argument kind of the transport contract."""
+    if kind[0] == "name":
+        return IFNAME
+    if kind[0] == "name?":
+        return _text(MAX_NAME, nullable=True)
+    if kind[0] == "uint":
+        return _uint(kind[1])
+    if kind[0] == "text":
+        return _text(kind[1], nonempty=False)
+    if kind[0] == "object":  # an eBPF object travels as its size, digest and base64 text
+        return {"size": _uint(MAX_INT), "sha256": _hex64, "data": _text(MAX_BPF_FRAME, nonempty=False)}
+    raise ValueError(f"no wire form for argument kind {kind!r}")
+
+
+def _op(primitive: Any) -> Op:
+    args: dict[str, Validator] = {}
+    large = False
+    for arg in primitive.args:
+        found = _validators(arg[1])
+        if isinstance(found, dict):
+            args.update(found)
+            large = True
+        else:
+            args[wire_key(arg)] = found
+    return Op(primitive.wire, args, primitive.mutates, MAX_BPF_FRAME if large else MAX_FRAME)
+
+
+def _ops() -> dict[str, Op]:
+
+    table = [Op("hello", {"proto": _proto_range, "client": _text(MAX_NAME, printable=True)})]
+    table += [_op(p) for p in PRIMITIVES]
+    return {op.name: op for op in table}
+
+
+#: The allowlist, derived from the transport contract: every primitive, plus ``hello``.
+OPS: dict[str, Op] = _ops()
 
 #: The operations a session may use after ``hello`` (the capabilities of a full agent).
 CAPS = tuple(name for name in OPS if name != "hello")
+#: Operations whose frames may exceed MAX_FRAME (they carry an eBPF object).
+LARGE = frozenset(name for name, op in OPS.items() if op.max_frame > MAX_FRAME)
+
+
+def encode_args(primitive: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A primitive's Python arguments as its wire arguments (an object becomes size, digest, base64)."""
+    out: dict[str, Any] = {}
+    for arg in primitive.args:
+        name, kind = arg[0], arg[1]
+        if kind[0] == "object":
+            import base64
+            import hashlib
+
+            obj = values[name]
+            out.update(
+                size=len(obj), sha256=hashlib.sha256(obj).hexdigest(), data=base64.b64encode(obj).decode("ascii")
+            )
+        else:
+            out[wire_key(arg)] = values[name]
+    return out
+
+
+def decode_args(primitive: Any, args: Mapping[str, Any], max_bpf: int = MAX_BPF) -> dict[str, Any]:
+    """A validated request's wire arguments as the primitive's Python arguments (objects checked first)."""
+    out: dict[str, Any] = {}
+    for arg in primitive.args:
+        out[arg[0]] = bpf_object(args, max_bpf) if arg[1][0] == "object" else args[wire_key(arg)]
+    return out
 
 
 def is_mutation(op: str) -> bool:
@@ -186,6 +242,7 @@ def is_mutation(op: str) -> bool:
 
 
 # -- strict JSON ----------------------------------------------------------------------
+
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(pairs) > MAX_KEYS:
@@ -277,6 +334,7 @@ def valid_id(value: Any) -> bool:
 
 # -- requests (agent side) ---------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Request:
     id: Any
@@ -290,12 +348,16 @@ class Request:
 
 def parse_request(line: bytes) -> Request:
     """A request frame, checked against the envelope and the operation's schema."""
-    if len(line) > MAX_FRAME and not _BPF_OP_RE.search(line[:512]):
-        raise ProtocolError("E2BIG", f"frame of {len(line)} bytes exceeds {MAX_FRAME}")
+    if len(line) > MAX_FRAME:
+        named = _OP_RE.search(line[:512])
+        if named is None or named.group(1).decode() not in LARGE:
+            raise ProtocolError("E2BIG", f"frame of {len(line)} bytes exceeds {MAX_FRAME}")
     obj = decode(line, MAX_BPF_FRAME)
     rid = obj.get("id")
     if not valid_id(rid):
-        raise ProtocolError("EBADMSG", f"'id' must be an integer in 0..{MAX_ID_INT} or a string of 1..{MAX_ID_LEN} characters")
+        raise ProtocolError(
+            "EBADMSG", f"'id' must be an integer in 0..{MAX_ID_INT} or a string of 1..{MAX_ID_LEN} characters"
+        )
     extra = set(obj) - {"id", "op", "args"}
     if extra:
         raise ProtocolError("EBADMSG", f"unknown key {sorted(extra)[0]!r} in a request", rid)
@@ -335,8 +397,15 @@ def ok_frame(rid: Any, result: Mapping[str, Any], log: list[str] | None = None) 
     return encode(frame)
 
 
-def error_frame(rid: Any, code: str, msg: str, errno: int | None = None, detail: str | None = None,
-                log: list[str] | None = None, stage: str | None = None) -> bytes:
+def error_frame(
+    rid: Any,
+    code: str,
+    msg: str,
+    errno: int | None = None,
+    detail: str | None = None,
+    log: list[str] | None = None,
+    stage: str | None = None,
+) -> bytes:
     if errno is None and code.startswith("E"):
         errno = getattr(_errno, code, None)
     error: dict[str, Any] = {"code": code, "errno": errno, "msg": msg[:MAX_MSG]}
@@ -350,15 +419,17 @@ def error_frame(rid: Any, code: str, msg: str, errno: int | None = None, detail:
     return encode(frame)
 
 
-def oserror_frame(rid: Any, exc: OSError, log: list[str] | None = None, version: int = PROTO_MAX) -> bytes:
-    """The reply for an operation that failed with an errno, keeping the kernel's detail (and stage)."""
+def oserror_frame(rid: Any, exc: OSError, log: list[str] | None = None) -> bytes:
+    """The reply for an operation that failed with an errno, keeping the kernel's detail and stage."""
     code = _errno.errorcode.get(exc.errno or 0, "EIO")
-    stage = getattr(exc, "stage", None) if version >= PROTO_STAGE else None
-    return error_frame(rid, code, exc.strerror or str(exc), exc.errno or _errno.EIO,
-                       getattr(exc, "detail", None), log, stage)
+    stage = getattr(exc, "stage", None)
+    return error_frame(
+        rid, code, exc.strerror or str(exc), exc.errno or _errno.EIO, getattr(exc, "detail", None), log, stage
+    )
 
 
 # -- replies (client side) -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -390,16 +461,21 @@ def parse_reply(line: bytes) -> Reply:
     if not ok:
         code, num, msg = payload.get("code"), payload.get("errno"), payload.get("msg")
         detail, stage = payload.get("detail"), payload.get("stage")
-        if (not isinstance(code, str) or not _CODE_RE.match(code) or not isinstance(msg, str)
-                or not (num is None or (type(num) is int and 0 < num < 4096))
-                or not (detail is None or isinstance(detail, str))
-                or not (stage is None or (isinstance(stage, str) and stage.isprintable()))
-                or set(payload) - {"code", "errno", "msg", "detail", "stage"}):
+        if (
+            not isinstance(code, str)
+            or not _CODE_RE.match(code)
+            or not isinstance(msg, str)
+            or not (num is None or (type(num) is int and 0 < num < 4096))
+            or not (detail is None or isinstance(detail, str))
+            or not (stage is None or (isinstance(stage, str) and stage.isprintable()))
+            or set(payload) - {"code", "errno", "msg", "detail", "stage"}
+        ):
             raise ProtocolError("EBADMSG", "malformed error object")
     return Reply(rid, ok, payload if ok else None, None if ok else payload, log)
 
 
 # -- hello -------------------------------------------------------------------------------
+
 
 def hello_args(client: str) -> dict[str, Any]:
     return {"proto": [PROTO_MIN, PROTO_MAX], "client": client}
@@ -415,8 +491,9 @@ def check_hello(result: Mapping[str, Any]) -> dict[str, Any]:
     """Validate an agent's hello result (client side); ProtocolError('EPROTONOSUPPORT') if unusable."""
     proto = result.get("proto")
     if type(proto) is not int or not PROTO_MIN <= proto <= PROTO_MAX:
-        raise ProtocolError("EPROTONOSUPPORT",
-                            f"the agent chose protocol {proto!r}; this client speaks {PROTO_MIN}..{PROTO_MAX}")
+        raise ProtocolError(
+            "EPROTONOSUPPORT", f"the agent chose protocol {proto!r}; this client speaks {PROTO_MIN}..{PROTO_MAX}"
+        )
     caps = result.get("caps")
     if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
         raise ProtocolError("EBADMSG", "hello without a list of capabilities")
@@ -431,12 +508,18 @@ def check_hello(result: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- eBPF objects --------------------------------------------------------------------------
 
+
 def bpf_args(ifname: str, obj: bytes, name: str) -> dict[str, Any]:
     import base64
     import hashlib
 
-    return {"ifname": ifname, "name": name, "size": len(obj), "sha256": hashlib.sha256(obj).hexdigest(),
-            "data": base64.b64encode(obj).decode("ascii")}
+    return {
+        "ifname": ifname,
+        "name": name,
+        "size": len(obj),
+        "sha256": hashlib.sha256(obj).hexdigest(),
+        "data": base64.b64encode(obj).decode("ascii"),
+    }
 
 
 def bpf_object(args: Mapping[str, Any], max_bpf: int = MAX_BPF) -> bytes:

@@ -2,13 +2,14 @@
 
 Boards are TOML files (``--board FILE`` or ``EVL_SIM_BOARD``); the default one
 reproduces the setup of the ``evl net`` manual.  A bad file gets one line
-naming the file, the key and the problem.
+naming the file, the key and the problem.  A board is stored with its state
+(:mod:`evl_net.transports.sim.records` gives the JSON form).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from evl_core.errors import EvlError
@@ -16,8 +17,16 @@ from evl_core.errors import EvlError
 DEFAULT_BOARD = "manual"
 BOARDS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "boards")
 COUNTERS = (
-    "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "skb_size", "skb_free",
-    "skb_total", "csum_errors", "rx_nomem", "tx_nomem",
+    "rx_packets",
+    "rx_bytes",
+    "tx_packets",
+    "tx_bytes",
+    "skb_size",
+    "skb_free",
+    "skb_total",
+    "csum_errors",
+    "rx_nomem",
+    "tx_nomem",
 )
 IFNAMSIZ = 16
 
@@ -64,20 +73,6 @@ class Board:
     routes: list[Route] = field(default_factory=list)
     peers: list[Peer] = field(default_factory=list)
     hosts: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Board":
-        return cls(
-            name=data["name"], fingerprint=data["fingerprint"], page_size=data["page_size"],
-            solicit_timeout=data["solicit_timeout"],
-            interfaces={k: Iface(**v) for k, v in data["interfaces"].items()},
-            routes=[Route(**r) for r in data["routes"]],
-            peers=[Peer(**p) for p in data["peers"]],
-            hosts=dict(data["hosts"]),
-        )
 
     def real_device(self, name: str) -> str:
         """The device under a VLAN device, where EVL keeps a port's pool."""
@@ -129,7 +124,9 @@ class _Checker:
     def fail(self, key: str, problem: str) -> EvlError:
         return EvlError(f"board file {self.path}: {key}: {problem}")
 
-    def get(self, table: dict, key: str, where: str, kind: type | tuple, default: Any = None, required: bool = False) -> Any:
+    def get(
+        self, table: dict, key: str, where: str, kind: type | tuple, default: Any = None, required: bool = False
+    ) -> Any:
         if key not in table:
             if required:
                 raise self.fail(f"{where}{key}", "missing")
@@ -206,12 +203,14 @@ class _Checker:
             dev = self.get(table, "dev", where, str)
             if dev is not None and dev not in board.interfaces:
                 raise self.fail(where + "dev", f"no interface {dev!r}")
-            board.peers.append(Peer(
-                ip=self.ipv4(self.get(table, "ip", where, str, required=True), where + "ip"),
-                mac=self.mac(self.get(table, "mac", where, str, required=True), where + "mac"),
-                reachable=self.get(table, "reachable", where, bool, True),
-                dev=dev,
-            ))
+            board.peers.append(
+                Peer(
+                    ip=self.ipv4(self.get(table, "ip", where, str, required=True), where + "ip"),
+                    mac=self.mac(self.get(table, "mac", where, str, required=True), where + "mac"),
+                    reachable=self.get(table, "reachable", where, bool, True),
+                    dev=dev,
+                )
+            )
         hosts = self.get(data, "hosts", "", dict, {})
         for host, ip in hosts.items():
             if not isinstance(ip, str):
@@ -222,10 +221,25 @@ class _Checker:
     def interface(self, table: Any, where: str) -> Iface:
         if not isinstance(table, dict):
             raise self.fail(where.rstrip("."), "expected a table")
-        self.unknown(table, {
-            "name", "parent", "vlan_id", "mtu", "up", "oob_capable", "loopback", "addresses",
-            "mac", "driver", "bus", "counters", "port",
-        }, where)
+        self.unknown(
+            table,
+            {
+                "name",
+                "parent",
+                "vlan_id",
+                "mtu",
+                "up",
+                "oob_capable",
+                "loopback",
+                "addresses",
+                "mac",
+                "driver",
+                "bus",
+                "counters",
+                "port",
+            },
+            where,
+        )
         name = self.get(table, "name", where, str, required=True)
         if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or any(c.isspace() for c in name):
             raise self.fail(where + "name", f"invalid interface name {name!r}")
@@ -249,11 +263,16 @@ class _Checker:
         counters = self.get(table, "counters", where, dict, {})
         for key, value in counters.items():
             if key not in COUNTERS:
-                raise self.fail(f"{where}counters.{key}", "unknown counter (expected one of " + ", ".join(COUNTERS) + ")")
+                raise self.fail(
+                    f"{where}counters.{key}", "unknown counter (expected one of " + ", ".join(COUNTERS) + ")"
+                )
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
                 raise self.fail(f"{where}counters.{key}", "must be a non-negative integer")
         return Iface(
-            name=name, parent=parent, vlan_id=vlan_id, mtu=mtu,
+            name=name,
+            parent=parent,
+            vlan_id=vlan_id,
+            mtu=mtu,
             up=self.get(table, "up", where, bool, True),
             oob_capable=self.get(table, "oob_capable", where, bool, True),
             loopback=self.get(table, "loopback", where, bool, False),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
@@ -55,10 +55,19 @@ def build(spec: FrameSpec) -> bytes:
         header += struct.pack("!HH", ETH_P_8021Q, spec.vlan & 0x0FFF)
     if spec.proto == "arp":
         ethertype = ETH_P_ARP
-        payload = struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1) + _mac(spec.src_mac) + _ip(spec.src) + bytes(6) + _ip(spec.dst)
+        payload = (
+            struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1) + _mac(spec.src_mac) + _ip(spec.src) + bytes(6) + _ip(spec.dst)
+        )
     elif spec.proto == "ipv6":
         ethertype = ETH_P_IPV6
-        payload = struct.pack("!IHBB", 6 << 28, 8, 17, 64) + bytes(15) + b"\1" + bytes(15) + b"\2" + struct.pack("!HHHH", spec.sport, spec.dport, 8, 0)
+        payload = (
+            struct.pack("!IHBB", 6 << 28, 8, 17, 64)
+            + bytes(15)
+            + b"\1"
+            + bytes(15)
+            + b"\2"
+            + struct.pack("!HHHH", spec.sport, spec.dport, 8, 0)
+        )
     else:
         ethertype = ETH_P_IP
         payload = _ipv4(spec, len(header) + 2)
@@ -80,7 +89,8 @@ def _ipv4(spec: FrameSpec, l2_len: int) -> bytes:
             csum ^= 0x5A5A
         body[6:8] = struct.pack("!H", csum)
     elif proto == 6:
-        body = bytearray(struct.pack("!HHIIBBHHH", spec.sport, spec.dport, 0, 0, 5 << 4, 2, 1024, 0, 0) + bytes(max(body_len - 20, 0)))
+        tcp = struct.pack("!HHIIBBHHH", spec.sport, spec.dport, 0, 0, 5 << 4, 2, 1024, 0, 0)
+        body = bytearray(tcp + bytes(max(body_len - 20, 0)))
     else:
         body = bytearray(struct.pack("!BBHHH", 8, 0, 0, 1, 1) + bytes(max(body_len - 8, 0)))
     header = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, proto, 0, _ip(spec.src), _ip(spec.dst)))
@@ -118,9 +128,9 @@ def inspect(frame: bytes) -> FrameInfo:
         udp = frame[l3 + 9] == 17 and len(frame) >= l3 + ihl + 8
         if udp:
             total = struct.unpack_from("!H", frame, l3 + 2)[0]
-            seg = frame[l3 + ihl:l3 + total]
+            seg = frame[l3 + ihl : l3 + total]
             if len(seg) >= 8 and struct.unpack_from("!H", seg, 6)[0] != 0:
-                pseudo = frame[l3 + 12:l3 + 20] + struct.pack("!BBH", 0, 17, len(seg))
+                pseudo = frame[l3 + 12 : l3 + 20] + struct.pack("!BBH", 0, 17, len(seg))
                 csum_ok = _checksum(pseudo + seg) == 0
     return FrameInfo(vlan, ethertype, ipv4, udp, csum_ok)
 
@@ -145,7 +155,7 @@ def read_pcap(data: bytes) -> Iterator[bytes]:
         offset += 16
         if offset + incl > len(data):
             raise ValueError("truncated pcap record")
-        yield data[offset:offset + incl]
+        yield data[offset : offset + incl]
         offset += incl
 
 

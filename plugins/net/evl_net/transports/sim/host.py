@@ -55,7 +55,8 @@ import hashlib
 import ipaddress
 import json
 import os
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from evl_core.errors import EvlError
 from evl_net.transports.sim.board import Board, Iface, Peer, Route
@@ -122,8 +123,13 @@ def _mac(value: Any) -> str:
 
 
 def snapshot_from_dumps(
-    links: Iterable[Any], addrs: Iterable[Any], routes: Iterable[Any], neighs: Iterable[Any],
-    netns_name: str | None, drivers: dict[str, str] | None = None, page_size: int | None = None,
+    links: Iterable[Any],
+    addrs: Iterable[Any],
+    routes: Iterable[Any],
+    neighs: Iterable[Any],
+    netns_name: str | None,
+    drivers: dict[str, str] | None = None,
+    page_size: int | None = None,
 ) -> Snapshot:
     """A Snapshot from rtnetlink dumps (ifinfmsg, ifaddrmsg, rtmsg, ndmsg as pyroute2 decodes them)."""
     drivers = drivers or {}
@@ -144,8 +150,10 @@ def snapshot_from_dumps(
         vlans[msg["index"]] = (lower, int(vid))
 
     board = Board(
-        name=board_name(netns_name), fingerprint="",
-        page_size=page_size or os.sysconf("SC_PAGE_SIZE"), solicit_timeout=5.0,
+        name=board_name(netns_name),
+        fingerprint="",
+        page_size=page_size or os.sysconf("SC_PAGE_SIZE"),
+        solicit_timeout=5.0,
     )
     ifindex: dict[str, int] = {}
     admin_up: dict[str, bool] = {}
@@ -168,7 +176,9 @@ def snapshot_from_dumps(
                 vlan_id = None
         loopback = bool(flags & IFF_LOOPBACK)
         board.interfaces[name] = Iface(
-            name=name, parent=parent, vlan_id=vlan_id,
+            name=name,
+            parent=parent,
+            vlan_id=vlan_id,
             mtu=int(msg.get("mtu") or 0),
             up=bool(flags & IFF_UP),  # what ENETDOWN and NETDEV_GOING_DOWN are about, not the carrier
             oob_capable=True,  # no EVL core on the host: every driver is taken as oob-capable
@@ -196,14 +206,16 @@ def snapshot_from_dumps(
             continue
         if (msg.get("table") or msg["table"]) != RT_TABLE_MAIN:
             continue
-        net = ipaddress.IPv4Network(f"{msg.get('dst') or '0.0.0.0'}/{msg['dst_len']}", strict=False)
+        dst = msg.get("dst") or "0.0.0.0"  # noqa: S104 (a default route's destination, no binding)
+        net = ipaddress.IPv4Network(f"{dst}/{msg['dst_len']}", strict=False)
         metric = msg.get("priority") or 0
         hops = [(msg.get("gateway"), msg.get("oif"))]
         if msg.get("multipath"):
             hops = [(nh.get("gateway"), nh["oif"]) for nh in msg.get("multipath") if not nh["flags"] & RTNH_F_DEAD]
         for gateway, oif in hops:
             if gateway:
-                mirrored.append((net.prefixlen, metric, Route(dst=str(net), via=gateway, dev=names.get(oif) if oif else None)))
+                dev = names.get(oif) if oif else None
+                mirrored.append((net.prefixlen, metric, Route(dst=str(net), via=gateway, dev=dev)))
     mirrored.sort(key=lambda item: (-item[0], item[1]))  # stable: dump order among equals
     board.routes = [route for _, _, route in mirrored]
 
@@ -215,10 +227,14 @@ def snapshot_from_dumps(
         if not ip or name not in board.interfaces:
             continue
         state = msg["state"] or 0
-        board.peers.append(Peer(
-            ip=ip, mac=_mac(lladdr) if lladdr else ZERO_MAC,
-            reachable=nud_reachable(state, lladdr), dev=name,
-        ))
+        board.peers.append(
+            Peer(
+                ip=ip,
+                mac=_mac(lladdr) if lladdr else ZERO_MAC,
+                reachable=nud_reachable(state, lladdr),
+                dev=name,
+            )
+        )
 
     snap = Snapshot(board, ifindex, admin_up)
     board.fingerprint = digest(snap)
@@ -226,8 +242,13 @@ def snapshot_from_dumps(
 
 
 def board_from_dumps(
-    links: Iterable[Any], addrs: Iterable[Any], routes: Iterable[Any], neighs: Iterable[Any],
-    netns_name: str | None, drivers: dict[str, str] | None = None, page_size: int | None = None,
+    links: Iterable[Any],
+    addrs: Iterable[Any],
+    routes: Iterable[Any],
+    neighs: Iterable[Any],
+    netns_name: str | None,
+    drivers: dict[str, str] | None = None,
+    page_size: int | None = None,
 ) -> Board:
     """The Board of ``snapshot_from_dumps``."""
     return snapshot_from_dumps(links, addrs, routes, neighs, netns_name, drivers, page_size).board
@@ -238,8 +259,18 @@ def digest(snap: Snapshot) -> str:
     board = snap.board
     essentials = {
         "interfaces": [
-            [i.name, snap.ifindex.get(i.name), snap.admin_up.get(i.name), i.up, i.mtu, i.mac,
-             i.loopback, i.parent, i.vlan_id, i.addresses]
+            [
+                i.name,
+                snap.ifindex.get(i.name),
+                snap.admin_up.get(i.name),
+                i.up,
+                i.mtu,
+                i.mac,
+                i.loopback,
+                i.parent,
+                i.vlan_id,
+                i.addresses,
+            ]
             for i in board.interfaces.values()
         ],
         "routes": [[r.dst, r.via, r.dev] for r in board.routes],
@@ -258,7 +289,7 @@ class _Session:
         self.netns = netns
         self.ipr: Any = None
 
-    def __enter__(self) -> "_Session":
+    def __enter__(self) -> _Session:
         try:
             import pyroute2
         except ImportError:
@@ -422,7 +453,8 @@ def neighbour(ip: str, dev: str | None = None, netns: str | None = None) -> tupl
                     raise
                 # kernels before 4.20 cannot get one entry: dump and pick
                 entries = [
-                    m for m in session.call("neigh", "dump", family=AF_INET)
+                    m
+                    for m in session.call("neigh", "dump", family=AF_INET)
                     if m.get("dst") == ip and m["ifindex"] == index
                 ]
         else:
@@ -437,7 +469,8 @@ def neighbour(ip: str, dev: str | None = None, netns: str | None = None) -> tupl
 
 # -- solicitation: an ARP request on the wire ----------------------------------
 #
-# What the EVL core does for a neighbour that is not resolved yet (evl-abi §3):
+# What the EVL core does for a neighbour that is not resolved yet (docs/abi.md,
+# "Solicitation and the ARP front cache"):
 # neigh_event_send() starts the in-band ARP resolution on the output device and
 # the caller waits, up to the solicit timeout, for the answer.  The mirror does
 # the same on the live namespace with a packet socket: who-has NEXTHOP tell
@@ -461,7 +494,7 @@ NETNS_RUN_DIR = "/var/run/netns"
 ARP_PROBES = 3  # net.ipv4.neigh.default.mcast_solicit
 ARP_RETRANS = 1.0  # net.ipv4.neigh.default.retrans_time_ms, in seconds
 BROADCAST_MAC = b"\xff" * 6
-ANY = "0.0.0.0"
+ANY = "0.0.0.0"  # noqa: S104 (the unspecified IPv4 address of an ARP probe and a default route, no binding)
 
 
 def netns_path(netns: str) -> str:
@@ -485,8 +518,18 @@ def arp_request(sender_mac: bytes, sender_ip: str, target_ip: str) -> bytes:
     import socket
     import struct
 
-    return struct.pack("!HHBBH6s4s6s4s", ARPHRD_ETHER, ETH_P_IP, 6, 4, ARPOP_REQUEST,
-                       sender_mac, socket.inet_aton(sender_ip), bytes(6), socket.inet_aton(target_ip))
+    return struct.pack(
+        "!HHBBH6s4s6s4s",
+        ARPHRD_ETHER,
+        ETH_P_IP,
+        6,
+        4,
+        ARPOP_REQUEST,
+        sender_mac,
+        socket.inet_aton(sender_ip),
+        bytes(6),
+        socket.inet_aton(target_ip),
+    )
 
 
 def arp_reply_mac(payload: bytes, target_ip: str, our_ip: str) -> str | None:
@@ -549,7 +592,7 @@ def _in_netns(netns: str, make: Any) -> Any:
                 if home >= 0:
                     libc.setns(home, CLONE_NEWNET)  # the thread ends anyway; be tidy
                     os.close(home)
-        except Exception as exc:  # handed to the caller (signals go to the main thread)
+        except Exception as exc:  # noqa: BLE001 (handed to the caller; signals go to the main thread)
             outcome["error"] = exc
 
     thread = threading.Thread(target=run, name=f"evl-netns-{netns}", daemon=True)
@@ -579,8 +622,9 @@ def _ifreq(sock: Any, request: int, dev: str) -> bytes:
     return fcntl.ioctl(sock.fileno(), request, struct.pack("16s", dev.encode()).ljust(IFREQ_SIZE, b"\0"))
 
 
-def arp_solicit(target: str, dev: str, timeout: float, netns: str | None = None,
-                source: str | None = None) -> str | None:
+def arp_solicit(
+    target: str, dev: str, timeout: float, netns: str | None = None, source: str | None = None
+) -> str | None:
     """Ask ``dev`` who has ``target``, as the kernel's ARP resolution does; the replying MAC, or None.
 
     None also when the device does not do ARP (loopback, NOARP, not

@@ -1,9 +1,11 @@
-"""Where the simulator keeps its state between invocations.
+"""Where the simulator keeps its state between invocations: the file, its lock, its writes.
 
 One JSON file, replaced atomically (write a temporary file, fsync, rename),
 under an exclusive ``flock`` held for the whole read-modify-write, so that
 concurrent invocations serialise and no update is lost.  A kill at any point
-leaves either the old or the new state, never a torn one.
+leaves either the old or the new state, never a torn one.  What the JSON
+holds is :mod:`evl_net.transports.sim.records`' business, and which board's
+state is current :mod:`evl_net.transports.sim.store`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from evl_core.errors import EvlError
 
@@ -24,6 +27,11 @@ def default_path(env: Mapping[str, str]) -> str:
         return env[STATE_ENV]
     base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "evl-tools", "sim-state.json")
+
+
+def corrupt(path: str, problem: str) -> EvlError:
+    """The error for a state file that is not one of ours."""
+    return EvlError(f"simulator state {path} is corrupt ({problem}); reset it with 'evl sim reset' or remove the file")
 
 
 class StateFile:
@@ -49,7 +57,11 @@ class StateFile:
             self._lock_fd = None
 
     def read(self) -> dict[str, Any] | None:
-        """The stored state, or None when there is none yet."""
+        """The stored JSON object, or None when there is none yet.
+
+        Anything but a JSON object of this format (bad bytes, nesting too deep
+        to parse...) is the "corrupt" error, and the file is left as it is.
+        """
         try:
             with open(self.path, "rb") as f:
                 raw = f.read()
@@ -61,19 +73,19 @@ class StateFile:
             data = json.loads(raw)
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError("unknown format")
+        except RecursionError:
+            raise corrupt(self.path, "nested too deep") from None
         except ValueError as exc:
-            raise EvlError(
-                f"simulator state {self.path} is corrupt ({exc}); "
-                f"reset it with 'evl sim reset' or remove the file"
-            ) from None
+            raise corrupt(self.path, str(exc)) from None
         return data
 
-    def write(self, data: dict[str, Any]) -> None:
+    def write(self, data: dict[str, Any], default: Callable[[Any], Any] | None = None) -> None:
+        """Replace the stored object by ``data`` (``default`` as for ``json.dump``), atomically."""
         data["format"] = FORMAT
         tmp = f"{self.path}.tmp.{os.getpid()}"
         try:
             with open(tmp, "w") as f:
-                json.dump(data, f, separators=(",", ":"))
+                json.dump(data, f, separators=(",", ":"), default=default)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)

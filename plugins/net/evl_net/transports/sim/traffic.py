@@ -1,28 +1,36 @@
 """The simulator's traffic model: RX frames through the EVL input path, TX through the pool.
 
-RX (evl-abi §5–§7): a frame reaches the EVL input path only when its real
-device carries a port (diversion on).  The installed eBPF program decides
-first (0 drop, 1 accept IPv4, 2 leave in-band, 3 or no program: VLAN rules,
-anything else: in-band); the VLAN rules send IPv4 frames whose VID is in the
-global map out-of-band.  An out-of-band frame is accounted on the port of its
-VLAN device when there is one, else on the real device; a bad UDP checksum
-counts in ``csum_errors`` and the frame is dropped.  A driver-side RX buffer
-shortage counts in ``tx_nomem`` of the real device: the kernel's hook
-increments that counter, not ``rx_nomem`` (a quirk kept on purpose).
+RX (docs/abi.md, "eBPF RX filter", "VLAN map" and "Device status"): a frame
+reaches the EVL input path only when its real device carries a port
+(diversion on).  The installed eBPF program decides first (0 drop, 1 accept
+IPv4, 2 leave in-band, 3 or no program: VLAN rules, anything else: in-band);
+the VLAN rules send IPv4 frames whose VID is in the global map out-of-band.
+An out-of-band frame is accounted on the port of its VLAN device when there
+is one, else on the real device; a bad UDP checksum counts in
+``csum_errors`` and the frame is dropped.  A driver-side RX buffer shortage
+counts in ``tx_nomem`` of the real device: the kernel's hook increments that
+counter, not ``rx_nomem`` (a quirk kept on purpose).
 
 TX: each send takes a buffer from the real device's pool and gives it back
 when the NIC is done; with ``stall`` the NIC never finishes, so the pool
 drains and further sends count ``tx_nomem``.
+
+Every function takes the :class:`~evl_net.transports.sim.SimTransport` of
+the board and works on its state through its public methods.
 """
 
 from __future__ import annotations
 
 import errno
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from evl_net.errors import KernelError
 from evl_net.transports.sim import frames as framelib
-from evl_net.transports import kernel_error as _kernel_error
+
+if TYPE_CHECKING:
+    from evl_net.transports.sim.kernel import SimTransport
+    from evl_net.transports.sim.records import BoardState, FilterInfo
 
 DROP, ACCEPT, SKIP, VLAN = 0, 1, 2, 3
 VERDICTS = {DROP: "drop", ACCEPT: "accept", SKIP: "skip", VLAN: "vlan"}
@@ -30,15 +38,18 @@ VERDICTS = {DROP: "drop", ACCEPT: "accept", SKIP: "skip", VLAN: "vlan"}
 _programs: dict[str, Any] = {}
 
 
-def program_for(filt: dict[str, Any]) -> Any:
-    """The installed filter, decoded once per process."""
-    prog = _programs.get(filt["sha256"])
+def program_for(filt: FilterInfo) -> Any:
+    """The installed filter's program, decoded once per process."""
+    if filt.insns is None:  # the kernel double's filters are real programs, out of the simulator's reach
+        raise KernelError(errno.EOPNOTSUPP, "the simulator cannot run the installed eBPF program")
+    key = filt.sha256 or filt.insns
+    prog = _programs.get(key)
     if prog is None:
         import base64
 
         from evl_net.transports.sim import ebpf as ebpf_vm
 
-        prog = _programs[filt["sha256"]] = ebpf_vm.Program(base64.b64decode(filt["insns"]))
+        prog = _programs[key] = ebpf_vm.Program(base64.b64decode(filt.insns))
     return prog
 
 
@@ -60,21 +71,19 @@ class Delivery:
     dev: str | None  # the device the frame was accounted on
 
 
-def _counters(state: dict[str, Any], ifname: str) -> dict[str, int]:
-    return state["counters"].setdefault(ifname, {})
-
-
-def _bump(state: dict[str, Any], ifname: str, field: str, by: int = 1) -> None:
-    counters = _counters(state, ifname)
+def _bump(state: BoardState, ifname: str, field: str, by: int = 1) -> None:
+    counters = state.counters.setdefault(ifname, {})
     counters[field] = counters.get(field, 0) + by
 
 
-def receive(sim: Any, ifname: str, frame: bytes, nomem: bool = False) -> Delivery:
-    sim._iface(ifname)
-    board, state = sim.board, sim.state
+def receive(sim: SimTransport, ifname: str, frame: bytes, nomem: bool = False) -> Delivery:
+    """Frame ``frame`` arriving on ``ifname`` (``nomem``: the driver has no buffer for it)."""
+    sim.device(ifname)
+    state = sim.load()
+    board = state.board
     real = board.real_device(ifname)
-    ports = [p for p in state["ports"] if board.real_device(p) == real]
-    sim._dirty = True
+    ports = [p for p in state.ports if board.real_device(p) == real]
+    sim.mark_dirty()
     if not ports:
         return Delivery("none", "not-diverted", None)
     if nomem:
@@ -83,7 +92,7 @@ def receive(sim: Any, ifname: str, frame: bytes, nomem: bool = False) -> Deliver
     info = framelib.inspect(frame)
     verdict = VLAN
     verdict_name = "none"
-    filt = state["filters"].get(real)
+    filt = state.filters.get(real)
     if filt is not None:
         index = list(board.interfaces).index(real) + 1
         verdict = run_filter(program_for(filt), frame, ifindex=index)
@@ -93,7 +102,7 @@ def receive(sim: Any, ifname: str, frame: bytes, nomem: bool = False) -> Deliver
     if verdict == ACCEPT:
         oob = info.ipv4
     elif verdict == VLAN:
-        oob = info.ipv4 and info.vlan is not None and info.vlan in state["vlans"]
+        oob = info.ipv4 and info.vlan is not None and info.vlan in state.vlans
     else:
         oob = False
     if not oob:
@@ -112,62 +121,64 @@ def receive(sim: Any, ifname: str, frame: bytes, nomem: bool = False) -> Deliver
     return Delivery(verdict_name, "oob", target)
 
 
-def transmit(sim: Any, ifname: str, count: int, size: int, stall: bool = False) -> dict[str, Any]:
-    sim._iface(ifname)
-    board, state = sim.board, sim.state
-    if ifname not in state["ports"]:
-        raise _kernel_error(errno.ENODEV, f"{ifname} is not an out-of-band port")
-    pool = state["pools"][board.real_device(ifname)]
-    if size > pool["skb_size"]:
-        raise _kernel_error(errno.EMSGSIZE, f"{size} bytes do not fit a {pool['skb_size']}-byte buffer")
+def transmit(sim: SimTransport, ifname: str, count: int, size: int, stall: bool = False) -> dict[str, Any]:
+    """``count`` sends of ``size`` bytes through port ``ifname`` (``stall``: the NIC never completes them)."""
+    sim.device(ifname)
+    state = sim.load()
+    if ifname not in state.ports:
+        raise KernelError(errno.ENODEV, f"{ifname} is not an out-of-band port")
+    pool = state.pools[state.board.real_device(ifname)]
+    if size > pool.skb_size:
+        raise KernelError(errno.EMSGSIZE, f"{size} bytes do not fit a {pool.skb_size}-byte buffer")
     sent = nomem = 0
     for _ in range(count):
-        if pool["skb_free"] == 0:
+        if pool.skb_free == 0:
             nomem += 1
             continue
-        pool["skb_free"] -= 1
+        pool.skb_free -= 1
         sent += 1
         if not stall:
-            pool["skb_free"] += 1  # the NIC is done with the buffer
+            pool.skb_free += 1  # the NIC is done with the buffer
     if sent:
         _bump(state, ifname, "tx_packets", sent)
         _bump(state, ifname, "tx_bytes", sent * size)
     if nomem:
         _bump(state, ifname, "tx_nomem", nomem)
-    sim._dirty = True
-    return {"sent": sent, "nomem": nomem, "skb_free": pool["skb_free"], "skb_total": pool["skb_total"]}
+    sim.mark_dirty()
+    return {"sent": sent, "nomem": nomem, "skb_free": pool.skb_free, "skb_total": pool.skb_total}
 
 
-def drain(sim: Any, ifname: str) -> dict[str, Any]:
+def drain(sim: SimTransport, ifname: str) -> dict[str, Any]:
     """The NIC completes every buffer in flight."""
-    sim._iface(ifname)
-    board, state = sim.board, sim.state
-    pool = state["pools"].get(board.real_device(ifname))
+    sim.device(ifname)
+    state = sim.load()
+    pool = state.pools.get(state.board.real_device(ifname))
     if pool is None:
-        raise _kernel_error(errno.ENODEV, f"{ifname} has no out-of-band pool")
-    released = pool["skb_total"] - pool["skb_free"]
-    pool["skb_free"] = pool["skb_total"]
-    sim._dirty = True
+        raise KernelError(errno.ENODEV, f"{ifname} has no out-of-band pool")
+    released = pool.skb_total - pool.skb_free
+    pool.skb_free = pool.skb_total
+    sim.mark_dirty()
     return {"released": released}
 
 
-def set_link(sim: Any, ifname: str, up: bool) -> dict[str, Any]:
-    """``ip link set dev IF up|down``: going down dismantles ports, as NETDEV_GOING_DOWN does."""
-    iface = sim._iface(ifname)
-    board, state = sim.board, sim.state
+def set_link(sim: SimTransport, ifname: str, up: bool) -> dict[str, Any]:
+    """``ip link set dev IF up|down``: going down dismantles ports, as NETDEV_GOING_DOWN does.
+
+    (docs/abi.md, "Device going down"): VLAN devices on top of a real device
+    go down with it, and nothing comes back when the device is up again.
+    """
+    iface = sim.device(ifname)
+    board = sim.board
     changed = iface.up != up
     iface.up = up
-    state["board"]["interfaces"][ifname]["up"] = up
     dismantled = []
     if not up:
-        # VLAN devices on top of a real device go down with it.
         affected = [ifname] + [n for n, i in board.interfaces.items() if i.parent == ifname]
-        for name in affected:
-            if sim._dismantle(name):
-                dismantled.append(name)
-    sim._dirty = True
+        dismantled = [name for name in affected if sim.dismantle(name)]
+    sim.mark_dirty()
     return {"changed": changed, "up": up, "dismantled": dismantled}
 
 
 def delivery_json(d: Delivery) -> dict[str, Any]:
+    """The JSON form of a delivery."""
     return asdict(d)

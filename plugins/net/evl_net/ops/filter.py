@@ -1,0 +1,48 @@
+"""``-F``: install an eBPF RX filter on a port, or remove it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from evl_core.errors import EvlError
+from evl_net.engine.request import OpResult, Request
+from evl_net.model import optional
+from evl_net.transports.contract import Transport
+
+
+@dataclass(frozen=True)
+class FilterSet(OpResult):
+    """``object`` is the path given, None for a removal."""
+
+    action: ClassVar[str] = "filter"
+    ifname: str
+    object: str | None
+    changed: bool
+    program: str | None = optional()
+    section: str | None = optional()
+
+    def text(self, request: Request) -> str:
+        # The C tool says nothing of an installation (the kernel logs it) and this of a removal.
+        return f"eBPF module removed from {self.ifname}\n" if self.object is None else ""
+
+
+def run(request: Request, path: str | None, transport: Transport) -> FilterSet:
+    ifname = request.ifname or ""
+    if path is None:
+        try:
+            change = transport.remove_rx_filter(ifname)
+        except OSError as exc:
+            raise EvlError.from_oserror(f"cannot set BPF filter on {ifname}", exc) from None
+        return FilterSet(ifname, None, change.changed)
+    # --filter= names an (empty) path, as in C: not a removal.
+    try:
+        with open(path, "rb") as f:
+            obj = f.read()
+    except OSError as exc:
+        raise EvlError(f"cannot set BPF filter on {ifname}: cannot read {path or repr(path)}", exc.errno) from None
+    try:
+        installed = transport.install_rx_filter(ifname, obj, path)
+    except OSError as exc:
+        raise EvlError.from_oserror(f"cannot set BPF filter on {ifname}", exc) from None
+    return FilterSet(ifname, path, installed.changed, installed.program, installed.section)

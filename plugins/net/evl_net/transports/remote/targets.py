@@ -1,0 +1,55 @@
+"""Which boards a command names: ``--remote``, ``--hosts FILE`` or ``EVL_NET_REMOTE``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from evl_core.errors import EvlError
+from evl_net.transports.remote.client import Target
+
+REMOTE_ENV = "EVL_NET_REMOTE"
+
+
+def read_hosts(path: str) -> list[tuple[str, str]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise EvlError(f"cannot read the hosts file {path}", exc.errno) from None
+    except UnicodeDecodeError:
+        raise EvlError(f"the hosts file {path} is not UTF-8 text") from None
+    out = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if len(text.split()) != 1:
+            raise EvlError(f"{path}:{number}: expected one [USER@]HOST[:PORT] per line, got '{text}'")
+        out.append((text, f"{path}:{number}"))
+    return out
+
+
+def targets(request: Any, env: Mapping[str, str]) -> list[Target]:
+    """Every board the command line (or the environment) names, once each, in order."""
+    given: list[tuple[str, str]] = [(t, "--remote") for t in request.remotes]
+    hosts = getattr(request, "hosts", None)
+    if hosts:
+        given += read_hosts(hosts)
+    if not given and env.get(REMOTE_ENV):
+        given = [(t, REMOTE_ENV) for t in env[REMOTE_ENV].split(",")]
+    out: list[Target] = []
+    seen: set[str] = set()
+    for text, where in given:
+        if not text.strip():
+            raise EvlError(f"empty board name in {where}")
+        try:
+            target = Target.parse(text)
+        except EvlError as exc:
+            raise EvlError(f"{exc.message} (in {where})") from None
+        if target.label not in seen:
+            seen.add(target.label)
+            out.append(target)
+    if not out:
+        raise EvlError(f"no board given: use --remote, --hosts or {REMOTE_ENV}")
+    return out

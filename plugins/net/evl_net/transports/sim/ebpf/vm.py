@@ -1,0 +1,136 @@
+"""The executor: :class:`Program` decodes, checks and translates once, then runs frames.
+
+The top layer, the only one the rest of the simulator needs.  A run builds
+the run-state list of :mod:`.memory` and loops over the block functions of
+:mod:`.codegen`.  What depends on run-time values (pointer accesses out of the
+stack or the context, misaligned stack accesses, too deep calls) raises
+:class:`~.errors.EbpfError` here, carrying the index of the offending
+instruction (``.insn``) and its disassembly.  An instruction budget
+(:data:`DEFAULT_BUDGET` executed instructions, counted per basic block) turns
+an endless loop into :class:`~.errors.BudgetExceededError` where the kernel's
+verifier would have refused the program.  The return value is r0 truncated
+to 32 bits, as ``bpf_prog_run()`` returns it.
+
+A :class:`Program` can run frames from several threads: all run state lives
+in the per-run register list, except the random generator.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .codegen import Compiler
+from .decoder import decode
+from .disassembler import disasm
+from .errors import BudgetExceededError, RunError
+from .isa import M32
+from .memory import CTX_BASE, MAX_CALL_FRAMES, STACK_SIZE, STACK_TOP
+from .skb import ETH_HLEN, SkbContext
+
+#: Executed-instruction budget of a run (the kernel has none: its verifier
+#: refuses programs that might not terminate).
+DEFAULT_BUDGET = 1_000_000
+
+
+class Program:
+    """A decoded, checked and translated socket-filter program.
+
+    ``seed`` seeds bpf_get_prandom_u32() (deterministic runs), ``clock``
+    gives bpf_ktime_get_ns() (default: time.monotonic_ns), ``cpu`` is
+    bpf_get_smp_processor_id(), ``budget`` the executed-instruction limit
+    of one run.
+    """
+
+    def __init__(
+        self,
+        insns: bytes,
+        *,
+        budget: int = DEFAULT_BUDGET,
+        seed: int = 0,
+        clock: Callable[[], int] = time.monotonic_ns,
+        cpu: int = 0,
+    ) -> None:
+        self.insns = bytes(insns)
+        self.decoded = decode(self.insns)
+        self.budget = budget
+        self.rng = random.Random(seed)  # noqa: S311 - like the kernel's prandom: not crypto, seedable
+        self.clock = clock
+        self.cpu = cpu
+        compiler = Compiler(self.decoded)
+        self._blocks, self._lens = compiler.compile()
+        self._stack_bytes = STACK_SIZE * (MAX_CALL_FRAMES if compiler.has_calls else 1)
+
+    @classmethod
+    def from_object(cls, data: bytes, name: str = "object", **kwargs: Any) -> Program:
+        """The program ``evl net -F`` would install from an object file."""
+        from evl_net.kernel import bpfobj
+
+        return cls(bpfobj.first_socket_filter(data, name).insns, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.decoded)
+
+    def reseed(self, seed: int) -> None:
+        """Restart bpf_get_prandom_u32()'s sequence from ``seed``."""
+        self.rng.seed(seed)
+
+    def disasm(self) -> list[str]:
+        """The program's text, one ``pc: insn`` line per instruction."""
+        return [f"{pc:4}: {disasm(insn, pc)}" for pc, insn in enumerate(self.decoded) if insn]
+
+    def execute(self, frame: bytes, skb: SkbContext | None = None) -> int:
+        """Run the program on frame; the full 64-bit r0 at exit."""
+        if skb is None:
+            skb = SkbContext.for_frame(frame)
+        if skb.vlan_offloaded:
+            frame = frame[:12] + frame[16:]
+        if len(frame) < ETH_HLEN:
+            raise ValueError(f"a {len(frame)}-byte frame has no Ethernet header")
+        # r0-r10, then the run state at memory.STK, PKT, CTX, SKB, CALLS, PROG.
+        r: list[Any] = [
+            0,
+            CTX_BASE,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            STACK_TOP,
+            bytearray(self._stack_bytes),
+            frame,
+            None,
+            skb,
+            [],
+            self,
+        ]
+        blocks = self._blocks
+        lens = self._lens
+        left = self.budget
+        pc = 0
+        try:
+            while pc >= 0:
+                left -= lens[pc]
+                if left < 0:
+                    raise BudgetExceededError(
+                        f"instruction budget of {self.budget} exhausted (endless loop?)",
+                        pc,
+                        disasm(self.decoded[pc], pc),
+                    )
+                pc = blocks[pc](r)
+        except RunError as exc:
+            raise exc.cls(exc.message, exc.pc, disasm(self.decoded[exc.pc], exc.pc)) from None
+        return r[0]
+
+    def run(self, frame: bytes, skb: SkbContext | None = None) -> int:
+        """The program's return value (u32) on ``frame``: the RX verdict.
+
+        ``frame`` starts at the Ethernet header; ``skb`` defaults to
+        ``SkbContext.for_frame(frame)``.
+        """
+        return self.execute(frame, skb) & M32

@@ -1,0 +1,377 @@
+"""The simulator transport's kernel: what the EVL core does for each request, in user space.
+
+:class:`SimTransport` implements every primitive of
+:mod:`evl_net.transports.contract` on a simulated board's
+:class:`~evl_net.transports.sim.records.BoardState`, with the EVL core's
+semantics (docs/abi.md): pool defaults and limits, VLAN ports sharing their
+real device's pool ("Ports"), the global VLAN map ("VLAN map"), the ARP
+front cache ("Solicitation and the ARP front cache"), eBPF filter checks and
+their kernel log lines ("eBPF RX filter").
+
+The state comes from the :mod:`~evl_net.transports.sim.store`, loaded and
+locked on first use and stored on :meth:`SimTransport.close`; the traffic
+model (:mod:`~evl_net.transports.sim.traffic`), ``evl sim`` and the kernel
+double of the tests drive the same state through the public methods below.
+The store and the records are imported on first use only.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from evl_net.errors import KernelError, device_open_stage
+from evl_net.model import Change, DevStat, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
+from evl_net.transports.contract import DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, TransportBase
+
+if TYPE_CHECKING:
+    from evl_net.transports.sim.board import Board, Iface
+    from evl_net.transports.sim.records import BoardState, FilterInfo
+    from evl_net.transports.sim.store import Store
+
+    class Console(Protocol):
+        """Where kernel log lines go: a text stream, or anything that writes and flushes."""
+
+        def write(self, text: str, /) -> Any: ...
+
+        def flush(self) -> Any: ...
+
+
+#: Kernel log lines kept in the state (the oldest go first).
+LOG_KEEP = 500
+
+
+def boot(board: Board) -> BoardState:
+    """The state of ``board`` freshly booted: its initial counters, its ``port = true`` interfaces enabled."""
+    from evl_net.transports.sim.records import BoardState
+
+    state = BoardState(
+        board=board, boot=time.time(), ports=[], pools={}, counters={}, filters={}, vlans=[], arp=[], log=[]
+    )
+    for iface in board.interfaces.values():
+        counters = {k: v for k, v in iface.counters.items() if not k.startswith("skb_")}
+        if counters:
+            state.counters[iface.name] = counters
+    sim = SimTransport(board=None, state_path="")  # works on this state; never stores it
+    sim.state = state
+    for iface in board.interfaces.values():
+        if iface.port:
+            sim.enable_port(iface.name, 0, 0)
+            pool = state.pools[board.real_device(iface.name)]
+            for key in ("skb_size", "skb_total", "skb_free"):
+                if key in iface.counters:
+                    setattr(pool, key, iface.counters[key])
+    return state
+
+
+def dismantle(state: BoardState, ifname: str) -> bool:
+    """Take port ``ifname`` down (docs/abi.md, "Ports"); False when it is no port, as the kernel's 0 says."""
+    if ifname not in state.ports:
+        return False
+    board = state.board
+    state.ports.remove(ifname)
+    state.arp = [e for e in state.arp if e.dev != ifname]
+    real = board.real_device(ifname)
+    if not any(board.real_device(p) == real for p in state.ports):
+        # Last port on the real device: pool freed, eBPF filter dropped silently.
+        state.pools.pop(real, None)
+        state.filters.pop(real, None)
+    return True
+
+
+class SimTransport(TransportBase):
+    """The simulated EVL core of one board; a context manager around one invocation.
+
+    ``board`` is a board name, a board file, ``host`` or ``host:NETNS`` (None:
+    the default board); ``state_path`` the state file; ``console`` receives
+    the kernel log lines as a console would show them.  After :meth:`load`,
+    ``state`` is the board's state and ``host_netns`` the namespace a host
+    board mirrors ("" = ours; None for a board file).
+    """
+
+    name = "sim"
+
+    def __init__(self, board: str | None, state_path: str, console: Console | None = None) -> None:
+        self.board_spec = board
+        self.state_path = state_path
+        self.console = console
+        self.state: BoardState | None = None
+        self.host_netns: str | None = None
+        self._store: Store | None = None
+        self._dirty = False
+
+    # -- session -------------------------------------------------------
+
+    @property
+    def board(self) -> Board:
+        """The simulated board (loads the state)."""
+        return self.load().board
+
+    def load(self) -> BoardState:
+        """The board's state, loaded from the state file (and the file locked) on first use."""
+        if self.state is not None:
+            return self.state
+        if self._store is None:
+            from evl_net.transports.sim.store import Store
+
+            self._store = Store(self.state_path)
+        self.state, self.host_netns = self._store.load(self.board_spec)
+        return self.state
+
+    def mark_dirty(self) -> None:
+        """Note that the state changed: :meth:`close` stores it."""
+        self._dirty = True
+
+    def close(self) -> None:
+        """Store the state when it changed, and unlock the state file."""
+        if self._store is not None:
+            self._store.close(self.state, self._dirty)
+        self._dirty = False
+        self.state = None
+
+    def close_early(self) -> None:
+        """Store and unlock before a long wait; the state stays readable, and is not stored again."""
+        if self.state is not None and self._store is not None:
+            self._store.close(self.state, self._dirty)
+            self._dirty = False
+
+    def reset(self) -> bool:
+        """Forget the stored state of every board: the next use boots afresh.  Whether there was one."""
+        from evl_net.transports.sim.store import Store
+
+        return Store(self.state_path).reset()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state in its JSON form, as the state file holds it (``evl sim show --json``)."""
+        from evl_net.transports.sim.records import encode
+
+        data: dict[str, Any] = encode(self.load())
+        return data
+
+    # -- what the traffic model, evl sim and the kernel double use -------
+
+    def device(self, ifname: str) -> Iface:
+        """The board's interface ``ifname``; ENODEV, as EVL_NETIOC_DEVOPEN fails, when there is none."""
+        iface = self.load().board.interfaces.get(ifname)
+        if iface is None:
+            raise KernelError(errno.ENODEV, stage=device_open_stage(ifname))
+        return iface
+
+    def log(self, text: str) -> None:
+        """Print a kernel log line: stamped with the board's uptime, kept in the state, shown on the console."""
+        state = self.load()
+        uptime = max(0.0, time.time() - state.boot)
+        line = f"[{int(uptime):5d}.{int((uptime % 1) * 1e6):06d}] {text}"
+        state.log = [*state.log, line][-LOG_KEEP:]
+        self._dirty = True
+        if self.console is not None:
+            self.console.write(line + "\n")
+            self.console.flush()
+
+    def netdev_prefix(self, ifname: str) -> str:
+        """What netdev_printk puts before a device's log line: ``<driver> <bus id> <ifname>: `` given a bus."""
+        iface = self.device(ifname)
+        if iface.bus:
+            return f"{iface.driver} {iface.bus} {ifname}: "
+        return f"{ifname}: "
+
+    def dismantle(self, ifname: str) -> bool:
+        """Take port ``ifname`` down, as disabling it or its device going down does; False if it is no port."""
+        if dismantle(self.load(), ifname):
+            self._dirty = True
+            return True
+        return False
+
+    def filter_device(self, ifname: str) -> str:
+        """The real device whose RX filter a request on port ``ifname`` acts on; ENODEV for a non-port."""
+        self.device(ifname)
+        state = self.load()
+        if ifname not in state.ports:
+            raise KernelError(errno.ENODEV, f"{ifname} is not an out-of-band port")
+        return state.board.real_device(ifname)
+
+    def attach_filter(self, real: str, info: FilterInfo) -> None:
+        """Install ``info`` as the RX filter of ``real``, replacing any, and log it as the kernel does."""
+        self.load().filters[real] = info
+        self._dirty = True
+        self.log(self.netdev_prefix(real) + "out-of-band eBPF program installed")
+
+    def resolve(self, host: str) -> str:
+        """The IPv4 address ``host`` stands for on this board; ESRCH when nothing knows it."""
+        from evl_net.transports.sim import fib
+
+        return fib.resolve(self.board, host, self.host_netns)
+
+    # -- the primitives ------------------------------------------------
+
+    def page_size(self) -> int:
+        return self.board.page_size
+
+    def interfaces(self) -> Sequence[Interface]:
+        state = self.load()
+        return [
+            Interface(name=i.name, oob_port=i.name in state.ports, up=i.up) for i in state.board.interfaces.values()
+        ]
+
+    def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> PortConfig:
+        iface = self.device(ifname)
+        state = self.load()
+        board = state.board
+        if pool_size < 0 or buffer_size < 0 or pool_size > POOL_MAX or buffer_size > 4 * board.page_size:
+            raise KernelError(errno.EINVAL)
+        real = board.real_device(ifname)
+        pool = state.pools.get(real)
+        if ifname in state.ports:
+            assert pool is not None
+            return PortConfig(False, pool.skb_total, pool.skb_size)
+        real_iface = board.interfaces[real]
+        if not real_iface.up or not iface.up:
+            raise KernelError(errno.ENETDOWN)
+        if pool is None:
+            from evl_net.transports.sim.records import Pool
+
+            # Sizes apply only when the first port on the real device comes up.
+            size = buffer_size or board.page_size
+            if not real_iface.loopback and size < real_iface.mtu:
+                size = real_iface.mtu
+            total = pool_size or DEFAULT_POOL
+            pool = state.pools[real] = Pool(skb_size=size, skb_total=total, skb_free=total)
+        state.ports.append(ifname)
+        self._dirty = True
+        return PortConfig(True, pool.skb_total, pool.skb_size)
+
+    def disable_port(self, ifname: str) -> Change:
+        self.device(ifname)
+        return Change(self.dismantle(ifname))
+
+    def get_stat(self, ifname: str) -> DevStat:
+        iface = self.device(ifname)
+        state = self.load()
+        stat = DevStat.from_counters(state.counters.get(ifname, {}))
+        pool = state.pools.get(state.board.real_device(ifname))
+        if pool is not None:
+            stat.skb_size, stat.skb_total, stat.skb_free = pool.skb_size, pool.skb_total, pool.skb_free
+        stat.oob_capable = iface.oob_capable
+        stat.oob_port = ifname in state.ports
+        return stat
+
+    def get_vlans(self) -> str:
+        from evl_net.kernel import vlans
+
+        return vlans.format(self.load().vlans)
+
+    def set_vlans(self, text: str) -> VlansSet:
+        from evl_net.kernel import vlans
+
+        state = self.load()
+        ids = sorted(vlans.parse(text))
+        changed = ids != state.vlans
+        if changed:
+            state.vlans = ids
+            self._dirty = True
+        return VlansSet(changed, vlans.format(ids))
+
+    def remove_rx_filter(self, ifname: str) -> Change:
+        real = self.filter_device(ifname)
+        if self.load().filters.pop(real, None) is not None:
+            self._dirty = True
+            self.log(self.netdev_prefix(real) + "out-of-band eBPF program removed")
+        # A real kernel does not tell whether a filter was there: as on one, a removal counts as a change.
+        return Change(True)
+
+    def install_rx_filter(self, ifname: str, obj: bytes, obj_name: str) -> FilterInstalled:
+        real = self.filter_device(ifname)
+        from evl_net.kernel import bpfobj
+
+        try:
+            programs = bpfobj.parse(obj, obj_name or "object")
+        except bpfobj.BpfObjectError as exc:
+            raise KernelError(exc.errno, str(exc)) from None
+        if not programs:
+            raise KernelError(errno.EINVAL, f"{obj_name}: no eBPF program in object")
+        program = programs[0]
+        if program.prog_type != "socket_filter":
+            self.log(self.netdev_prefix(real) + "invalid out-of-band eBPF program")
+            raise KernelError(errno.EINVAL, f"{obj_name}: program '{program.section}' is not a socket filter")
+        import base64
+        import hashlib
+
+        from evl_net.transports.sim.records import FilterInfo
+
+        self.attach_filter(
+            real,
+            FilterInfo(
+                object=obj_name,
+                section=program.section,
+                name=program.name,
+                license=program.license,
+                sha256=hashlib.sha256(obj).hexdigest(),
+                insns=base64.b64encode(program.insns).decode(),
+            ),
+        )
+        return FilterInstalled(True, program.name, program.section)
+
+    def solicit(self, host: str, ifname: str | None, flags: int) -> Solicited:
+        from evl_net.transports.sim import fib
+
+        ip = self.resolve(host)
+        state = self.load()
+        board = state.board
+        if ifname is not None and ifname not in board.interfaces:
+            raise KernelError(errno.ENODEV, stage=f"cannot bind UDP socket to device {ifname}")
+        if flags & ~(NEIGH_PERMANENT | NEIGH_MAYROUTE):
+            raise KernelError(errno.EINVAL)
+        if ifname is not None and ifname not in state.ports:
+            raise KernelError(errno.ENODEV, f"{ifname} is not an out-of-band port")
+        permanent, may_route = bool(flags & NEIGH_PERMANENT), bool(flags & NEIGH_MAYROUTE)
+        dev, nexthop, noarp = fib.route(board, ip, ifname, may_route, self.host_netns)
+        if dev not in state.ports:
+            raise KernelError(errno.ENODEV, f"{dev}, the way to {ip}, is not an out-of-band port")
+        if noarp:
+            return Solicited(ip, permanent, may_route, changed=False)  # never cached
+        peer = fib.peer(board, state, nexthop, dev, self.host_netns)
+        if peer is None or not peer.reachable:
+            mac = self._wait_for(nexthop, dev)
+            state = self.load()  # locked again, as it is now
+            from evl_net.transports.sim.board import Peer
+
+            peer = Peer(ip=nexthop, mac=mac, reachable=True, dev=dev)
+        from evl_net.transports.sim.records import ArpEntry
+
+        for entry in state.arp:
+            if entry.dev == dev and entry.ip == nexthop:
+                changed = permanent and entry.state != "P"
+                if changed:
+                    entry.state = "P"  # a permanent entry is never downgraded
+                    self._dirty = True
+                return Solicited(ip, permanent, may_route, changed)
+        state.arp.append(ArpEntry(dev=dev, ip=nexthop, mac=peer.mac, state="P" if permanent else "R"))
+        self._dirty = True
+        return Solicited(ip, permanent, may_route, changed=True)
+
+    def _wait_for(self, nexthop: str, dev: str) -> str:
+        """The MAC of an unresolved next hop, after the in-band ARP resolution; ETIMEDOUT when none answers.
+
+        The state is stored and unlocked for the wait, and loaded again when
+        an answer comes: the port may have gone meanwhile, and nothing enters
+        the cache of a device that is no port (the wait then runs out).
+        """
+        board = self.board
+        deadline = time.monotonic() + board.solicit_timeout
+        self.close_early()  # nobody queues behind the wait
+        mac = None
+        if self.host_netns is not None:
+            # The kernel starts the ARP resolution on the device and waits for the answer.
+            from evl_net.transports.sim import host as mirror  # "host" is the peer asked for
+
+            source = mirror.arp_source(board.interfaces[dev].addresses, nexthop)
+            mac = mirror.arp_solicit(nexthop, dev, board.solicit_timeout, self.host_netns or None, source)
+        if mac is not None:
+            self.state = None
+            if dev in self.load().ports:
+                return mac
+            self.close_early()
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        raise KernelError(errno.ETIMEDOUT)

@@ -1,0 +1,254 @@
+"""The simulator's state as typed records, and their JSON form in the state file.
+
+A :class:`BoardState` is what the simulated EVL core of one board holds
+between invocations: its ports, their buffer pools, the eBPF RX filters, the
+global VLAN map, the ARP front cache, the out-of-band counters and the kernel
+log.  The state file holds the current board's state, with every other board
+used with the file set aside under ``others``.
+
+The JSON form is the model's: :func:`evl_net.model.to_json` writes it (the
+records in mappings keyed by device name through ``json``'s ``default``
+hook), and :func:`decode` reads it back with the rules of
+:func:`evl_net.model.from_json`, extended with what the state has and the
+model's records do not: ``dict[str, X]`` and floats.  A wrong type anywhere
+is a :class:`~evl_net.model.ShapeError`; :func:`read_state` then checks what
+types cannot say: no negative counter, pools that fit their ports, devices
+that exist.
+
+The record classes are few on purpose: each dataclass costs start-up time,
+and every ``evl net`` invocation on the simulator reads the state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from evl_net.model import ShapeError, from_json, optional, to_json
+from evl_net.transports.sim.board import Board
+
+U32 = 2**32
+U64 = 2**64
+VLAN_N_VID = 4096
+
+
+@dataclass(eq=False)
+class Pool:
+    """The buffer pool of a real device carrying ports (docs/abi.md, "Ports")."""
+
+    skb_size: int
+    skb_total: int
+    skb_free: int
+
+
+@dataclass(eq=False)
+class ArpEntry:
+    """An entry of the ARP front cache: ``state`` is "P" (permanent) or "R" (reachable, aging)."""
+
+    dev: str
+    ip: str
+    mac: str
+    state: str
+
+
+@dataclass(eq=False)
+class FilterInfo:
+    """The eBPF RX filter installed on a real device.
+
+    The simulator keeps the program it runs (``insns``, base64) with where it
+    came from; the kernel double, which checks a real program fd instead,
+    keeps the program's identity (``prog_tag``, ``prog_id``).
+    """
+
+    object: str | None = optional()
+    section: str | None = optional()
+    name: str | None = optional()
+    license: str | None = optional()
+    sha256: str | None = optional()
+    insns: str | None = optional()
+    prog_tag: str | None = optional()
+    prog_id: str | None = optional()
+
+
+@dataclass(eq=False)
+class HostState:
+    """What a host-mirror board needs beyond the board: the interface indexes its ports were made on."""
+
+    ifindex: dict[str, int]
+
+
+@dataclass(eq=False)
+class BoardState:
+    """The simulated EVL core of one board.
+
+    ``counters`` are the out-of-band counters by device (the pool's
+    ``skb_*`` live in ``pools``, by real device); ``vlans`` the global RX
+    VLAN map, sorted; ``boot`` the time the board booted (uptime of the log
+    lines); ``key`` the board's identity in the file (a board file's absolute
+    path, or the host board's name); ``others`` the states set aside, by key
+    (only on the current state); ``host`` the host-mirror bookkeeping.
+    """
+
+    board: Board
+    boot: float
+    ports: list[str]
+    pools: dict[str, Pool]
+    counters: dict[str, dict[str, int]]
+    filters: dict[str, FilterInfo]
+    vlans: list[int]
+    arp: list[ArpEntry]
+    log: list[str]
+    key: str | None = optional()
+    others: dict[str, BoardState] | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
+    host: HostState | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
+
+
+# -- the JSON form ---------------------------------------------------------------------------------
+
+#: Per record class: (field name, type hint, required), resolved once per process.
+_FIELDS: dict[type, list[tuple[str, Any, bool]]] = {}
+
+
+def _fields(kind: type) -> list[tuple[str, Any, bool]]:
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        hints = typing.get_type_hints(kind)
+        fields = _FIELDS[kind] = [
+            (f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(kind)
+        ]
+    return fields
+
+
+def encode(record: Any) -> Any:
+    """The JSON value of a state record: :func:`evl_net.model.to_json` all the way down.
+
+    (Writing the state file needs no copy: ``json.dump(to_json(state), default=to_json)``.)
+    """
+    return json.loads(json.dumps(to_json(record), default=to_json))
+
+
+def decode(kind: Any, value: Any, where: str = "state") -> Any:
+    """``value`` read back as ``kind``, strictly: :class:`~evl_net.model.ShapeError` if it is not one.
+
+    The rules of :func:`evl_net.model.from_json` (a record's fields by name,
+    those with a default may be missing, unknown keys ignored; scalars are
+    checked by it), plus ``dict[str, X]`` and finite floats.  Records are
+    walked here with their type hints resolved once per class: the state is
+    read at every start-up.
+    """
+    origin = typing.get_origin(kind)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ShapeError(f"{where} is not an object")
+        item = typing.get_args(kind)[1]
+        if item is int and all(type(v) is int for v in value.values()):
+            return dict(value)  # what from_json(int, v) would return for each
+        return {key: decode(item, v, f"{where}.{key}") for key, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ShapeError(f"{where} is not a list")
+        (item,) = typing.get_args(kind)
+        if (item is str and all(type(v) is str for v in value)) or (item is int and all(type(v) is int for v in value)):
+            return list(value)  # what from_json(item, v) would return for each
+        return [decode(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(kind):
+            return None
+        (option,) = [a for a in typing.get_args(kind) if a is not type(None)]  # the state's are Optionals
+        return decode(option, value, where)
+    if kind is float:
+        if type(value) not in (int, float) or not math.isfinite(value):
+            raise ShapeError(f"{where} is not a number")
+        return float(value)
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        fields = _fields(kind)
+        if not isinstance(value, dict):
+            raise ShapeError(f"{where} is not an object")
+        kwargs: dict[str, Any] = {}
+        for name, hint, required in fields:
+            if name in value:
+                kwargs[name] = decode(hint, value[name], f"{where}.{name}")
+            elif required:
+                raise ShapeError(f"{where} lacks '{name}'")
+        return kind(**kwargs)
+    return from_json(kind, value, where)
+
+
+# -- what types cannot say -------------------------------------------------------------------------
+
+
+def _count(value: int, where: str, limit: int = U64) -> None:
+    if not 0 <= value < limit:
+        raise ShapeError(f"{where} is out of range ({value})")
+
+
+def check_board(board: Board, where: str) -> None:
+    """Fail unless ``board`` is one the simulator can run: named, linked and sized consistently."""
+    if board.page_size <= 0:
+        raise ShapeError(f"{where}.page_size is out of range ({board.page_size})")
+    if board.solicit_timeout <= 0:
+        raise ShapeError(f"{where}.solicit_timeout is out of range ({board.solicit_timeout})")
+    for name, iface in board.interfaces.items():
+        at = f"{where}.interfaces.{name}"
+        if iface.name != name:
+            raise ShapeError(f"{at}.name is {iface.name!r}")
+        if iface.parent is not None and board.interfaces.get(iface.parent, iface).parent is not None:
+            raise ShapeError(f"{at}.parent: no real device {iface.parent!r}")
+        _count(iface.mtu, f"{at}.mtu", U32)
+        for key, value in iface.counters.items():
+            _count(value, f"{at}.counters.{key}")
+    for i, route in enumerate(board.routes):
+        if route.dev is not None and route.dev not in board.interfaces:
+            raise ShapeError(f"{where}.routes[{i}].dev: no interface {route.dev!r}")
+
+
+def check_state(state: BoardState, where: str = "state") -> None:
+    """Fail unless ``state`` is consistent: what the kernel semantics rely on holds."""
+    board = state.board
+    check_board(board, f"{where}.board")
+    for i, port in enumerate(state.ports):
+        if port not in board.interfaces:
+            raise ShapeError(f"{where}.ports[{i}]: no interface {port!r}")
+    if len(set(state.ports)) != len(state.ports):
+        raise ShapeError(f"{where}.ports lists a port twice")
+    reals = {board.real_device(p) for p in state.ports}
+    if set(state.pools) != reals:
+        raise ShapeError(f"{where}.pools are not those of the ports' real devices")
+    for real, pool in state.pools.items():
+        at = f"{where}.pools.{real}"
+        _count(pool.skb_size, f"{at}.skb_size", U32)
+        _count(pool.skb_total, f"{at}.skb_total", U32)
+        _count(pool.skb_free, f"{at}.skb_free", U32)  # a board file may set it above the total
+    for real in state.filters:
+        if real not in reals:
+            raise ShapeError(f"{where}.filters.{real}: no port on {real!r}")
+    for dev, counters in state.counters.items():
+        for key, value in counters.items():
+            _count(value, f"{where}.counters.{dev}.{key}")
+    for i, vid in enumerate(state.vlans):
+        _count(vid, f"{where}.vlans[{i}]", VLAN_N_VID)
+    for i, entry in enumerate(state.arp):
+        if entry.dev not in state.ports:
+            raise ShapeError(f"{where}.arp[{i}].dev: {entry.dev!r} is no port")
+        if entry.state not in ("P", "R"):
+            raise ShapeError(f"{where}.arp[{i}].state is {entry.state!r}")
+    if state.host is not None:
+        for name, index in state.host.ifindex.items():
+            _count(index, f"{where}.host.ifindex.{name}", U32)
+    for key, other in (state.others or {}).items():
+        if other.others:
+            raise ShapeError(f"{where}.others.{key}.others: a state set aside holds no others")
+        check_state(other, f"{where}.others.{key}")
+
+
+def read_state(value: Any) -> BoardState:
+    """The state a state file holds, checked; ShapeError when it is not one."""
+    state: BoardState = decode(BoardState, value)
+    check_state(state)
+    return state

@@ -1,0 +1,139 @@
+"""The simulator's state store: every board's state in one file, the current one locked for an invocation.
+
+The state file (:class:`~evl_net.transports.sim.state.StateFile`: locking,
+atomic writes) holds the state of every board used with it.  The current
+board's state is at the top; switching boards sets it aside under ``others``
+(by key: a board file's absolute path, or the host board's name) instead of
+losing it, and brings the new board's back, or boots the board afresh:
+
+* a board file seen for the first time, or whose file changed, boots afresh
+  (its ``port = true`` interfaces enabled with the kernel defaults);
+* a host-mirror board is reconciled with the live kernel instead: a device
+  that went down, vanished or came back with a new ifindex lost its port, as
+  NETDEV_GOING_DOWN does (docs/abi.md, "Device going down"); other ports,
+  filters and the VLAN map stay.
+
+:meth:`Store.load` locks the file until :meth:`Store.close`, at the end of
+the invocation or before a long wait (a solicitation), so that other
+invocations need not queue behind it.  A file that is not a
+state of ours is the "corrupt" error and is left untouched.
+"""
+
+from __future__ import annotations
+
+import os
+
+from evl_net.model import ShapeError, to_json
+from evl_net.transports.sim import board as boards
+from evl_net.transports.sim import host_netns
+from evl_net.transports.sim.kernel import boot, dismantle
+from evl_net.transports.sim.records import BoardState, HostState, read_state
+from evl_net.transports.sim.state import StateFile, corrupt
+
+
+class Store:
+    """The state file of the simulator, with the state of the board in use current."""
+
+    def __init__(self, path: str) -> None:
+        self.file = StateFile(path)
+        #: The file needs writing whatever the operations did (a board switched or booted).
+        self.dirty = False
+        self._others: dict[str, BoardState] = {}
+
+    @property
+    def path(self) -> str:
+        """The state file's path."""
+        return self.file.path
+
+    def load(self, spec: str | None) -> tuple[BoardState, str | None]:
+        """Lock the file; (the state of board ``spec``, the netns it mirrors or None for a board file)."""
+        netns = host_netns(spec)
+        if netns is not None:
+            return self._load_host(netns), netns
+        _name, path = boards.locate(spec)
+        digest = boards.fingerprint(path)
+        key = os.path.abspath(path)
+        self.file.acquire()
+        try:
+            state = self._current(key)
+            if state is None or state.board.fingerprint != digest:
+                state = self._adopt(boot(boards.load(spec)), key)
+        except BaseException:
+            self.file.release()
+            raise
+        return state, None
+
+    def _load_host(self, netns: str) -> BoardState:
+        """The state of the host board mirroring ``netns``, reconciled with what the kernel has now."""
+        from evl_net.transports.sim import host
+
+        snap = host.snapshot(netns or None)
+        self.file.acquire()
+        try:
+            state = self._current(snap.board.name)
+            if state is None:
+                state = self._adopt(boot(snap.board), snap.board.name)
+            elif state.board.fingerprint != snap.board.fingerprint:
+                known = state.host.ifindex if state.host is not None else {}
+                board = state.board  # dismantling needs the old board's parents
+                for port in list(state.ports):
+                    devs = {port, board.real_device(port)}
+                    if any(
+                        d not in snap.ifindex or snap.ifindex[d] != known.get(d) or not snap.admin_up[d] for d in devs
+                    ):
+                        dismantle(state, port)
+                state.counters = {k: v for k, v in state.counters.items() if snap.ifindex.get(k) == known.get(k)}
+                state.board = snap.board
+                self.dirty = True
+            state.host = HostState(ifindex=dict(snap.ifindex))
+        except BaseException:
+            self.file.release()
+            raise
+        return state
+
+    def _current(self, key: str) -> BoardState | None:
+        """The stored state of board ``key``, made current (None: it has none); the others set aside."""
+        raw = self.file.read()
+        if raw is None:
+            self._others = {}
+            return None
+        try:
+            state: BoardState | None = read_state(raw)
+        except RecursionError:
+            raise corrupt(self.path, "nested too deep") from None
+        except ShapeError as exc:
+            raise corrupt(self.path, str(exc)) from None
+        assert state is not None
+        others = state.others or {}
+        state.others = None
+        if state.key != key:
+            others[state.key or state.board.name] = state
+            state = others.pop(key, None)
+            self.dirty = True
+        self._others = others
+        if state is not None:
+            state.others = others
+        return state
+
+    def _adopt(self, state: BoardState, key: str) -> BoardState:
+        state.key = key
+        state.others = self._others
+        self.dirty = True
+        return state
+
+    def close(self, state: BoardState | None, dirty: bool) -> None:
+        """Store ``state`` when it changed (``dirty``, or a board switch), and unlock."""
+        try:
+            if state is not None and (dirty or self.dirty):
+                self.file.write(to_json(state), default=to_json)
+        finally:
+            self.dirty = False
+            self.file.release()
+
+    def reset(self) -> bool:
+        """Forget every stored state: the next use boots the board afresh.  Whether there was one."""
+        self.file.acquire()
+        try:
+            return self.file.remove()
+        finally:
+            self.file.release()

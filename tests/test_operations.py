@@ -1,0 +1,189 @@
+"""The operations table and the transport contract: one declaration, everything derived from it."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+from evl_core.getopt import NO_ARGUMENT, REQUIRED_ARGUMENT
+from evl_core.hookspecs import hookimpl
+from evl_net.engine.request import OpResult
+from evl_net.hookspecs import Formatter, Operation, TransportInfo
+from evl_net.transports import contract
+from evl_net.transports.remote import protocol
+
+# -- the transport contract --------------------------------------------------------------------
+
+
+def test_the_transport_protocol_is_the_primitives_table():
+    declared = {
+        name
+        for name, member in vars(contract.Transport).items()
+        if callable(member) and not name.startswith("_") and name != "close"
+    }
+    assert declared == set(contract.BY_METHOD)
+    for primitive in contract.PRIMITIVES:
+        params = list(inspect.signature(getattr(contract.Transport, primitive.method)).parameters)[1:]
+        assert params == [a[0] for a in primitive.args], primitive.method
+
+
+@pytest.mark.parametrize(
+    "module, cls",
+    [
+        ("evl_net.transports.sim", "SimTransport"),
+        ("evl_net.transports.ioctl", "IoctlTransport"),
+    ],
+)
+def test_local_transports_implement_every_primitive_with_its_parameters(module, cls):
+    import importlib
+
+    klass = getattr(importlib.import_module(module), cls)
+    for primitive in contract.PRIMITIVES:
+        method = getattr(klass, primitive.method)
+        params = list(inspect.signature(method).parameters)[1:]
+        assert params == [a[0] for a in primitive.args], f"{cls}.{primitive.method}"
+
+
+def test_the_remote_allowlist_is_derived_from_the_table():
+    assert set(protocol.CAPS) == {p.wire for p in contract.PRIMITIVES}
+    for p in contract.PRIMITIVES:
+        assert protocol.OPS[p.wire].mutation == p.mutates
+    assert protocol.LARGE == {"bpf.load"}
+    assert set(protocol.OPS["bpf.load"].args) == {"ifname", "name", "size", "sha256", "data"}
+
+
+def test_remote_transport_methods_come_from_the_table():
+    from evl_net.transports.remote import RemoteTransport
+
+    sent = []
+
+    class Session:
+        label = "board"
+
+        async def call(self, op, args):
+            sent.append((op, args))
+            value = {"changed": True, "pool_size": 7, "buffer_size": 4096}
+            return protocol.Reply(1, True, {"data": value, "changed": True, "before": None, "after": None}, None, [])
+
+    import asyncio
+
+    t = RemoteTransport(Session(), asyncio.run)
+    port = t.enable_port("eth0.42", 7, 0)
+    assert sent == [("port.enable", {"ifname": "eth0.42", "pool_size": 7, "buffer_size": 0})]
+    assert (port.changed, port.pool_size, port.buffer_size) == (True, 7, 4096)
+    with pytest.raises(AttributeError):
+        t.no_such_primitive  # noqa: B018
+
+
+# -- collisions ------------------------------------------------------------------------------------
+
+
+class Extra(OpResult):
+    action = "x"
+
+
+def _op(name, long, short=None, run="tests:nothing"):
+    return Operation(name, 80, long, short, NO_ARGUMENT, run, f"the {name} operation")
+
+
+class PluginA:
+    __name__ = "plugin_a"
+
+    @hookimpl
+    def evl_net_operations(self):
+        return [_op("frob", "frob"), _op("query", "query-twice"), _op("sneaky", "sneaky", short="z")]
+
+    @hookimpl
+    def evl_net_formatters(self):
+        return [Formatter("json", "a takeover", "x:y"), Formatter("yaml", "mine", "x:y")]
+
+    @hookimpl
+    def evl_net_transports(self):
+        return [TransportInfo("carrier", "pigeons", "x:y")]
+
+
+class PluginB:
+    __name__ = "plugin_b"
+
+    @hookimpl
+    def evl_net_operations(self):
+        return [_op("frobnicate", "frob")]
+
+    @hookimpl
+    def evl_net_formatters(self):
+        return [Formatter("yaml", "mine too", "x:y")]
+
+    @hookimpl
+    def evl_net_transports(self):
+        return [TransportInfo("carrier", "pigeons too", "x:y")]
+
+
+def test_collisions_name_both_plugins_and_built_ins_win(evl):
+    plugins = [PluginA(), PluginB()]
+    run = evl("net", "--frob", env=None, plugins=plugins)
+    assert run.code == 1
+    assert run.err.splitlines()[-1].startswith("evl-net: option --frob is claimed by several plugins: ")
+    assert "plugin_a" in run.err.splitlines()[-1] and "plugin_b" in run.err.splitlines()[-1]
+    assert "operation 'query' is built in; ignored" in run.err
+    assert "-z: the C tool's letters are taken, new options are long-only" in run.err
+    run = evl("net", "--format=yaml", "-n", plugins=plugins)
+    assert run.code == 1 and "unknown formatter 'yaml'" in run.err
+    run = evl("net", "--transport=carrier", "-n", plugins=plugins)
+    assert run.code == 1
+    assert "transport 'carrier' is claimed by several plugins: plugin_a and plugin_b" in run.err
+    run = evl("net", "--json", "-n", plugins=plugins)  # the built-in json formatter stands
+    assert run.code == 0 and json.loads(run.out.splitlines()[-1])["action"] == "show-vlans"
+    run = evl("net", "-Qa", "-i", "eth0.42", plugins=plugins)  # and so does -Q
+    assert run.code == 0 and run.out == "0\n"
+
+
+class TextlessPlugin:
+    __name__ = "plugin_textless"
+
+    @hookimpl
+    def evl_net_operations(self):
+        return [
+            Operation("count-ifaces", 80, "count-interfaces", None, NO_ARGUMENT, count, "count them"),
+            Operation("echo", 85, "echo", None, REQUIRED_ARGUMENT, echo, "echo WORD", metavar="WORD"),
+        ]
+
+
+from dataclasses import dataclass  # noqa: E402
+from typing import ClassVar  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Counted(OpResult):
+    action: ClassVar[str] = "count-ifaces"
+    interfaces: int
+
+
+@dataclass(frozen=True)
+class Echoed(OpResult):
+    action: ClassVar[str] = "echo"
+    word: str
+
+    def text(self, request):
+        return self.word + "\n"
+
+
+def count(request, argument, transport):
+    return Counted(len(transport.interfaces()))
+
+
+def echo(request, argument, transport):
+    return Echoed(argument)
+
+
+def test_a_third_party_result_without_text_still_prints(evl):
+    run = evl("net", "--count-interfaces", plugins=[TextlessPlugin()])
+    assert (run.code, run.out) == (0, "interfaces: 6\n")
+    run = evl("net", "--echo", "hi", "--count-int", "--json", plugins=[TextlessPlugin()])
+    assert [json.loads(x) for x in run.out.splitlines()] == [
+        {"action": "count-ifaces", "interfaces": 6},
+        {"action": "echo", "word": "hi"},
+    ]
+    run = evl("net", "--help", plugins=[TextlessPlugin()])
+    assert "\n--echo=WORD" in run.err and "\n--count-interfaces" in run.err
