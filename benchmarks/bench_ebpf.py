@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, row in enumerate(table):
         print(
             "  ".join(
-                cell.rjust(w) if i >= 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+                cell.rjust(w) if i >= 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             ).rstrip()
         )
         if k == 0:

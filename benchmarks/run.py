@@ -141,7 +141,9 @@ def main() -> int:
 
     base = statistics.median(times[0]) if times[0] else float("nan")
     rows = []
-    for (label, _, _, (target, max_ratio, max_mib, goal)), samples, peak, failed in zip(commands, times, rss, failures):
+    for (label, _, _, (target, max_ratio, max_mib, goal)), samples, peak, failed in zip(
+        commands, times, rss, failures, strict=True
+    ):
         median = statistics.median(samples) if samples else float("nan")
         ratio = median / base
         mib = peak / MIB
@@ -166,9 +168,9 @@ def main() -> int:
             tabulate(rows, headers, disable_numparse=True, colalign=("left", "right", "right", "right", "left", "left"))
         )
     except ImportError:
-        widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+        widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
         for row in [headers, ["-" * w for w in widths], *rows]:
-            print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+            print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     print(f"\n{opts.rounds} rounds (+{opts.warmup} warm-up), interleaved; interpreter {PYTHON}")
     if opts.all:
         for script in sorted(Path(__file__).resolve().parent.glob("bench_*.py")):

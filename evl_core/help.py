@@ -57,7 +57,7 @@ def command_lines(ctx: Context) -> list[tuple[str, str, str]]:
     # Each external is a process start; ask them all at once.
     with ThreadPoolExecutor(max_workers=8) as pool:
         summaries = pool.map(lambda path: externals.describe(path, ctx.env), found.values())
-        for (name, path), summary in zip(found.items(), summaries):
+        for (name, path), summary in zip(found.items(), summaries, strict=True):
             rows[name] = (name, summary, path)
     return [rows[name] for name in sorted(rows)]
 

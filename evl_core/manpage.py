@@ -1,4 +1,7 @@
-"""Man pages generated from the commands' own parsers (argparse-manpage), for the shipped pages and ``evl help --man``."""
+"""Man pages generated from the commands' own parsers (argparse-manpage).
+
+For the shipped pages and ``evl help --man``.
+"""
 
 from __future__ import annotations
 

@@ -50,11 +50,11 @@ def new_plugin_manager() -> pluggy.PluginManager:
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str, stderr: TextIO) -> bool:
     try:
         pm.register(plugin, name=name)
-    except Exception as exc:  # a plugin must never break the others
+    except Exception as exc:  # noqa: BLE001 -- a plugin must never break the others: any failure is one warning
         _warn(stderr, f"plugin '{name}' cannot be registered: {exc}")
         try:
             pm.unregister(name=name)
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 -- best-effort cleanup: the failure was just reported
             pass
         return False
     return True
@@ -110,7 +110,7 @@ def _load_entry_points(registry: Registry, stderr: TextIO) -> None:
         label = f"{ep.name} ({ep.dist_name} {ep.dist_version})"
         try:
             plugin = ep.load()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- a plugin that cannot be imported costs one warning
             _warn(stderr, f"plugin {label} failed to load: {type(exc).__name__}: {exc}")
             continue
         if _register(pm, plugin, ep.name, stderr):
@@ -164,6 +164,6 @@ def call_each(hook_impls: Iterable[Any], warn: Callable[[str], None], **kwargs: 
     for impl in hook_impls:
         try:
             results.append((impl.plugin_name, impl.function(**kwargs)))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- a broken hook costs one warning, not the others' results
             warn(f"plugin '{impl.plugin_name}' hook {impl.function.__name__} failed: {type(exc).__name__}: {exc}")
     return results

@@ -90,7 +90,7 @@ def build_elf(
 
     shdr_fmt = o + ("IIQQQQIIQQ" if elf64 else "IIIIIIIIII")
     shdrs = [bytes(struct.calcsize(shdr_fmt))]
-    for sec, name_off, (off, size) in zip(secs, name_offs, layout):
+    for sec, name_off, (off, size) in zip(secs, name_offs, layout, strict=True):
         link = sec[4] if len(sec) > 4 else 0
         entsize = sec[5] if len(sec) > 5 else 0
         info = 1 if sec[1] == SHT_SYMTAB else 0

@@ -45,7 +45,7 @@ MANUAL = [
 
 
 @pytest.fixture
-def three(netns, double, knet_env, lab, sim_env, evl, tmp_path):  # noqa: F811
+def three(netns, double, knet_env, lab, sim_env, evl, tmp_path):
     """run(args) -> (sim, ioctl, remote) runs of ``evl net --json <args>``."""
     ioctl = _runner(netns, double, knet_env, ["evl", "net"])
     board = lab.board("cross")

@@ -483,9 +483,9 @@ def test_help_lists_externals_with_their_description(evl, env, prefix):
     r = evl("-P", str(prefix), "help", env=env, autoload=False)
     assert (r.code, r.err) == (0, "")
     lines = r.out.splitlines()
-    assert "%-12s %s" % ("good", "a well-behaved external") in lines
-    assert "%-12s %s" % ("bad", "") in lines
-    assert "%-12s %s" % ("help", "list the available commands") in lines
+    assert f"{'good':<12} a well-behaved external" in lines
+    assert f"{'bad':<12} " in lines
+    assert f"{'help':<12} list the available commands" in lines
     names = list(help_rows(r.out))
     assert names == sorted(names)
     rows = {
@@ -513,7 +513,7 @@ def test_help_lists_externals_in_a_real_process(sh, env, prefix):
     external(prefix, "good", "exit 0", describe="a well-behaved external")
     r = sh("evl", "-P", str(prefix), "help", env=env)
     assert r.code == 0
-    assert "%-12s %s" % ("good", "a well-behaved external") in r.out.splitlines()
+    assert f"{'good':<12} a well-behaved external" in r.out.splitlines()
 
 
 def test_help_lists_the_first_external_on_the_search_path(evl, env, tmp_path, prefix):
@@ -553,7 +553,7 @@ def test_plugin_command_is_listed_and_runs(evl, env):
     plugins = [plugin("evl_test_one", command(summary="greet someone"))]
     r = evl("help", env=env, plugins=plugins, autoload=False)
     assert (r.code, r.err) == (0, "")
-    assert "%-12s %s" % ("greet", "greet someone") in r.out.splitlines()
+    assert f"{'greet':<12} greet someone" in r.out.splitlines()
     r = evl("greet", "--name", "x", env=env, plugins=plugins, autoload=False)
     assert (r.code, r.out, r.err) == (0, "greetings, x from evl-greet\n", "")
 

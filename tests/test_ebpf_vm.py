@@ -328,7 +328,7 @@ _T = {
     "mac_vlan42": "3  3   3   3   3   3   3   3   3   3   1   0   1    1    1  3   3  3   3   3",
     "mac_vlan42+": "3  3   3   3   3   3   3   3   3   3   1   0   1    1    1  3   3  3   3   3",
 }
-EXPECTED = {name: dict(zip(_COLS, map(int, row.split()))) for name, row in _T.items()}
+EXPECTED = {name: dict(zip(_COLS, map(int, row.split()), strict=True)) for name, row in _T.items()}
 C_PROGRAMS = ["netrx", "accept_vlan42", "drop_udp9", "leave_arp_inband", "udp_guard", "mac_vlan42"]
 
 
@@ -366,7 +366,9 @@ def test_c_program_verdicts_match_the_kernel_test_run(objects, kernel, name):
     prog = Program(insns)
     frames = {f: fr for f, fr in FRAMES.items() if len(fr) >= TEST_RUN_MIN}
     mark_ctx = kernel_view(mark=7, priority=3, cb=(1, 2, 3, 4, 5))
-    got_kernel = dict(zip(frames, kernel.runs(insns, [(fr, ctx_bytes(mark_ctx)) for fr in frames.values()])))
+    got_kernel = dict(
+        zip(frames, kernel.runs(insns, [(fr, ctx_bytes(mark_ctx)) for fr in frames.values()]), strict=True)
+    )
     got_vm = {f: prog.run(fr, mark_ctx) for f, fr in frames.items()}
     assert got_vm == got_kernel
     assert got_kernel == {f: EXPECTED[name][f] for f in frames}
@@ -521,13 +523,13 @@ SIZES = {"w": 0x00, "h": 0x08, "b": 0x10, "dw": 0x18}
 NBYTES = {"w": 4, "h": 2, "b": 1, "dw": 8}
 
 
-def I(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+def bpf_insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
     return struct.pack("<BBhi", code, (dst & 0xF) | (src & 0xF) << 4, off, imm)
 
 
 def alu(op: str, dst: int, src: int | None = None, imm: int = 0, w64: bool = True, off: int = 0) -> bytes:
     cls = 0x07 if w64 else 0x04
-    return I(cls | ALU_OPS[op] | (0x08 if src is not None else 0), dst, src or 0, off, imm)
+    return bpf_insn(cls | ALU_OPS[op] | (0x08 if src is not None else 0), dst, src or 0, off, imm)
 
 
 def mov(dst: int, src: int | None = None, imm: int = 0, w64: bool = True) -> bytes:
@@ -537,49 +539,49 @@ def mov(dst: int, src: int | None = None, imm: int = 0, w64: bool = True) -> byt
 def lddw(dst: int, value: int, src: int = 0) -> bytes:
     value &= M64
     lo, hi = value & M32, value >> 32
-    return I(0x18, dst, src, 0, struct.unpack("<i", struct.pack("<I", lo))[0]) + I(
+    return bpf_insn(0x18, dst, src, 0, struct.unpack("<i", struct.pack("<I", lo))[0]) + bpf_insn(
         0, 0, 0, 0, struct.unpack("<i", struct.pack("<I", hi))[0]
     )
 
 
 def jmp(op: str, dst: int, src: int | None = None, imm: int = 0, off: int = 0, w32: bool = False) -> bytes:
     cls = 0x06 if w32 else 0x05
-    return I(cls | JMP_OPS[op] | (0x08 if src is not None else 0), dst, src or 0, off, imm)
+    return bpf_insn(cls | JMP_OPS[op] | (0x08 if src is not None else 0), dst, src or 0, off, imm)
 
 
 def ja(off: int) -> bytes:
-    return I(0x05, 0, 0, off)
+    return bpf_insn(0x05, 0, 0, off)
 
 
 def ldx(size: str, dst: int, src: int, off: int, sx: bool = False) -> bytes:
-    return I((0x81 if sx else 0x61) | SIZES[size], dst, src, off)
+    return bpf_insn((0x81 if sx else 0x61) | SIZES[size], dst, src, off)
 
 
 def st(size: str, dst: int, off: int, imm: int) -> bytes:
-    return I(0x62 | SIZES[size], dst, 0, off, imm)
+    return bpf_insn(0x62 | SIZES[size], dst, 0, off, imm)
 
 
 def stx(size: str, dst: int, src: int, off: int) -> bytes:
-    return I(0x63 | SIZES[size], dst, src, off)
+    return bpf_insn(0x63 | SIZES[size], dst, src, off)
 
 
 def atomic(size: str, dst: int, src: int, off: int, op: int) -> bytes:
-    return I(0xC3 | SIZES[size], dst, src, off, op)
+    return bpf_insn(0xC3 | SIZES[size], dst, src, off, op)
 
 
 def ld_abs(size: str, imm: int) -> bytes:
-    return I(0x20 | SIZES[size], 0, 0, 0, imm)
+    return bpf_insn(0x20 | SIZES[size], 0, 0, 0, imm)
 
 
 def ld_ind(size: str, src: int, imm: int) -> bytes:
-    return I(0x40 | SIZES[size], 0, src, 0, imm)
+    return bpf_insn(0x40 | SIZES[size], 0, src, 0, imm)
 
 
 def call(func: int, src: int = 0) -> bytes:
-    return I(0x85, 0, src, 0, func)
+    return bpf_insn(0x85, 0, src, 0, func)
 
 
-EXIT = I(0x95)
+EXIT = bpf_insn(0x95)
 
 
 def asm(*parts: bytes) -> bytes:
@@ -628,18 +630,18 @@ def kernel_results(insns: bytes, pairs: list[tuple[int, int]]) -> list[int] | No
         for sel in (0, 1):
             inputs.append((HARNESS_FRAME, ctx_bytes(kernel_view(cb=cb_of(a, b, sel)))))
     out = k.runs(insns, inputs)
-    return [lo | hi << 32 for lo, hi in zip(out[::2], out[1::2])]
+    return [lo | hi << 32 for lo, hi in zip(out[::2], out[1::2], strict=True)]
 
 
 def check(insns: bytes, pairs: list[tuple[int, int]], model) -> None:
     """Interpreter == model, and kernel == model where the kernel oracle runs."""
     want = [model(a & M64, b & M64) for a, b in pairs]
     got = vm_results(insns, pairs)
-    bad = [(hex(a), hex(b), hex(g), hex(w)) for (a, b), g, w in zip(pairs, got, want) if g != w]
+    bad = [(hex(a), hex(b), hex(g), hex(w)) for (a, b), g, w in zip(pairs, got, want, strict=True) if g != w]
     assert not bad, f"interpreter (a, b, got, want): {bad[:8]}"
     kern = kernel_results(insns, pairs)
     if kern is not None:
-        bad = [(hex(a), hex(b), hex(g), hex(w)) for (a, b), g, w in zip(pairs, kern, want) if g != w]
+        bad = [(hex(a), hex(b), hex(g), hex(w)) for (a, b), g, w in zip(pairs, kern, want, strict=True) if g != w]
         assert not bad, f"kernel disagrees with the model (a, b, kernel, model): {bad[:8]}"
 
 
@@ -744,7 +746,9 @@ def test_alu_immediate_source(op, w64):
             continue
         model = alu_model(op, w64)
         check(
-            harness(alu(op, 7, imm=imm, w64=w64)), [(a, 0) for a in VALUES], lambda a, _b, imm=imm: model(a, imm & M64)
+            harness(alu(op, 7, imm=imm, w64=w64)),
+            [(a, 0) for a in VALUES],
+            lambda a, _b, imm=imm, model=model: model(a, imm & M64),
         )
 
 
@@ -763,7 +767,7 @@ def test_signed_div_mod(op, w64):
         check(
             harness(alu(op, 7, imm=imm, w64=w64, off=1)),
             [(a, 0) for a in VALUES],
-            lambda a, _b, imm=imm: model(a, imm & M64),
+            lambda a, _b, imm=imm, model=model: model(a, imm & M64),
         )
 
 
@@ -792,9 +796,9 @@ def _swap(v: int, bits: int) -> int:
 @pytest.mark.parametrize("bits", [16, 32, 64])
 def test_byte_swaps(bits):
     pairs = [(a, 0) for a in VALUES]
-    check(harness(I(0xD4, 7, 0, 0, bits)), pairs, lambda a, _b: a & ((1 << bits) - 1))  # le
-    check(harness(I(0xDC, 7, 0, 0, bits)), pairs, lambda a, _b: _swap(a, bits))  # be
-    check(harness(I(0xD7, 7, 0, 0, bits)), pairs, lambda a, _b: _swap(a, bits))  # bswap (v4)
+    check(harness(bpf_insn(0xD4, 7, 0, 0, bits)), pairs, lambda a, _b: a & ((1 << bits) - 1))  # le
+    check(harness(bpf_insn(0xDC, 7, 0, 0, bits)), pairs, lambda a, _b: _swap(a, bits))  # be
+    check(harness(bpf_insn(0xD7, 7, 0, 0, bits)), pairs, lambda a, _b: _swap(a, bits))  # bswap (v4)
 
 
 def test_lddw_loads_64_bits():
@@ -870,7 +874,7 @@ def test_conditional_jumps(op, w32):
 def test_ja_and_gotol():
     # goto +1 skips r7 = 5; gotol (JMP32|JA, offset in imm) likewise.  The
     # never-taken "if r9 == 7" keeps r7 = 5 reachable, as the verifier wants.
-    for goto in (ja(1), I(0x06, 0, 0, 0, 1)):
+    for goto in (ja(1), bpf_insn(0x06, 0, 0, 0, 1)):
         check(harness(mov(7, imm=1), jmp("jeq", 9, imm=7, off=1), goto, mov(7, imm=5)), [(0, 0)], lambda a, b: 1)
 
 
@@ -1003,7 +1007,7 @@ def _random_program(rng) -> tuple[bytes, object]:
             src = rng.choice(regs)
             body.append(jmp(op, rng.choice(regs), src, off=1, w32=w32))
             steps.append(("jmp", op, w32, body[-1][1] & 0xF, src))
-        op = rng.choice(BINARY_OPS + ["neg", "sdiv", "smod"])
+        op = rng.choice([*BINARY_OPS, "neg", "sdiv", "smod"])
         signed = op in ("sdiv", "smod")
         base = {"sdiv": "div", "smod": "mod"}.get(op, op)
         use_x = op != "neg" and rng.random() < 0.6
@@ -1241,7 +1245,7 @@ def test_context_fields_match_the_kernel():
     k, _ = kernel_oracle()
     for name, off, n in reads:
         insns = asm(ldx(size_names[n], 0, 1, off), EXIT)
-        got = [Program(insns).run(fr, skb) for fr, skb in zip(frames, skbs)]
+        got = [Program(insns).run(fr, skb) for fr, skb in zip(frames, skbs, strict=True)]
         # Hand expectations for the fields the kernel derives from the frame.
         if name == "protocol":
             assert got[:5] == [0x0008, 0x0081, 0x0608, 0xDD86, 0x0400]  # __be16
@@ -1260,7 +1264,7 @@ def test_context_fields_match_the_kernel():
         if name == "pkt_type+3/1":
             assert got[0] == 3
         if k:
-            assert k.runs(insns, [(fr, ctx_bytes(skb)) for fr, skb in zip(frames, skbs)]) == got, name
+            assert k.runs(insns, [(fr, ctx_bytes(skb)) for fr, skb in zip(frames, skbs, strict=True)]) == got, name
 
 
 def test_cb_is_writable_and_other_fields_are_not():
@@ -1394,17 +1398,17 @@ def test_map_references_and_kfuncs_are_unsupported():
         (asm(mov(0, imm=0), jmp("jeq", 0, imm=0, off=5), EXIT), 1, "jump out of range"),
         (asm(ja(-2), EXIT), 0, "jump out of range"),
         (asm(jmp("jeq", 0, imm=0, off=1), lddw(0, 1), EXIT), 0, "middle of lddw"),
-        (asm(I(0xB7, 11, 0, 0, 1), EXIT), 0, "invalid register r11"),
+        (asm(bpf_insn(0xB7, 11, 0, 0, 1), EXIT), 0, "invalid register r11"),
         (asm(mov(10, imm=1), EXIT), 0, "frame pointer r10 is read only"),
         (asm(mov(0, imm=1)), 0, "falls off its end"),
         (asm(mov(0, imm=1), jmp("jeq", 0, imm=0, off=-2)), 1, "falls off its end"),
-        (asm(I(0xFF), EXIT), 0, "opcode"),
+        (asm(bpf_insn(0xFF), EXIT), 0, "opcode"),
         (asm(alu("div", 0, imm=0), EXIT), 0, "division by zero"),
         (asm(alu("mod", 0, imm=0, w64=False), EXIT), 0, "division by zero"),
         (asm(alu("lsh", 0, imm=64), EXIT), 0, "invalid shift 64"),
         (asm(alu("rsh", 0, imm=32, w64=False), EXIT), 0, "invalid shift 32"),
         (asm(alu("arsh", 0, imm=-1), EXIT), 0, "invalid shift -1"),
-        (asm(I(0x18, 0, 0, 0, 1)), 0, "lddw is missing its second half"),
+        (asm(bpf_insn(0x18, 0, 0, 0, 1)), 0, "lddw is missing its second half"),
     ],
 )
 def test_invalid_programs_are_refused_at_decode(insns, insn, message):

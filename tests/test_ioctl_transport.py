@@ -388,9 +388,9 @@ def test_device_fds_are_real_and_closed(kn, double):
     (devopen,) = ioctls(double, "DEVOPEN")
     devfd = devopen["devfd"]
     assert [r["req"] for r in ioctls(double) if r["fd"] == devfd] == ["GETSTAT", "SETPORT", "GETSTAT"]
-    assert {"op": "close", "fd": devfd, "kind": "netdev"}.items() <= [
+    assert {"op": "close", "fd": devfd, "kind": "netdev"}.items() <= next(
         r for r in double.records if r["op"] == "close" and r["fd"] == devfd
-    ][0].items()
+    ).items()
 
 
 def test_disabling_a_non_port_succeeds(kn):

@@ -386,7 +386,7 @@ def test_json_errors_are_a_json_object_too(evl):
     run = evl("net", "--json", "-N42", "-ei", "eth9")
     assert run.code == 1 and [json.loads(x).get("action", "error") for x in run.out.splitlines()] == ["error"]
     run = evl("net", "--json", "-n", "-S", "no-such-host")
-    assert [list(json.loads(x))[0] for x in run.out.splitlines()] == ["action", "error"]
+    assert [next(iter(json.loads(x))) for x in run.out.splitlines()] == ["action", "error"]
 
 
 def test_format_errors(evl):
@@ -420,7 +420,7 @@ def test_query_all_table(evl):
     evl("net", "-ei", "eth0.42")
     run = evl("net", "-Q", "--all-interfaces")
     assert run.code == 0
-    header, rule, *rows = run.out.splitlines()
+    header, _rule, *rows = run.out.splitlines()
     assert header.split()[:4] == ["interface", "port", "oob", "up"]
     table = {r.split()[0]: r.split() for r in rows}
     assert set(table) == {"lo", "eth0", "eth0.42", "eth1", "eth1.42", "eth2"}

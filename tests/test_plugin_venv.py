@@ -182,8 +182,8 @@ def test_help_lists_the_third_party_command(venv):
     r = evl(venv, "help")
     assert (r.code, r.err) == (0, "")
     lines = r.out.splitlines()
-    assert "%-12s %s" % ("hello", HELLO_SUMMARY) in lines
-    assert "%-12s %s" % ("net", NET_SUMMARY) in lines
+    assert f"{'hello':<12} {HELLO_SUMMARY}" in lines
+    assert f"{'net':<12} {NET_SUMMARY}" in lines
 
 
 def test_hello_runs(venv):
@@ -214,8 +214,8 @@ def test_hello_usage_errors_come_from_its_parser(venv):
 def test_plugins_lists_the_distribution(venv):
     r = evl(venv, "plugins")
     assert r.code == 0, r.err
-    assert re.search(r"^hello \(%s 0\.1\.0\) +evl_commands$" % dist("evl-hello"), r.out, re.M), r.out
-    assert re.search(r"^net \(%s 0\.1\.0\) " % dist("evl-net"), r.out, re.M), r.out
+    assert re.search(rf"^hello \({dist('evl-hello')} 0\.1\.0\) +evl_commands$", r.out, re.M), r.out
+    assert re.search(rf"^net \({dist('evl-net')} 0\.1\.0\) ", r.out, re.M), r.out
 
 
 def test_autoload_can_be_disabled(venv):

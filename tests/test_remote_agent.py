@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -256,7 +257,7 @@ def test_bpf_mismatches_are_refused_before_loading(agent, agent_env, tmp_path):
 class SpyTransport:
     """A transport that records what reaches it."""
 
-    calls: list = []
+    calls: ClassVar[list] = []
 
     def __init__(self) -> None:
         self.console = None

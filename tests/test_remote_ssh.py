@@ -435,7 +435,7 @@ def test_ssh_keeps_the_forced_options(tmp_path):
     config.write_text("Host *\n  StrictHostKeyChecking no\n  BatchMode no\n  ServerAliveInterval 30\n")
     opts = Options(ssh_args=("-F", str(config), "-o", "StrictHostKeyChecking=no", "-o", "ServerAliveInterval=1"))
     argv = client.ssh_argv(Target.parse("evl@127.0.0.1:2200"), opts)
-    argv = argv[:1] + ["-G"] + argv[1:-1]
+    argv = [*argv[:1], "-G", *argv[1:-1]]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
     settings = dict(line.split(" ", 1) for line in out.splitlines())
     assert settings["stricthostkeychecking"] == "true" and settings["batchmode"] == "yes"
@@ -694,7 +694,8 @@ def test_local_use_imports_nothing_of_remote(sim_env):
     code = (
         "import io, sys; from evl_core.cli import main; "
         "main(['net', '-n'], stdout=io.StringIO(), stderr=io.StringIO()); "
-        "print(sorted(m for m in sys.modules if m == 'asyncio' or m.startswith(('evl_net.transports.remote', 'evl_net.engine.fleet', 'evl_net.agent'))))"
+        "print(sorted(m for m in sys.modules if m == 'asyncio' or m.startswith("
+        "('evl_net.transports.remote', 'evl_net.engine.fleet', 'evl_net.agent'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=sim_env, capture_output=True, text=True, timeout=30)
     assert out.stdout == "[]\n", out.stderr
@@ -746,9 +747,8 @@ def test_unreachable_board(lab, sim_env, evl):
     port = closed_port()
     run = evl("net", f"--remote=evl@127.0.0.1:{port}", "-n", env=lab.env(sim_env))
     assert run.code == 8
-    assert (
-        run.err
-        == f"evl-net: evl@127.0.0.1:{port}: unreachable: ssh: connect to host 127.0.0.1 port {port}: Connection refused\n"
+    assert run.err == (
+        f"evl-net: evl@127.0.0.1:{port}: unreachable: ssh: connect to host 127.0.0.1 port {port}: Connection refused\n"
     )
 
 

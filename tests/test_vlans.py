@@ -494,7 +494,7 @@ def test_format_is_canonical(ids, seed):
         lo, hi = int(a), int(b or a)
         assert lo < hi if b else lo == hi  # a-b only for runs of >= 2
         runs.append((lo, hi))
-    for (_, hi), (lo, _) in zip(runs, runs[1:]):
+    for (_, hi), (lo, _) in itertools.pairwise(runs):
         assert hi + 1 < lo  # sorted, disjoint, merged
     assert sum(hi - lo + 1 for lo, hi in runs) == len(ids)
 
@@ -550,7 +550,7 @@ def test_regions_order_and_repetition_do_not_matter(regs, data):
     def join(items: list[str]) -> str:
         lead = data.draw(st.sampled_from(["", ",", " ", " ,\t"]))
         seps = data.draw(st.lists(separators, min_size=len(items), max_size=len(items)))
-        return lead + "".join(i + s for i, s in zip(items, seps))
+        return lead + "".join(i + s for i, s in zip(items, seps, strict=True))
 
     assert vlans.parse(join(texts)) == expected
     permuted = data.draw(st.permutations(texts))

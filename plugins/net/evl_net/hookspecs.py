@@ -88,13 +88,16 @@ class Operation:
 @hookspec
 def evl_net_transports() -> Sequence[TransportInfo]:
     """Return the transports this plugin provides."""
+    return ()  # pluggy never calls a specification: this only makes the function match its type
 
 
 @hookspec
 def evl_net_formatters() -> Sequence[Formatter]:
     """Return the output formatters this plugin provides."""
+    return ()  # pluggy never calls a specification: this only makes the function match its type
 
 
 @hookspec
 def evl_net_operations() -> Sequence[Operation]:
     """Return the ``evl net`` operations (command options) this plugin provides."""
+    return ()  # pluggy never calls a specification: this only makes the function match its type

@@ -126,7 +126,7 @@ class InterfaceStat:
 
     ifname: str
     up: bool
-    stat: DevStat | None = inline()
+    stat: DevStat | None = inline()  # noqa: RUF009 -- a dataclasses.field; its default, None, is not shared state
     error: str | None = optional()
 
 

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from evl_core.hookspecs import Context
 
 T = TypeVar("T")
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
 
 BUILTIN_MODULE = "evl_net.plugin"
 
@@ -122,6 +130,6 @@ def operations(ctx: Context) -> Registered[Any]:
     )
 
 
-def named(ctx: Context, hook: str, kind: type[T], what: str) -> Registered[T]:
+def named(ctx: Context, hook: str, kind: type[N], what: str) -> Registered[N]:
     """Records named by their ``name`` (transports, formatters)."""
     return collect(ctx, hook, kind, lambda r: [f"{what} '{r.name}'"], what)

@@ -43,7 +43,10 @@ def _probe(transport: Any, kind: str | None, args: Mapping[str, Any], after: boo
 
 
 def handle(transport: Any, op: str, kwargs: Mapping[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
-    """Run request ``op`` on ``transport``: a read's ``{"value"}``; a mutation's ``{"data", "changed", "before", "after"}``."""
+    """Run request ``op`` on ``transport``.
+
+    The reply of a read is ``{"value"}``; of a mutation, ``{"data", "changed", "before", "after"}``.
+    """
     spec = BY_WIRE[op]
     method = getattr(transport, spec.method)
     if not spec.mutates:

@@ -49,7 +49,7 @@ class _Worker:
             fn = self.jobs.get()
             try:
                 result: tuple[bool, Any] = (True, fn())
-            except BaseException as exc:  # handed to the I/O loop, which replies
+            except BaseException as exc:  # noqa: BLE001 -- handed to the I/O loop, which replies with it
                 result = (False, exc)
             self.result = result
             os.write(self.wfd, b"!")
@@ -288,7 +288,8 @@ class Agent:
     def _error_reply(self, req: protocol.Request, exc: BaseException) -> bytes:
         log = None
         if isinstance(exc, OperationFailed):
-            exc, log = exc.cause, exc.log
+            log = exc.log
+            exc = exc.cause
         if isinstance(exc, ProtocolError):
             return exc.reply()
         if isinstance(exc, OSError):

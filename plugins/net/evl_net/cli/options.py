@@ -102,7 +102,7 @@ MODIFIERS = (
 
 def shortopts(operations: Sequence[Operation]) -> str:
     spec = "@"
-    for long, short, kind, _m, _h in MODIFIERS:
+    for _long, short, kind, _m, _h in MODIFIERS:
         if short:
             spec += short + (":" if kind == REQUIRED_ARGUMENT else "")
     for action in operations:

@@ -138,7 +138,7 @@ async def _board(
             result.status, result.error = exc.status, _error(exc)
         except EvlError as exc:
             result.status, result.error = FAILED, _error(exc)
-        except Exception as exc:  # a bug must cost one board, not the fleet
+        except Exception as exc:  # noqa: BLE001 -- a bug must cost one board, not the fleet: it is that board's error
             result.status, result.error = FAILED, _error(exc)
         finally:
             await session.close()

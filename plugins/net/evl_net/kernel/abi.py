@@ -228,7 +228,7 @@ class Layout:
     def unpack(self, data: bytes | bytearray) -> dict[str, Any]:
         if len(data) != self.size:
             raise ValueError(f"struct {self.name} is {self.size} bytes, got {len(data)}")
-        return dict(zip((f.name for f in self.fields), self._struct.unpack(bytes(data))))
+        return dict(zip((f.name for f in self.fields), self._struct.unpack(bytes(data)), strict=True))
 
     def padding_is_zero(self, data: bytes | bytearray) -> bool:
         return all(not any(data[o : o + n]) for o, n in self.padding)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 LIBRARY = "libbpf.so.1"
 #: Environment variable naming another libbpf shared object.
@@ -89,7 +89,7 @@ def _error(code: int, detail: str) -> OSError:
 class _Lib:
     """The few libbpf entry points used, with their C signatures."""
 
-    _cache: dict[str, _Lib] = {}
+    _cache: ClassVar[dict[str, _Lib]] = {}
 
     def __init__(self, path: str) -> None:
         import ctypes
@@ -237,7 +237,8 @@ def load(data: bytes, name: str, library: str | None = None) -> LoadedProgram:
     ``name`` is the object's name in messages (and libbpf's object name).
     """
     lib = _Lib.get(library or os.environ.get(LIBRARY_ENV) or LIBRARY)
-    ctypes = lib.ctypes
+    import ctypes  # lib.ctypes, already imported; a module name, so that ctypes.Structure can be a base class
+
     api = lib.lib
     lib.messages.clear()
     buf = ctypes.create_string_buffer(data, max(len(data), 1))
@@ -245,7 +246,7 @@ def load(data: bytes, name: str, library: str | None = None) -> LoadedProgram:
 
     class OpenOpts(ctypes.Structure):
         # The head of struct bpf_object_open_opts: libbpf reads no further than .sz.
-        _fields_ = [("sz", ctypes.c_size_t), ("object_name", ctypes.c_char_p)]
+        _fields_ = (("sz", ctypes.c_size_t), ("object_name", ctypes.c_char_p))
 
     opts = OpenOpts(ctypes.sizeof(OpenOpts), ctypes.cast(obj_name, ctypes.c_char_p))
     obj = api.bpf_object__open_mem(buf, len(data), ctypes.byref(opts))

@@ -70,7 +70,7 @@ class PortStatus(OpResult):
     action: ClassVar[str] = "query"
     ifname: str
     modifiers: str
-    stat: DevStat = inline()
+    stat: DevStat = inline()  # noqa: RUF009 -- a dataclasses.field; its default, None, is not shared state
 
     def verbose(self) -> str:
         s = self.stat

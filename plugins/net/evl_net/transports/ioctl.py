@@ -290,7 +290,7 @@ class IoctlTransport(TransportBase):
             raise _error(errno.ESRCH) from None
         if not infos:
             raise _error(errno.ESRCH)
-        return infos[0][4][0]
+        return str(infos[0][4][0])  # AF_INET: (address, port), the address a str already
 
     @staticmethod
     def _oob_socket() -> Any:

@@ -8,7 +8,7 @@ Several boards go through :mod:`evl_net.engine.fleet` instead.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from evl_core.errors import EvlError
@@ -72,7 +72,7 @@ class RemoteTransport(TransportBase):
     def __init__(
         self,
         session: Any,
-        run: Callable[[Awaitable[Any]], Any],
+        run: Callable[[Coroutine[Any, Any, Any]], Any],
         on_close: Callable[[], None] | None = None,
         console: Any = None,
     ) -> None:
@@ -106,7 +106,8 @@ class RemoteTransport(TransportBase):
         from evl_net.transports.remote import protocol
         from evl_net.transports.remote.client import raise_for
 
-        values = dict(zip((a[0] for a in primitive.args), args), **kwargs)
+        # strict=False: the arguments not given positionally come by keyword
+        values = dict(zip((a[0] for a in primitive.args), args, strict=False), **kwargs)
         if set(values) != {a[0] for a in primitive.args}:
             raise TypeError(f"{primitive.method}() takes {', '.join(a[0] for a in primitive.args)}")
         self._flush_notes()

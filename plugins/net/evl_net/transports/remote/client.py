@@ -200,7 +200,7 @@ def ssh_argv(target: Target, opts: Options) -> list[str]:
         argv += ["-p", str(target.port)]
     if target.user is not None:
         argv += ["-l", target.user]
-    return argv + ["--", target.host, opts.agent_command]
+    return [*argv, "--", target.host, opts.agent_command]
 
 
 class SessionError(EvlError):
