@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from evl_core.hookspecs import Ref, hookspec
 
 
-@dataclass(frozen=True)
+@dataclass
 class TransportInfo:
     """A way to reach an EVL network stack.
 
@@ -29,7 +29,7 @@ class TransportInfo:
     factory: Ref
 
 
-@dataclass(frozen=True)
+@dataclass
 class Formatter:
     """Renders results as text: ``render(result, request) -> str | None``.
 
@@ -43,7 +43,7 @@ class Formatter:
     render: Ref
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Operation:
     """One command option of ``evl net`` and everything about it: the operations table's row.
 

@@ -68,68 +68,6 @@ class DevStat:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-@dataclass(frozen=True)
-class Interface:
-    """A network interface as ``-Q --all-interfaces`` lists it."""
-
-    name: str
-    oob_port: bool
-    up: bool = True
-
-
-@dataclass(frozen=True)
-class PortConfig:
-    """A port after ``enable``: whether the request changed anything, and its pool's sizes."""
-
-    changed: bool
-    pool_size: int | None = None
-    buffer_size: int | None = None
-
-
-@dataclass(frozen=True)
-class Change:
-    """The outcome of a request that only says whether it changed the board."""
-
-    changed: bool
-
-
-@dataclass(frozen=True)
-class FilterInstalled:
-    """An eBPF RX filter installed: the program the object's first one turned out to be."""
-
-    changed: bool
-    program: str | None = None
-    section: str | None = None
-
-
-@dataclass(frozen=True)
-class Solicited:
-    """A peer solicited into the out-of-band ARP front cache."""
-
-    ip: str
-    permanent: bool
-    may_route: bool
-    changed: bool
-
-
-@dataclass(frozen=True)
-class VlansSet:
-    """The global RX VLAN filter after a write, as the kernel prints it."""
-
-    changed: bool
-    vlans: str
-
-
-@dataclass(frozen=True)
-class InterfaceStat:
-    """One row of ``-Q --all-interfaces``: an interface and its counters, or why they could not be read."""
-
-    ifname: str
-    up: bool
-    stat: DevStat | None = inline()  # noqa: RUF009 -- a dataclasses.field; its default, None, is not shared state
-    error: str | None = optional()
-
-
 # -- the JSON form ---------------------------------------------------------------------------------
 
 

@@ -9,30 +9,30 @@ which gets one warning.  A broken hook costs one warning and its own records.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from evl_core.hookspecs import Context
 
 T = TypeVar("T")
 
+if TYPE_CHECKING:  # for the type checker only: a Protocol class costs start-up time
+    from typing import Protocol
 
-class _Named(Protocol):
-    @property
-    def name(self) -> str: ...
+    class _Named(Protocol):
+        @property
+        def name(self) -> str: ...
 
-
-N = TypeVar("N", bound=_Named)
+    N = TypeVar("N", bound=_Named)
 
 BUILTIN_MODULE = "evl_net.plugin"
 
 
-@dataclass
 class Registered(Generic[T]):
     """The usable records of one hook, and the names that collided (``name -> claimants``)."""
 
-    records: list[T] = field(default_factory=list)
-    conflicts: dict[str, list[str]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.records: list[T] = []
+        self.conflicts: dict[str, list[str]] = {}
 
     def conflict_message(self, name: str) -> str | None:
         """The error for using ``name`` (as the keys spell it), if it is one that collided."""

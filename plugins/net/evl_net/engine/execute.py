@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evl_core.lazy import resolve
 from evl_net.engine.request import OpResult, Request
 from evl_net.hookspecs import Operation
-from evl_net.transports.contract import Transport
+
+if TYPE_CHECKING:
+    from evl_net.transports.contract import Transport
 
 Step = tuple[Operation, Any]
 

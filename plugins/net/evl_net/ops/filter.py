@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from evl_core.errors import EvlError
 from evl_net.engine.request import OpResult, Request
 from evl_net.model import optional
-from evl_net.transports.contract import Transport
+
+if TYPE_CHECKING:
+    from evl_net.transports.contract import Transport
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from evl_core.errors import EvlError
 from evl_net.engine.request import OpResult, Request
-from evl_net.model import DevStat, InterfaceStat, inline
-from evl_net.transports.contract import Transport
+from evl_net.model import DevStat, inline
+
+if TYPE_CHECKING:
+    from evl_net.ops.query_all import AllInterfaces
+    from evl_net.transports.contract import Transport
 
 MODIFIERS = "RrTtosfacx"
 
@@ -41,29 +44,12 @@ FIELDS = {
     "x": ("rx_nomem", "tx_nomem"),
 }
 
-TABLE_COLUMNS = (
-    ("ifname", "interface"),
-    ("oob_port", "port"),
-    ("oob_capable", "oob"),
-    ("up", "up"),
-    ("rx_packets", "rx packets"),
-    ("rx_bytes", "rx bytes"),
-    ("tx_packets", "tx packets"),
-    ("tx_bytes", "tx bytes"),
-    ("skb_size", "skb size"),
-    ("skb_free", "skb free"),
-    ("skb_total", "skb total"),
-    ("csum_errors", "csum errors"),
-    ("rx_nomem", "rx nomem"),
-    ("tx_nomem", "tx nomem"),
-)
 
-
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
-@dataclass(frozen=True)
+@dataclass
 class PortStatus(OpResult):
     """One port: its counters, printed verbose, or the values its modifiers select."""
 
@@ -74,52 +60,14 @@ class PortStatus(OpResult):
 
     def verbose(self) -> str:
         s = self.stat
-        return VERBOSE.format(oob=_cell(s.oob_capable), **{k: getattr(s, k) for k in DevStat.COUNTERS})
+        return VERBOSE.format(oob=cell(s.oob_capable), **{k: getattr(s, k) for k in DevStat.COUNTERS})
 
     def terse(self, mods: str | None = None) -> str:
         letters = mods or self.modifiers or MODIFIERS
-        return " ".join(_cell(getattr(self.stat, f)) for letter in letters for f in FIELDS[letter]) + "\n"
+        return " ".join(cell(getattr(self.stat, f)) for letter in letters for f in FIELDS[letter]) + "\n"
 
     def text(self, request: Request) -> str:
         return self.terse() if self.modifiers else self.verbose()
-
-
-@dataclass(frozen=True)
-class AllInterfaces(OpResult):
-    """Every interface of the board, with its counters where they could be read."""
-
-    action: ClassVar[str] = "query"
-    modifiers: str
-    interfaces: list[InterfaceStat]
-
-    def columns(self) -> list[tuple[str, str]]:
-        if not self.modifiers:
-            return list(TABLE_COLUMNS)
-        wanted = {"ifname", "oob_port", *(f for letter in self.modifiers for f in FIELDS[letter])}
-        return [c for c in TABLE_COLUMNS if c[0] in wanted]
-
-    def table(self) -> str:
-        from tabulate import tabulate
-
-        columns = self.columns()
-        rows = []
-        for row in self.interfaces:
-            cells = [
-                _cell(getattr(row.stat, key) if row.stat is not None else "-")
-                if key not in ("ifname", "up")
-                else _cell(getattr(row, key))
-                for key, _title in columns
-            ]
-            if row.error is not None:  # an interface whose counters could not be read
-                cells.append(row.error)
-            rows.append(cells)
-        return tabulate(rows, headers=[t for _k, t in columns], tablefmt="simple", disable_numparse=True) + "\n"
-
-    def names(self) -> str:
-        return "".join(row.ifname + "\n" for row in self.interfaces)
-
-    def text(self, request: Request) -> str:
-        return self.table()
 
 
 def check(request: Request, mods: str | None) -> None:
@@ -130,6 +78,8 @@ def check(request: Request, mods: str | None) -> None:
 
 def run(request: Request, mods: str | None, transport: Transport) -> PortStatus | AllInterfaces:
     if request.all_interfaces:
+        from evl_net.ops.query_all import AllInterfaces, InterfaceStat
+
         rows = []
         for iface in transport.interfaces():
             try:

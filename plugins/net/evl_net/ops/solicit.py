@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from evl_core.errors import EvlError, UsageError
 from evl_net.engine.request import OpResult, Request
-from evl_net.transports.contract import NEIGH_MAYROUTE, NEIGH_PERMANENT, Transport
+from evl_net.transports import NEIGH_MAYROUTE, NEIGH_PERMANENT
+
+if TYPE_CHECKING:
+    from evl_net.transports.contract import Transport
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from evl_core.errors import EvlError, UsageError
 from evl_net.engine.request import OpResult, Request
-from evl_net.transports.contract import Transport
+
+if TYPE_CHECKING:
+    from evl_net.transports.contract import Transport
 
 
 @dataclass(frozen=True)

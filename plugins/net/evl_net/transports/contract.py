@@ -18,15 +18,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from evl_net.model import Change, DevStat, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
+    from evl_net.model import DevStat
+    from evl_net.outcomes import Change, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
 
-#: evl_net_solicit flags (uapi)
-NEIGH_PERMANENT = 0x1
-NEIGH_MAYROUTE = 0x2
+from evl_net.transports import DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, TransportBase
 
-#: Kernel limits of a port's buffer pool (docs/abi.md, "Ports").
-POOL_MAX = 32768
-DEFAULT_POOL = 2048
+__all__ = [
+    "DEFAULT_POOL",
+    "NEIGH_MAYROUTE",
+    "NEIGH_PERMANENT",
+    "POOL_MAX",
+    "PRIMITIVES",
+    "Primitive",
+    "Transport",
+    "TransportBase",
+]
 
 #: Argument kinds of the wire schema (see :mod:`evl_net.transports.remote.protocol`):
 #: ``("name",)`` an interface or host name, ``("uint", max)``, ``("text", max)``
@@ -95,12 +101,12 @@ BY_WIRE = {p.wire: p for p in PRIMITIVES}
 
 def result_type(primitive: Primitive) -> Any:
     """The type hint ``primitive.result`` names, for :func:`evl_net.model.from_json`."""
-    from evl_net import model
+    from evl_net import model, outcomes
 
     name = primitive.result
     if name.startswith("list[") and name.endswith("]"):
-        return list[getattr(model, name[5:-1])]  # type: ignore[misc]
-    return {"int": int, "str": str}.get(name) or getattr(model, name)
+        return list[getattr(outcomes, name[5:-1])]  # type: ignore[misc]
+    return {"int": int, "str": str}.get(name) or getattr(model, name, None) or getattr(outcomes, name)
 
 
 @runtime_checkable
@@ -151,22 +157,6 @@ class Transport(Protocol):
 
     def set_vlans(self, text: str) -> VlansSet:
         """Write the global RX VLAN filter (kernel list syntax; empty clears it)."""
-
-
-class TransportBase:
-    """What every transport shares: the context-manager protocol around :meth:`close`."""
-
-    name = "?"
-    console: Any = None
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release what the transport holds."""
 
 
 def wire_key(arg: tuple[Any, ...]) -> str:

@@ -27,14 +27,17 @@ import errno
 import fcntl
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evl_core.errors import EvlError
 from evl_net.errors import KernelError, device_open_stage
 from evl_net.errors import KernelError as kernel_error
 from evl_net.kernel import abi
-from evl_net.model import Change, DevStat, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
-from evl_net.transports.contract import TransportBase
+from evl_net.model import DevStat
+from evl_net.transports import TransportBase
+
+if TYPE_CHECKING:
+    from evl_net.outcomes import Change, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
 
 DEVDIR_ENV = "EVL_DEVDIR"
 SYSDIR_ENV = "EVL_SYSDIR"
@@ -202,6 +205,8 @@ class IoctlTransport(TransportBase):
             return None
 
     def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> PortConfig:
+        from evl_net.outcomes import PortConfig  # only mutations need it
+
         devfd = self._open_dev(ifname)
         try:
             # The kernel returns 0 for a port already enabled: the oob_port flag
@@ -219,6 +224,8 @@ class IoctlTransport(TransportBase):
         )
 
     def disable_port(self, ifname: str) -> Change:
+        from evl_net.outcomes import Change  # only mutations need it
+
         devfd = self._open_dev(ifname)
         try:
             before = self._try_getstat(devfd)
@@ -237,6 +244,8 @@ class IoctlTransport(TransportBase):
     def remove_rx_filter(self, ifname: str) -> Change:
         import struct
 
+        from evl_net.outcomes import Change  # only mutations need it
+
         devfd = self._open_dev(ifname)
         try:
             _ioctl(devfd, abi.EVL_NDEVIOC_SETRXEBPF, bytearray(struct.pack("=i", abi.NO_PROGRAM)))
@@ -247,6 +256,8 @@ class IoctlTransport(TransportBase):
 
     def install_rx_filter(self, ifname: str, obj: bytes, obj_name: str) -> FilterInstalled:
         import struct
+
+        from evl_net.outcomes import FilterInstalled  # only mutations need it
 
         devfd = self._open_dev(ifname)
         try:
@@ -316,6 +327,8 @@ class IoctlTransport(TransportBase):
     def solicit(self, host: str, ifname: str | None, flags: int) -> Solicited:
         import struct
 
+        from evl_net.outcomes import Solicited  # only mutations need it
+
         ip = self.resolve(host)
         if ifname is not None:
             try:
@@ -369,6 +382,8 @@ class IoctlTransport(TransportBase):
         return text[:-1] if text.endswith("\n") else text
 
     def set_vlans(self, text: str) -> VlansSet:
+        from evl_net.outcomes import VlansSet  # only mutations need it
+
         path = self.vlans_path
         before = self._read_vlans()
         # An empty write never reaches the kernel's store handler: clearing
@@ -394,6 +409,8 @@ class IoctlTransport(TransportBase):
 
     def interfaces(self) -> Sequence[Interface]:
         import struct
+
+        from evl_net.outcomes import Interface
 
         out = []
         probe = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM, 0)

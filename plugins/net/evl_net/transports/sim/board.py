@@ -6,7 +6,7 @@ naming the file, the key and the problem.  A board is stored with its state
 (:mod:`evl_net.transports.sim.records` gives the JSON form).
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": the records' hints are read at run time, cheaper as objects.
 
 import os
 from dataclasses import dataclass, field

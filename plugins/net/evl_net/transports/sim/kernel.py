@@ -23,10 +23,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from evl_net.errors import KernelError, device_open_stage
-from evl_net.model import Change, DevStat, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
-from evl_net.transports.contract import DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, TransportBase
+from evl_net.model import DevStat
+from evl_net.transports import DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, TransportBase
 
 if TYPE_CHECKING:
+    from evl_net.outcomes import Change, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
     from evl_net.transports.sim.board import Board, Iface
     from evl_net.transports.sim.records import BoardState, FilterInfo
     from evl_net.transports.sim.store import Store
@@ -210,12 +211,16 @@ class SimTransport(TransportBase):
         return self.board.page_size
 
     def interfaces(self) -> Sequence[Interface]:
+        from evl_net.outcomes import Interface
+
         state = self.load()
         return [
             Interface(name=i.name, oob_port=i.name in state.ports, up=i.up) for i in state.board.interfaces.values()
         ]
 
     def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> PortConfig:
+        from evl_net.outcomes import PortConfig  # only mutations need it
+
         iface = self.device(ifname)
         state = self.load()
         board = state.board
@@ -243,6 +248,8 @@ class SimTransport(TransportBase):
         return PortConfig(True, pool.skb_total, pool.skb_size)
 
     def disable_port(self, ifname: str) -> Change:
+        from evl_net.outcomes import Change  # only mutations need it
+
         self.device(ifname)
         return Change(self.dismantle(ifname))
 
@@ -264,6 +271,7 @@ class SimTransport(TransportBase):
 
     def set_vlans(self, text: str) -> VlansSet:
         from evl_net.kernel import vlans
+        from evl_net.outcomes import VlansSet  # only mutations need it
 
         state = self.load()
         ids = sorted(vlans.parse(text))
@@ -274,6 +282,8 @@ class SimTransport(TransportBase):
         return VlansSet(changed, vlans.format(ids))
 
     def remove_rx_filter(self, ifname: str) -> Change:
+        from evl_net.outcomes import Change  # only mutations need it
+
         real = self.filter_device(ifname)
         if self.load().filters.pop(real, None) is not None:
             self._dirty = True
@@ -282,6 +292,8 @@ class SimTransport(TransportBase):
         return Change(True)
 
     def install_rx_filter(self, ifname: str, obj: bytes, obj_name: str) -> FilterInstalled:
+        from evl_net.outcomes import FilterInstalled  # only mutations need it
+
         real = self.filter_device(ifname)
         from evl_net.kernel import bpfobj
 
@@ -314,6 +326,7 @@ class SimTransport(TransportBase):
         return FilterInstalled(True, program.name, program.section)
 
     def solicit(self, host: str, ifname: str | None, flags: int) -> Solicited:
+        from evl_net.outcomes import Solicited  # only mutations need it
         from evl_net.transports.sim import fib
 
         ip = self.resolve(host)

@@ -19,8 +19,8 @@ The record classes are few on purpose: each dataclass costs start-up time,
 and every ``evl net`` invocation on the simulator reads the state.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations" here: the records' hints are read at run time
+# (every start-up), and real objects are cheaper to read than strings to evaluate.
 import dataclasses
 import json
 import math
@@ -37,7 +37,8 @@ U64 = 2**64
 VLAN_N_VID = 4096
 
 
-@dataclass(eq=False)
+# Records of a state file: no comparisons and no repr, so that they are cheap to define at start-up.
+@dataclass(eq=False, repr=False)
 class Pool:
     """The buffer pool of a real device carrying ports (docs/abi.md, "Ports")."""
 
@@ -46,7 +47,7 @@ class Pool:
     skb_free: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class ArpEntry:
     """An entry of the ARP front cache: ``state`` is "P" (permanent) or "R" (reachable, aging)."""
 
@@ -56,7 +57,7 @@ class ArpEntry:
     state: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class FilterInfo:
     """The eBPF RX filter installed on a real device.
 
@@ -75,14 +76,14 @@ class FilterInfo:
     prog_id: str | None = optional()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class HostState:
     """What a host-mirror board needs beyond the board: the interface indexes its ports were made on."""
 
     ifindex: dict[str, int]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class BoardState:
     """The simulated EVL core of one board.
 
@@ -104,8 +105,11 @@ class BoardState:
     arp: list[ArpEntry]
     log: list[str]
     key: str | None = optional()
-    others: dict[str, BoardState] | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
+    others: dict[str, "BoardState"] | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
     host: HostState | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
+
+
+BoardState.__annotations__["others"] = dict[str, BoardState] | None  # the forward reference, resolved once
 
 
 # -- the JSON form ---------------------------------------------------------------------------------
@@ -114,10 +118,28 @@ class BoardState:
 _FIELDS: dict[type, list[tuple[str, Any, bool]]] = {}
 
 
+def _hints(kind: type) -> dict[str, Any]:
+    hints = dict(kind.__annotations__)
+    for name, hint in hints.items():
+        if isinstance(hint, str) or any(isinstance(a, (str, typing.ForwardRef)) for a in _walk_args(hint)):
+            hints[name] = typing.get_type_hints(kind)[name]  # a forward reference: resolve it the slow way
+    return hints
+
+
+def _walk_args(hint: Any) -> list[Any]:
+    out = []
+    for arg in typing.get_args(hint):
+        out.append(arg)
+        out.extend(_walk_args(arg))
+    return out
+
+
 def _fields(kind: type) -> list[tuple[str, Any, bool]]:
     fields = _FIELDS.get(kind)
     if fields is None:
-        hints = typing.get_type_hints(kind)
+        # The annotations are objects (this module and board.py do not postpone them), so they are
+        # read as they are: typing.get_type_hints would cost a millisecond of every start-up.
+        hints = _hints(kind)
         fields = _FIELDS[kind] = [
             (f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
             for f in dataclasses.fields(kind)
