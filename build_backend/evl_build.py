@@ -41,8 +41,11 @@ def _add_data(wheel: str, files: list[tuple[str, str]]) -> None:
         entries = [(info, zf.read(info)) for info in zf.infolist()]
     record_name = next(i.filename for i, _d in entries if i.filename.endswith(".dist-info/RECORD"))
     data_dir = record_name.split("/")[0][: -len(".dist-info")] + ".data/data"
+    present = {info.filename for info, _d in entries}
     added = []
     for target, src in files:
+        if f"{data_dir}/{target}" in present:  # a setuptools that ships data files in editable wheels itself
+            continue
         with open(src, "rb") as f:
             added.append((f"{data_dir}/{target}", f.read()))
     tmp = wheel + ".tmp"

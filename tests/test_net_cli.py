@@ -482,3 +482,18 @@ def test_vlan_clear_message_follows_the_request(evl):
     assert evl("net", "-N").out == "VLAN filter cleared\n"  # already clear: still what was asked
     assert evl("net", "-N", "-n").out == "VLAN filter cleared\n"  # and the filter reads back empty
     usage_error(evl("net", "--set-vlan-ids="), "empty VLAN id. list (-N alone clears the filter)")
+
+
+def test_json_and_another_format_exclude_each_other(evl):
+    usage_error(
+        evl("net", "--json", "--format=names", "-Q", "--all-interfaces"), "--json and --format=names exclude each other"
+    )
+    assert evl("net", "--json", "--format=json", "-n").code == 0
+
+
+def test_board_does_not_apply_to_remote_boards(evl):
+    run = evl("net", "--remote=b1", "--board", "manual", "-n")
+    assert (run.code, run.err) == (
+        1,
+        "evl-net: --board names a simulated board here; a remote board is the board itself\n",
+    )

@@ -145,7 +145,9 @@ class TextlessPlugin:
     @hookimpl
     def evl_net_operations(self):
         return [
-            Operation("count-ifaces", 80, "count-interfaces", None, NO_ARGUMENT, count, "count them"),
+            Operation(
+                "count-ifaces", 80, "count-interfaces", None, NO_ARGUMENT, count, "count them", requests=("interfaces",)
+            ),
             Operation("echo", 85, "echo", None, REQUIRED_ARGUMENT, echo, "echo WORD", metavar="WORD"),
         ]
 
@@ -187,3 +189,43 @@ def test_a_third_party_result_without_text_still_prints(evl):
     ]
     run = evl("net", "--help", plugins=[TextlessPlugin()])
     assert "\n--echo=WORD" in run.err and "\n--count-interfaces" in run.err
+
+
+class GreedyPlugin:
+    """Third-party operations that would change what the C tool's options mean, or lie about what they do."""
+
+    __name__ = "plugin_greedy"
+
+    @hookimpl
+    def evl_net_operations(self):
+        return [
+            Operation("take-q", 81, "Q", None, NO_ARGUMENT, count, "takes -Q's key", requests=("interfaces",)),
+            Operation("take-json", 82, "json", None, NO_ARGUMENT, count, "takes --json", requests=("interfaces",)),
+            Operation("take-all", 83, "all", None, NO_ARGUMENT, count, "takes --all", requests=("interfaces",)),
+            Operation("bad-req", 84, "bad-req", None, NO_ARGUMENT, count, "asks for nothing", requests=("nope",)),
+            Operation("sly", 85, "sly", None, NO_ARGUMENT, count, "declares nothing"),
+        ]
+
+
+def test_plugins_cannot_change_what_the_c_tools_options_mean(evl):
+    plugins = [GreedyPlugin()]
+    run = evl("net", "-Qo", "-i", "eth0.42", plugins=plugins)
+    assert (run.code, run.out) == (0, "yes\n")  # -Q is still the C tool's
+    for warning in (
+        "--json is built in",
+        "--all would change what it abbreviates in the C tool (--allow-gateway)",
+        "'nope' is not a primitive of the transport contract",
+    ):
+        assert warning in run.err, warning
+    run = evl("net", "-s", "10.10.10.10", "--all", plugins=plugins)  # --all still abbreviates --allow-gateway
+    assert "take-all" not in run.out and "interfaces" not in run.out
+    run = evl("net", "-n", "--json", plugins=plugins)
+    assert run.code == 0 and json.loads(run.out)["action"] == "show-vlans"
+    run = evl("net", "--Q", plugins=plugins)  # a long option of its own, apart from -Q
+    assert (run.code, run.out) == (0, "interfaces: 6\n")
+
+
+def test_a_third_party_operation_gets_only_the_primitives_it_declares(evl):
+    run = evl("net", "--sly", plugins=[GreedyPlugin()])
+    assert run.code == 1
+    assert run.err.splitlines()[-1] == "evl-net: operation 'sly' calls interfaces, which its requests do not declare"

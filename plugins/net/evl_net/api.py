@@ -14,14 +14,16 @@ order, same errors: :class:`evl_core.errors.EvlError`, worded as the
 command words them), through any registered transport: ``"sim"``,
 ``"ioctl"``, ``"remote"`` (with ``remote="user@host"``) or ``"auto"``.
 Results are the operations' records (:mod:`evl_net.ops`); ``to_json()``
-gives the form ``evl net --json`` prints.
+gives the form ``evl net --json`` prints.  A simulated board holds the
+simulator state's lock while it is open, as one ``evl net`` invocation does:
+keep boards open for a batch of operations, not for the life of a program.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -55,12 +57,21 @@ class Board:
     def run(self, operation: str, argument: Any = None, **fields: Any) -> OpResult:
         """Run one operation by name; ``fields`` are :class:`~evl_net.engine.request.Request` fields (``ifname``...)."""
         seen = fields.pop("_seen", ())
+        known = Request.__dataclass_fields__
+        unknown = sorted(set(fields) - set(known))
+        if unknown:
+            raise EvlError(f"{operation}: unknown field '{unknown[0]}' (fields: {', '.join(sorted(known))})")
         request = Request(**fields)
         request.actions[operation] = argument
         request.seen.update(seen)
         steps = execute.plan(request, self._operations)
         if not steps:
             raise EvlError(f"no operation '{operation}' (available: {', '.join(self.operations)})")
+        for op, _arg in steps:
+            if op.needs_interface and not request.ifname and not request.all_interfaces:
+                raise EvlError(f"{operation}: a network interface must be specified (ifname=...)")
+            if op.has_arg == 0 and argument is not None:
+                raise EvlError(f"{operation} takes no argument")
         execute.check(request, steps)
         (result,) = execute.run_all(request, steps, self.transport)
         return result
@@ -68,7 +79,9 @@ class Board:
     # -- the built-in operations, by name --------------------------------------------------
 
     def enable(self, ifname: str, pool_size: int = 0, buffer_size: int = 0) -> Any:
-        return self.run("enable", ifname=ifname, pool_size=pool_size or None, buffer_size=buffer_size or None)
+        pool = _size(pool_size, "pool size", 32768)
+        buf = _size(buffer_size, "buffer size", 2**64 - 1)  # the page-size bound is checked on the board
+        return self.run("enable", ifname=ifname, pool_size=pool or None, buffer_size=buf or None)
 
     def disable(self, ifname: str) -> Any:
         return self.run("disable", ifname=ifname)
@@ -77,12 +90,16 @@ class Board:
         """Install the eBPF object at ``path`` as the port's RX filter, or remove the filter (None)."""
         return self.run("filter", None if path is None else os.fspath(path), ifname=ifname)
 
-    def set_vlans(self, vlans: str | list[int] | None) -> Any:
+    def set_vlans(self, vlans: str | Iterable[int] | None) -> Any:
         """Set the global RX VLAN filter (kernel list syntax or ids); None clears it."""
-        if isinstance(vlans, list):
+        if vlans is not None and not isinstance(vlans, str):
             from evl_net.kernel import vlans as syntax
 
-            vlans = syntax.format(sorted(set(vlans))) or None
+            try:
+                ids = sorted({_vid(v) for v in vlans})
+            except TypeError:
+                raise EvlError(f"invalid VLAN ids {vlans!r}: expected a list string or integers") from None
+            vlans = syntax.format(ids) or None
         return self.run("set-vlans", vlans)
 
     def vlans(self) -> Any:
@@ -97,6 +114,18 @@ class Board:
 
     def query_all(self) -> Any:
         return self.run("query", all_interfaces=True)
+
+
+def _size(value: Any, what: str, limit: int) -> int:
+    if type(value) is not int or not 0 <= value <= limit:
+        raise EvlError(f"invalid {what} {value!r}: expected an integer in 0..{limit}")
+    return value
+
+
+def _vid(value: Any) -> int:
+    if type(value) is not int or not 0 <= value <= 4095:
+        raise EvlError(f"invalid VLAN id {value!r}: expected an integer in 0..4095")
+    return value
 
 
 def _context(env: Mapping[str, str], stderr: TextIO) -> Any:

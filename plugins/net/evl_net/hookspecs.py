@@ -15,6 +15,49 @@ from dataclasses import dataclass
 
 from evl_core.hookspecs import Ref, hookspec
 
+#: The C tool's own long options.  No plugin may claim one, or a prefix of one:
+#: every abbreviation of a C long option keeps meaning what it means in C.
+C_LONG_OPTIONS = frozenset(
+    {
+        "interface",
+        "filter",
+        "solicit",
+        "solicit-permanent",
+        "enable-port",
+        "disable-port",
+        "pool-size",
+        "buffer-size",
+        "query-port",
+        "allow-gateway",
+        "set-vlan-ids",
+        "print-vlan-ids",
+        "help",
+    }
+)
+#: The long options of ``evl net`` that are not operations (see ``evl_net.cli.options.MODIFIERS``,
+#: which a test keeps equal to this): no plugin may claim one either.
+OPTION_NAMES = frozenset(
+    {
+        "interface",
+        "pool-size",
+        "buffer-size",
+        "allow-gateway",
+        "help",
+        "json",
+        "all-interfaces",
+        "format",
+        "transport",
+        "board",
+        "remote",
+        "hosts",
+        "jobs",
+        "jsonl",
+        "accept-new-host-key",
+        "ssh",
+        "timeout",
+    }
+)
+
 
 @dataclass
 class TransportInfo:

@@ -139,10 +139,12 @@ def _record(kind: type[T], value: Any, where: str) -> T:
         if f.metadata.get("json") == "inline":
             inner = typing.get_args(hints[f.name])[0] if typing.get_origin(hints[f.name]) else hints[f.name]
             present = [g.name for g in dataclasses.fields(inner) if g.name in value]
+            if not present and type(None) not in typing.get_args(hints[f.name]):
+                raise ShapeError(f"{where} lacks the fields of '{f.name}'")
             kwargs[f.name] = _record(inner, {k: value[k] for k in present}, where) if present else None
             continue
         if f.name not in value:
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            if f.metadata.get("json") == "optional":  # left out while None: the only key that may be missing
                 continue
             raise ShapeError(f"{where} lacks '{f.name}'")
         kwargs[f.name] = from_json(hints[f.name], value[f.name], f"{where}.{f.name}")

@@ -71,12 +71,14 @@ def collect(
     keys: Callable[[T], Iterable[str]],
     what: str,
     refuse: Callable[[T, bool], str | None] | None = None,
+    adapt: Callable[[T, bool], T] | None = None,
 ) -> Registered[T]:
     """The records of ``hook`` of type ``kind``; ``keys(record)`` are the names it claims.
 
     ``refuse(record, built_in)`` may give a reason to drop a record (with a
-    warning).  A record claiming a name a built-in claims is dropped with a
-    warning; two third parties claiming one name both lose every record
+    warning); ``adapt(record, built_in)`` may replace one that is kept.  A
+    record claiming a name a built-in claims is dropped with a warning; two
+    third parties claiming one name both lose every record
     claiming it, and the name goes to ``conflicts``.
     """
     out: Registered[T] = Registered()
@@ -106,18 +108,34 @@ def collect(
                         claimants.append(label)
                 else:
                     owner[name] = (label, builtin)
-            claims.append((record, names))
+            claims.append((adapt(record, builtin) if adapt is not None else record, names))
     out.records = [record for record, names in claims if not any(n in out.conflicts for n in names)]
     return out
 
 
 def operations(ctx: Context) -> Registered[Any]:
     """The operations of every plugin: each claims its name and its options."""
-    from evl_net.hookspecs import Operation
+    from evl_net.hookspecs import C_LONG_OPTIONS, OPTION_NAMES, Operation
 
     def refuse(op: Operation, builtin: bool) -> str | None:
-        if op.short and not builtin:
+        if builtin:
+            return None
+        if op.short:
             return f"operation '{op.name}': -{op.short}: the C tool's letters are taken, new options are long-only"
+        if not op.long or op.long.startswith("-") or "=" in op.long:
+            return f"operation '{op.name}': invalid long option {op.long!r}"
+        if op.long in OPTION_NAMES:
+            return f"operation '{op.name}': --{op.long} is built in"
+        shadowed = sorted(c for c in C_LONG_OPTIONS if c.startswith(op.long))
+        if shadowed:  # --all would stop meaning --allow-gateway
+            return (
+                f"operation '{op.name}': --{op.long} would change what it abbreviates in the C tool (--{shadowed[0]})"
+            )
+        from evl_net.transports.contract import BY_METHOD
+
+        unknown = [r for r in op.requests if r not in BY_METHOD]
+        if unknown:
+            return f"operation '{op.name}': {unknown[0]!r} is not a primitive of the transport contract"
         return None
 
     return collect(
@@ -127,9 +145,46 @@ def operations(ctx: Context) -> Registered[Any]:
         lambda op: [f"operation '{op.name}'", f"option --{op.long}"] + ([f"option -{op.short}"] if op.short else []),
         "operation",
         refuse,
+        lambda op, builtin: op if builtin else _held_to_requests(op),
     )
 
 
 def named(ctx: Context, hook: str, kind: type[N], what: str) -> Registered[N]:
     """Records named by their ``name`` (transports, formatters)."""
     return collect(ctx, hook, kind, lambda r: [f"{what} '{r.name}'"], what)
+
+
+def _held_to_requests(op: Any) -> Any:
+    """A third party's operation, given a transport that offers only the primitives it declares."""
+    import dataclasses
+
+    return dataclasses.replace(op, run=_DeclaredRun(op.name, op.run, frozenset(op.requests)))
+
+
+class _DeclaredRun:
+    """``run`` of a third party's operation: its transport answers the declared primitives only.
+
+    So ``requests`` says what the operation does (and whether it mutates)
+    truthfully, on every transport.
+    """
+
+    def __init__(self, name: str, run: Any, allowed: frozenset[str]) -> None:
+        self.name, self.run, self.allowed = name, run, allowed
+
+    def __call__(self, request: Any, argument: Any, transport: Any) -> Any:
+        from evl_core.lazy import resolve
+
+        return resolve(self.run)(request, argument, _Declared(transport, self.name, self.allowed))
+
+
+class _Declared:
+    def __init__(self, transport: Any, name: str, allowed: frozenset[str]) -> None:
+        self._transport, self._name, self._allowed = transport, name, allowed
+
+    def __getattr__(self, attr: str) -> Any:
+        from evl_core.errors import EvlError
+        from evl_net.transports.contract import BY_METHOD
+
+        if attr in BY_METHOD and attr not in self._allowed:
+            raise EvlError(f"operation '{self._name}' calls {attr}, which its requests do not declare")
+        return getattr(self._transport, attr)

@@ -44,6 +44,8 @@ def run(argv: Sequence[str], ctx: Context) -> int:
         )
         if request.format == "":
             raise UsageError("--format needs a formatter name (see --format=list)")
+        if request.format and request.json and request.format != "json":
+            raise UsageError(f"--json and --format={request.format} exclude each other")
         if request.format == "list":
             return _list_formatters(ctx)
         warnings = options.check(request, ops)

@@ -13,31 +13,11 @@ from typing import Any
 from evl_core.errors import EvlError, UsageError
 from evl_core.getopt import NO_ARGUMENT, OPTIONAL_ARGUMENT, REQUIRED_ARGUMENT, Getopt, GetoptError, LongOption
 from evl_net.engine.request import Request
-from evl_net.hookspecs import Operation
+from evl_net.hookspecs import C_LONG_OPTIONS, Operation
 
 U64_MAX = 2**64 - 1
 POOL_MAX = 32768
 
-#: The C tool's own long options: an abbreviation that fits one of them means
-#: it, whatever long options this tool or a plugin adds (those match only when
-#: no C option does).
-C_LONG_OPTIONS = frozenset(
-    {
-        "interface",
-        "filter",
-        "solicit",
-        "solicit-permanent",
-        "enable-port",
-        "disable-port",
-        "pool-size",
-        "buffer-size",
-        "query-port",
-        "allow-gateway",
-        "set-vlan-ids",
-        "print-vlan-ids",
-        "help",
-    }
-)
 #: Options whose argument is optional, hence must be glued to them.
 GLUED_ONLY = ("Q", "F", "N")
 
@@ -111,13 +91,18 @@ def shortopts(operations: Sequence[Operation]) -> str:
     return spec
 
 
+def op_key(op: Operation) -> str:
+    """What the parser yields for an operation's option: its letter, else ``--long`` (never a letter)."""
+    return op.short or f"--{op.long}"
+
+
 def _rank(long: str) -> int:
     return 0 if long in C_LONG_OPTIONS else 1
 
 
 def longopts(operations: Sequence[Operation]) -> list[LongOption]:
     table = [LongOption(long, kind, short or long, _rank(long)) for long, short, kind, _m, _h in MODIFIERS]
-    table += [LongOption(a.long, a.has_arg, a.short or a.long, _rank(a.long)) for a in operations]
+    table += [LongOption(a.long, a.has_arg, op_key(a), _rank(a.long)) for a in operations]
     return table
 
 
@@ -173,7 +158,7 @@ def parse(
     ``blocked`` maps the long options plugins collided on to the error to give.
     """
     blocked = blocked or {}
-    by_key = {(a.short or a.long): a for a in operations}
+    by_key = {op_key(a): a for a in operations}
     request = Request()
     shorts = shortopts(operations)
     table = longopts(operations) + [LongOption(name, OPTIONAL_ARGUMENT, BLOCKED, 1) for name in blocked]

@@ -26,6 +26,8 @@ def remote_wanted(request: Any, env: Mapping[str, str]) -> bool:
     if request.remotes or request.hosts:
         if request.transport not in (None, "remote"):
             raise EvlError(f"--remote and --hosts need the remote transport, not '{request.transport}'")
+        if request.board:
+            raise EvlError("--board names a simulated board here; a remote board is the board itself")
         return True
     name = request.transport or env.get(TRANSPORT_ENV) or "auto"
     return name == "remote" or (name == "auto" and bool(env.get(REMOTE_ENV)))
