@@ -105,27 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 when stale")
     ap.add_argument("--outdir", default=MAN_DIR)
     args = ap.parse_args(argv)
-    stale = []
-    for filename, text in render_all().items():
-        path = os.path.join(args.outdir, filename)
-        try:
-            with open(path) as f:
-                current = f.read()
-        except FileNotFoundError:
-            current = None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(filename)
-            continue
-        os.makedirs(args.outdir, exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
-        print(f"wrote {path}")
-    if stale:
-        print("stale man pages: " + ", ".join(stale) + " (run: python scripts/gen_manpages.py)", file=sys.stderr)
-        return 1
-    return 0
+    files = render_all()  # puts the checkout on sys.path
+    from evl_core.generated import sync
+
+    return sync(files, args.outdir, args.check, "man pages", "scripts/gen_manpages.py")
 
 
 if __name__ == "__main__":

@@ -77,3 +77,13 @@ def test_every_page_is_shipped_as_data_file():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     shipped = data["tool"]["setuptools"]["data-files"]["share/man/man8"]
     assert sorted(shipped) == [f"man/{p.name}" for p in PAGES]
+
+
+def test_help_man_prints_the_page_of_a_command_and_refuses_others(evl):
+    run = evl("help", "--man", "net")
+    assert run.code == 0
+    assert run.out == (ROOT / "man" / "evl-net.8").read_text()  # the shipped page, made the same way
+    assert run.out.startswith(".TH EVL\\-NET") and "\\-\\-all\\-interfaces" in run.out
+    run = evl("help", "--man", "nope")
+    assert (run.code, run.out) == (1, "")
+    assert run.err == "evl-help: no man page for 'nope': not a plugin command (see evl help)\n"

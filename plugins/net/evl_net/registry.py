@@ -59,11 +59,6 @@ def _results(ctx: Context, hook: str) -> list[tuple[str, bool, Any]]:
     return sorted(out, key=lambda item: not item[1])  # built-ins first, whatever the registration order
 
 
-def registered(ctx: Context, hook: str) -> list[Any]:
-    """Every record a net hook yields (no collision rule: for hooks whose records have no names)."""
-    return [r for _label, _builtin, records in _results(ctx, hook) for r in records]
-
-
 def collect(
     ctx: Context,
     hook: str,

@@ -8,9 +8,9 @@ from typing import Any
 
 from evl_core.errors import EvlError
 from evl_net.hookspecs import TransportInfo
+from evl_net.transports import REMOTE_ENV
 
 TRANSPORT_ENV = "EVL_NET_TRANSPORT"
-REMOTE_ENV = "EVL_NET_REMOTE"
 DEVDIR_ENV = "EVL_DEVDIR"
 
 #: Options that only make sense with remote boards.

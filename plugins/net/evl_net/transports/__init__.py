@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The boards ``evl net`` administers when no transport is chosen: a comma list of [user@]host[:port].
+REMOTE_ENV = "EVL_NET_REMOTE"
+
 #: evl_net_solicit flags (uapi)
 NEIGH_PERMANENT = 0x1
 NEIGH_MAYROUTE = 0x2

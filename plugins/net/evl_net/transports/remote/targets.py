@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from evl_core.errors import EvlError
+from evl_net.transports import REMOTE_ENV
 from evl_net.transports.remote.client import Target
-
-REMOTE_ENV = "EVL_NET_REMOTE"
 
 
 def read_hosts(path: str) -> list[tuple[str, str]]:
