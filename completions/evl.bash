@@ -57,7 +57,7 @@ declare -gA _evl_ap_opts=(
     ['sim tx']='-h= --help= --count=none --size=none --stall='
     ['sim drain']='-h= --help='
     ['sim link']='-h= --help='
-    ['sim filter']='-h= --help= --pcap=file --frames=file --proto=words:udp,tcp,icmp,arp,ipv6 --vlan=none --size=none --src=none --dst=none --sport=none --dport=none --bad-csum='
+    ['sim filter']='-h= --help= --cflags= --pcap=file --frames=file --proto=words:udp,tcp,icmp,arp,ipv6 --vlan=none --size=none --src=none --dst=none --sport=none --dport=none --bad-csum='
 )
 declare -gA _evl_ap_subs=(
     [sim]='show reset log rx tx drain link filter'

@@ -205,12 +205,12 @@ complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -l dst 
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -l sport -x
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -l dport -x
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -l bad-csum -d 'corrupt the UDP checksum'
-complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -l count -x -d 'number of frames (default 1)'
+complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -l count -x -d 'number of frames (default 1, at most 10000000)'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -l nomem -d 'the driver has no buffer for them'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx; and __evl_argument rx 1 --proto --vlan --size --src --dst --sport --dport --count' -a '(__evl_interfaces net --transport=sim)' -d 'the interface the frames arrive on (a VLAN device tags them with its id)'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from tx' -f
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from tx' -s h -l help -d 'show this help message and exit'
-complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from tx' -l count -x -d 'number of frames (default 1)'
+complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from tx' -l count -x -d 'number of frames (default 1, at most 10000000)'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from tx' -l size -x -d 'bytes per frame (default 64)'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from tx' -l stall -d 'the NIC does not complete them: buffers stay in flight'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from tx; and __evl_argument tx 1 --count --size' -a '(__evl_interfaces net --transport=sim)' -d 'the out-of-band port'
@@ -223,6 +223,7 @@ complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from link; and _
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from link; and __evl_argument link 2' -a 'up down'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from filter' -f
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from filter' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from filter' -l cflags -d 'print the compiler flags that build a filter without a kernel tree (the -I of this package\'s <evl/net/bpf-abi.h> and of the machine\'s multiarch headers), e.g. clang -O2 -target bpf $(evl sim filter --cflags) -c filter.c'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from filter' -l pcap -r -F -d 'frames from a pcap file (Ethernet)'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from filter' -l frames -r -F -d 'frames from a JSON-lines file, one object per line with the fields of \'rx\' (proto, vlan, size, src, dst, sport, dport, bad_csum)'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from filter' -l proto -x -a 'udp tcp icmp arp ipv6' -d 'default udp'

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from evl_core import EVL_ABI_PREREQ, __version__
-from evl_core.errors import EvlError
+from evl_core.errors import EvlError, one_line, shown
 from evl_core.getopt import (
     NO_ARGUMENT,
     REQUIRED_ARGUMENT,
@@ -16,6 +16,7 @@ from evl_core.getopt import (
     GetoptError,
     LongOption,
 )
+from evl_core.streams import CheckedOutput, OutputError, silence_stdout
 
 SHORTOPTS = "+P:Vvh"
 LONGOPTS = (
@@ -71,9 +72,13 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     env: dict[str, str] | None = None,
+    real_process: bool | None = None,
 ) -> int:
-    """Run ``evl`` on ``argv``; ``plugins`` registers extra plugin objects (a test seam)."""
-    real_process = argv is None
+    """Run ``evl`` on ``argv``; ``plugins`` registers extra plugin objects (a test seam).
+
+    ``real_process``: an external command replaces this process (default: when ``argv`` is None).
+    """
+    real_process = argv is None if real_process is None else real_process
     argv = list(sys.argv[1:] if argv is None else argv)
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -93,7 +98,7 @@ def main(
                 stdout.write(version_line() + "\n")
                 return 0
     except GetoptError as exc:
-        stderr.write(f"evl: {exc}\n{USAGE}")
+        stderr.write(f"evl: {one_line(str(exc))}\n{USAGE}")
         return 2
 
     operands = parser.operands
@@ -130,7 +135,7 @@ def main(
         return run_command(command, args, ctx)
     path = externals.find(name, cmddir, env)
     if path is None:
-        stderr.write(f"evl: no '{name}' command. Try 'evl --help'.\n")
+        stderr.write(f"evl: no '{shown(name)}' command. Try 'evl --help'.\n")
         return 1
     return externals.run(path, name, args, ctx.env, replace_process=real_process)
 
@@ -144,18 +149,34 @@ def run_command(command: Any, args: list[str], ctx: Any) -> int:
             ctx.stdout.write(command.summary + "\n")
             return 0
         if command.raw_args:
-            return int(resolve(command.handler)(args, ctx) or 0)
+            code = int(resolve(command.handler)(args, ctx) or 0)
+            ctx.stdout.flush()
+            return code
         import contextlib
 
         from evl_core.hookspecs import build_parser_for
 
         with contextlib.redirect_stdout(ctx.stdout), contextlib.redirect_stderr(ctx.stderr):
             parsed = build_parser_for(command, ctx.prog).parse_args(args)
-        return int(resolve(command.handler)(parsed, ctx) or 0)
+        code = int(resolve(command.handler)(parsed, ctx) or 0)
+        ctx.stdout.flush()  # a write error is still this command's
+        return code
     except SystemExit as exc:  # argparse usage errors and --help
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        status = exc.code
+        try:
+            ctx.stdout.flush()  # what argparse printed (--help)
+        except BrokenPipeError:
+            silence_stdout()
+            return 141
+        except EvlError as error:
+            if isinstance(ctx.stdout, CheckedOutput):
+                ctx.stdout.abandon()
+            ctx.stderr.write(error.format(ctx.prog) + "\n")
+            return error.exit_code
+        return status if isinstance(status, int) else (0 if status is None else 1)
     except EvlError as exc:
+        if isinstance(exc, OutputError) and isinstance(ctx.stdout, CheckedOutput):
+            ctx.stdout.abandon()
         if ctx.env.get(DEBUG_ENV):
             import traceback
 
@@ -166,8 +187,8 @@ def run_command(command: Any, args: list[str], ctx: Any) -> int:
         ctx.stderr.write(f"{ctx.prog}: interrupted\n")
         return 130
     except BrokenPipeError:
-        # The reader went away (`evl net -Q ... | head`): not our failure.
-        _silence_stdout()
+        # The reader went away (`evl net -Q ... | head`): not our failure, but not a success either.
+        silence_stdout()
         return 141
     except Exception as exc:  # noqa: BLE001 -- any other failure is one line, never a traceback
         import traceback
@@ -177,18 +198,30 @@ def run_command(command: Any, args: list[str], ctx: Any) -> int:
             hint = ""
         else:
             hint = f" (set {DEBUG_ENV}=1 for a traceback)"
-        ctx.stderr.write(f"{ctx.prog}: internal error: {type(exc).__name__}: {exc}{hint}\n")
+        ctx.stderr.write(f"{ctx.prog}: internal error: {type(exc).__name__}: {one_line(str(exc))}{hint}\n")
         return 1
 
 
-def _silence_stdout() -> None:
+def console_main(argv: Sequence[str] | None = None, prog: str = "evl") -> int:
+    """Entry point of the ``evl`` console script (and, with ``argv``, of ``evl-*`` ones).
+
+    The standard streams are made safe first: a write error is one line and
+    exit 1, a closed pipe a quiet exit 141, and nothing is left for the
+    interpreter to fail flushing at exit.
+    """
+    from evl_core.streams import standard_streams
+
+    stdout, stderr = standard_streams()
     try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
-def console_main() -> int:
-    """Entry point of the ``evl`` console script."""
-    return main()
+        code = main(list(sys.argv[1:] if argv is None else argv), stdout=stdout, stderr=stderr, real_process=True)  # type: ignore[arg-type]
+        if stdout.abandoned:
+            silence_stdout()  # the interpreter's own last flush must not fail on what is left
+        stdout.flush()
+        return code
+    except OutputError as exc:
+        silence_stdout()
+        stderr.write(exc.format(prog) + "\n")
+        return 1
+    except BrokenPipeError:
+        silence_stdout()
+        return 141

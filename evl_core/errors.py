@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+#: Echoed input longer than this is shortened in messages (its head and tail kept).
+SHOWN_MAX = 80
+
 
 class EvlError(Exception):
     """An expected failure, printed as ``<prog>: <message>[: <strerror>]``.
@@ -20,8 +23,8 @@ class EvlError(Exception):
 
     def format(self, prog: str) -> str:
         if self.errno:
-            return f"{prog}: {self.message}: {strerror(self.errno)}"
-        return f"{prog}: {self.message}"
+            return one_line(f"{prog}: {self.message}: {strerror(self.errno)}")
+        return one_line(f"{prog}: {self.message}")
 
     @classmethod
     def from_oserror(cls, message: str, exc: OSError) -> EvlError:
@@ -52,9 +55,49 @@ class UsageError(EvlError):
         self.bare = bare
 
     def format(self, prog: str) -> str:
-        return self.message if self.bare else super().format(prog)
+        return one_line(self.message) if self.bare else super().format(prog)
 
 
 def strerror(errno: int) -> str:
     # glibc spells ENOTSUP/EOPNOTSUPP this way too; os.strerror matches it on Linux.
     return os.strerror(errno)
+
+
+def escape(text: str) -> str:
+    """``text`` with control characters (and lone surrogates from undecodable bytes) escaped: ``\\x1b``."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif "\udc80" <= ch <= "\udcff":  # a byte that was not UTF-8 (os.fsdecode's surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def one_line(text: str) -> str:
+    """A message as one printable line, whatever input it echoes (quoted values shortened)."""
+    return shorten_quoted(escape(text))
+
+
+def shown(value: str, limit: int = SHOWN_MAX) -> str:
+    """An echoed argument as a message shows it: escaped, and shortened past ``limit`` characters."""
+    text = escape(value)
+    if len(text) <= limit:
+        return text
+    keep = (limit - 3) // 2
+    return f"{text[:keep]}...{text[-keep:]}"
+
+
+def shorten_quoted(message: str, limit: int = SHOWN_MAX) -> str:
+    """``message`` with each quoted value longer than ``limit`` shortened (messages made by other libraries)."""
+    import re
+
+    return re.sub(
+        "'([^']{" + str(limit + 1) + ",})'",
+        lambda m: "'" + shown(m.group(1), limit) + "'",
+        message,
+    )

@@ -103,7 +103,38 @@ def build_parser_for(command: Command, prog: str, plugin_manager: Any = None) ->
     else:
         parser = builder()
     parser.prog = prog
+    uniform_errors(parser, prog)
     return parser
+
+
+def uniform_errors(parser: argparse.ArgumentParser, prog: str) -> None:
+    """Make ``parser`` and its subcommands' parsers report usage errors in the C tools' style.
+
+    ``<prog>: <message>`` (one line: input it echoes is escaped and shortened),
+    then the usage of the (sub)command, exit status 2, for every command alike.
+    """
+    import argparse
+    import sys
+
+    def error(sub: argparse.ArgumentParser, message: str) -> Any:
+        from evl_core.errors import one_line
+
+        sys.stderr.write(f"{prog}: {one_line(message)}\n")
+        sub.print_usage(sys.stderr)
+        sys.exit(2)
+
+    seen: set[int] = set()
+    todo = [parser]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.error = error.__get__(current)  # type: ignore[method-assign]
+        for action in current._actions:
+            choices = getattr(action, "choices", None)
+            if isinstance(action, argparse._SubParsersAction) and isinstance(choices, dict):
+                todo.extend(choices.values())
 
 
 def _takes(function: Any, name: str) -> bool:

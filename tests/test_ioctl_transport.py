@@ -239,7 +239,7 @@ def test_filter_removal_is_reported(knet, double):
     assert [r["progfd"] for r in ioctls(double, "SETRXEBPF")] == [-1, -1]
     fail(
         knet("--filter=", "-i", "eth0.42"),
-        "evl-net: cannot set BPF filter on eth0.42: cannot read '': No such file or directory\n",
+        "evl-net: cannot set BPF filter on eth0.42: cannot read eBPF object '': No such file or directory\n",
     )
     assert len(ioctls(double, "SETRXEBPF")) == 2  # an empty path is no removal
 
@@ -374,13 +374,21 @@ def test_no_net_node_is_operation_not_supported(kn, double):
         (("-di", "eth9"), "cannot open out-of-band port eth9"),
         (("-Q", "-i", "eth9"), "cannot open out-of-band port eth9"),
         (("-F", "-i", "eth9"), "cannot open out-of-band port eth9"),
-        (("-Q", "-i", "a-name-far-too-long-for-linux"), "cannot open out-of-band port a-name-far-too-long-for-linux"),
     ],
 )
 def test_unknown_device_is_refused_before_any_request(kn, double, args, message):
     fail(kn(*args), f"evl-net: {message}: No such device\n")
     assert [r["req"] for r in ioctls(double)] == ["GET_COREINFO"]  # the core check only
     assert not [r for r in double.records if r["op"] == "open" and r["kind"] == "net"]
+
+
+@pytest.mark.parametrize(
+    "name, problem",
+    [("a-name-far-too-long-for-linux", "longer than 15 bytes"), ("eth0:1", "':' is not allowed in a device name")],
+)
+def test_a_name_no_kernel_could_have_is_refused_before_the_kernel_is_asked(kn, double, name, problem):
+    fail(kn("-Q", "-i", name), f"evl-net: invalid interface name '{name}': {problem}\n")
+    assert ioctls(double) == []
 
 
 def test_device_fds_are_real_and_closed(kn, double):

@@ -18,8 +18,9 @@ BELOW = {
     "evl_net.errors": set(),
     "evl_net.model": set(),
     "evl_net.outcomes": set(),
+    "evl_net.schema": set(),
     "evl_net.kernel": {"evl_net.errors", "evl_net.model", "evl_net.outcomes"},
-    "evl_net.transports": {"evl_net.errors", "evl_net.model", "evl_net.outcomes", "evl_net.kernel"},
+    "evl_net.transports": {"evl_net.errors", "evl_net.model", "evl_net.outcomes", "evl_net.kernel", "evl_net.schema"},
     "evl_net.engine.request": {"evl_net.model", "evl_net.outcomes"},
     "evl_net.hookspecs": {"evl_net.transports"},
     "evl_net.ops": {

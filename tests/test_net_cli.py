@@ -214,7 +214,7 @@ def test_clustered_flags_and_options_after_operands_order(evl):
     run = evl("net", "-Sg", "-i", "eth0.42")
     assert (run.code, run.err) == (1, "evl-net: invalid host/IP address 'g'\n")
     # Options after operands are still options (getopt permutes).
-    usage_error(evl("net", "stray", "-e"), "unexpected argument 'stray'")
+    usage_error(evl("net", "stray", "-e"), "unexpected argument 'stray': the interface goes with -i (-i stray)")
 
 
 def test_required_argument_missing(evl):
@@ -314,7 +314,10 @@ def test_broadcast_needs_an_interface(evl):
         (["-di", "eth9"], "cannot open out-of-band port eth9: No such device"),
         (["-Q", "-i", "eth9"], "cannot open out-of-band port eth9: No such device"),
         (["-F", "-i", "eth9"], "cannot open out-of-band port eth9: No such device"),
-        (["--filter=", "-i", "eth0.42"], "cannot set BPF filter on eth0.42: cannot read '': No such file or directory"),
+        (
+            ["--filter=", "-i", "eth0.42"],
+            "cannot set BPF filter on eth0.42: cannot read eBPF object '': No such file or directory",
+        ),
         (["-N5000"], "invalid VLAN id. list '5000': Numerical result out of range"),
         (["-N1"], "invalid VLAN id. list '1': Invalid argument"),
         (["-N41 - 42"], "invalid VLAN id. list '41 - 42': Invalid argument"),

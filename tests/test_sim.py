@@ -215,7 +215,7 @@ def test_ebpf_objects_are_checked_like_libbpf_and_the_kernel(evl, board, tmp_pat
     )
     fails(
         evl("net", "-Fmissing.o", "-i", "eth0.7"),
-        "cannot set BPF filter on eth0.7: cannot read missing.o: No such file or directory",
+        "cannot set BPF filter on eth0.7: cannot read eBPF object missing.o: No such file or directory",
     )
     run = evl("net", f"-F{netrx}", "-i", "eth0.7")
     assert run.code == 0 and run.err.endswith("fec 2188000.ethernet eth0: out-of-band eBPF program installed\n")
@@ -232,7 +232,7 @@ def test_ebpf_objects_are_checked_like_libbpf_and_the_kernel(evl, board, tmp_pat
         ("page_size = 1000", "page_size: must be 4096, 16384 or 65536"),
         ("bogus = 1", "bogus: unknown key"),
         ("[[interface]]\nmtu = 1500", "interface[0].name: missing"),
-        ('[[interface]]\nname = "eth0"\nmtu = "big"', "interface[0].mtu: expected int, got str"),
+        ('[[interface]]\nname = "eth0"\nmtu = "big"', "interface[0].mtu: expected an integer, got a string"),
         ('[[interface]]\nname = "eth0.5"\nparent = "eth0"\nvlan_id = 5', "interface[0].parent: no interface 'eth0'"),
         (
             '[[interface]]\nname = "eth0"\naddresses = ["10.0.0.300/24"]',

@@ -7,6 +7,6 @@ import sys
 
 def console_main() -> int:
     """The ``evl-net`` console script, so EVL's own C dispatcher can run this tool."""
-    from evl_core.cli import main
+    from evl_core.cli import console_main as evl_main
 
-    return main(["net", *sys.argv[1:]])
+    return evl_main(["net", *sys.argv[1:]], prog="evl-net")

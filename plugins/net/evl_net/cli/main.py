@@ -7,11 +7,12 @@ from typing import Any
 
 from evl_core.errors import EvlError, UsageError
 from evl_core.hookspecs import Context
+from evl_core.streams import OutputError
 from evl_net import SUMMARY
 from evl_net.cli import options
 from evl_net.cli.usage import USAGE
 from evl_net.engine import execute, render, select
-from evl_net.engine.request import OpResult, Request
+from evl_net.engine.request import OpResult, Request, changed
 from evl_net.hookspecs import Formatter, Operation, TransportInfo
 from evl_net.registry import Registered, named, operations
 
@@ -44,6 +45,10 @@ def run(argv: Sequence[str], ctx: Context) -> int:
         )
         if request.format == "":
             raise UsageError("--format needs a formatter name (see --format=list)")
+        if request.board == "":
+            raise UsageError("--board needs a board name or file")
+        if request.transport == "":
+            raise UsageError("--transport needs a transport name (auto, sim, ioctl or remote)")
         if request.format and request.json and request.format != "json":
             raise UsageError(f"--json and --format={request.format} exclude each other")
         if request.format == "list":
@@ -64,7 +69,7 @@ def run(argv: Sequence[str], ctx: Context) -> int:
     try:
         return _execute(request, ops, ctx)
     except EvlError as exc:
-        if request.json:
+        if request.json and not isinstance(exc, OutputError):
             _json_error(exc, ctx)
         raise
 
@@ -78,14 +83,25 @@ def _execute(request: Request, ops: Sequence[Operation], ctx: Context) -> int:
         from evl_net.engine import fleet
 
         boards = fleet.targets(request, ctx.env)
+        fleet.parse_jobs(request)  # a bad --jobs is an error with one board too
         if fleet.is_fleet(request, boards):
             return fleet.run(request, steps, boards, formatters, ctx)
     elif request.seen & select.REMOTE_ONLY:
         raise EvlError(f"--{sorted(request.seen & select.REMOTE_ONLY)[0]} applies to remote boards only")
 
+    done: list[str] = []
+
     def show(result: OpResult) -> None:
-        ctx.stdout.write(render.render(result, request, formatters))
-        ctx.stdout.flush()
+        if changed(result):
+            ifname = getattr(result, "ifname", None)
+            done.append(result.action + (f" on {ifname}" if ifname else ""))
+        try:
+            ctx.stdout.write(render.render(result, request, formatters))
+            ctx.stdout.flush()
+        except OutputError as exc:
+            if done:  # the board changed all the same: say so, a script must not assume it did not
+                raise OutputError(exc.errno, f"write error after the board was changed ({', '.join(done)})") from None
+            raise
 
     with transport_for(request, ctx) as transport:
         execute.run_all(request, steps, transport, show)

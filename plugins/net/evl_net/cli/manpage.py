@@ -42,7 +42,22 @@ Soliciting \fBbroadcast\fR without \fB\-i\fR is refused up front, since the kern
 A stray word on the command line is a usage error as in C, with one line saying what it most
 likely means: \fB\-Si eth0 10.10.10.11\fR made \fBi\fR the host
 ("did you mean \-S 10.10.10.11 \-i eth0?"); a word right after \fB\-Q\fR, \fB\-F\fR or
-\fB\-N\fR should have been glued to it.
+\fB\-N\fR should have been glued to it; \fB\-S10.10.10.10 eth0.42\fR (the manual's prose)
+is told that the interface goes with \fB\-i\fR.
+.PP
+An interface name no kernel could have (empty, 16 bytes or more, \fB.\fR or \fB..\fR, or
+holding \fB/\fR, \fB:\fR or white space) is refused before the kernel is asked, with what is
+wrong with it; the C tool passes it on and reports "No such device".
+.PP
+Files named on the command line or in the environment (the \fB\-F\fR object, the board, the
+state, the hosts file) are read only when they are regular files, so a FIFO or a device never
+blocks the command, and up to a size limit (64 MiB for an object).
+.PP
+Messages escape the control characters of what they echo (\fB\\x1b\fR) and shorten echoed
+values past 80 characters, so that one message is always one line.
+When the output cannot be written (\fB>&\-\fR, \fB>/dev/full\fR) the command fails with
+\fIevl\-net: write error: <reason>\fR, saying whether the board was changed all the same;
+a closed pipe ends it quietly with status 141, as with a SIGPIPE.
 """,
     ),
     (
@@ -196,7 +211,8 @@ The EVL network device; its presence selects the ioctl transport.
 The global RX VLAN filter.
 .TP
 \fI$XDG_STATE_HOME/evl\-tools/sim\-state.json\fR
-The simulator's state (locked with \fI.lock\fR beside it).
+The simulator's state (locked with \fI.lock\fR beside it; when it is a symbolic link, beside
+its target, which is the file replaced: the link stays a link).
 """,
     ),
     (
@@ -269,7 +285,34 @@ and flushes their ARP entries, as the kernel does; \fBup\fR does not re\-enable 
 The board and the state file, as for \fBevl\-net\fR(8).
 """,
     ),
-    ("EXIT STATUS", "0 on success, 1 on failure, 2 on a usage error."),
+    (
+        "LIMITS",
+        r"""
+\fB\-\-count\fR is 1 to 10000000 frames; a long \fBrx\fR run shows its progress on a terminal
+and stops at Ctrl\-C, keeping the frames injected so far (exit 130).
+Frame sizes are 14 to 65535 bytes, ports 0 to 65535, addresses dotted IPv4.
+Counters wrap at 2^64, as the kernel's 64\-bit counters do.
+Files are read only when they are regular files (a FIFO, a device or a directory is refused
+at once), of at most 256 MiB; a JSON\-lines frame file holds at most 10000000 frames.
+""",
+    ),
+    (
+        "FILES",
+        r"""
+The state file holds the state of every board used with it; a shipped board is known by
+its name and a board file by its path, and either by its content: editing a board file
+boots it afresh, reinstalling the package or touching the file does not.
+A state file that is a symbolic link stays one: its target is replaced, atomically, and
+locked through \fI<target>.lock\fR, which must be a regular file (never a link).
+Temporary files \fI<target>.tmp.<pid>\fR left by a killed writer are removed by the next one.
+""",
+    ),
+    (
+        "EXIT STATUS",
+        "0 on success, 1 on failure (one line: \\fIevl\\-sim: <what failed>: <reason>\\fR), "
+        "2 on a usage error (the message, then the usage of the subcommand), "
+        "130 when a run was interrupted.",
+    ),
 ]
 
 

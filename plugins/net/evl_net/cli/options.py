@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evl_core.errors import EvlError, UsageError
+from evl_core.errors import EvlError, UsageError, shown
 from evl_core.getopt import NO_ARGUMENT, OPTIONAL_ARGUMENT, REQUIRED_ARGUMENT, Getopt, GetoptError, LongOption
 from evl_net.engine.request import Request
 from evl_net.hookspecs import C_LONG_OPTIONS, Operation
@@ -202,24 +202,60 @@ def parse(
     except GetoptError as exc:
         raise UsageError(str(exc)) from None
     if parser.operands:
-        raise UsageError(_stray_message(parser, glued_only_end, solicit, shorts))
+        wants_if = request.ifname is None and (
+            solicit is not None or any(op.needs_interface for op in operations if op.name in request.actions)
+        )
+        raise UsageError(_stray_message(parser, glued_only_end, solicit, shorts, wants_if))
     return request
 
 
 def _stray_message(
-    parser: Getopt, glued_only_end: dict[int, tuple[str, str]], solicit: tuple[str, str] | None, shorts: str
+    parser: Getopt,
+    glued_only_end: dict[int, tuple[str, str]],
+    solicit: tuple[str, str] | None,
+    shorts: str,
+    wants_if: bool,
 ) -> str:
-    """Say what a stray operand most likely means, as one line."""
+    """Say what a stray operand most likely means, as one line.
+
+    ``wants_if``: an operation given needs an interface and ``-i`` is missing.
+    """
     if solicit is not None:
         hint = solicit_hint(*solicit, parser.operands, shorts)
         if hint:
             return hint
     word, index = parser.operands[0], parser.operand_index[0]
-    if index in glued_only_end:
-        option, _letter = glued_only_end[index]
-        glued = option + ("=" if option.startswith("--") else "") + word
-        return f"unexpected argument '{word}' (an optional argument must be glued to its option: {glued})"
-    return f"unexpected argument '{word}'"
+    shown_word = shown(word)
+    glued_to = glued_only_end.get(index)
+    if wants_if and len(parser.operands) == 1 and _looks_like_interface(word, glued_to[1] if glued_to else None):
+        # "-e eth0.42", "-Q eth0.42", the manual's prose "-S10.10.10.10 eth0.42": the interface goes with -i.
+        return f"unexpected argument '{shown_word}': the interface goes with -i (-i {shown_word})"
+    if glued_to is not None:
+        option = glued_to[0]
+        glued = option + ("=" if option.startswith("--") else "") + shown_word
+        return f"unexpected argument '{shown_word}' (an optional argument must be glued to its option: {glued})"
+    return f"unexpected argument '{shown_word}'"
+
+
+def _looks_like_interface(word: str, after: str | None) -> bool:
+    """Whether a stray word reads as an interface name rather than what follows option ``-<after>``."""
+    import os
+
+    from evl_net.kernel.names import name_problem
+    from evl_net.ops.query import MODIFIERS
+
+    if name_problem(word) is not None:
+        return False
+    parts = word.split(".")
+    if len(parts) == 4 and all(p.isdigit() for p in parts):
+        return False  # an address
+    if after == "Q":
+        return not all(c in MODIFIERS for c in word)
+    if after == "N":
+        return not all(c in "0123456789,-:N" for c in word)
+    if after == "F":
+        return not (word.endswith(".o") or os.path.exists(word))
+    return True
 
 
 def solicit_hint(letter: str, host: str, operands: Sequence[str], shorts: str) -> str | None:
@@ -254,6 +290,12 @@ def check(request: Request, operations: Sequence[Operation]) -> list[str]:
         needs_if = [n for n in needs_if if n != "query"]
     if needs_if and request.ifname is None:
         raise UsageError("a network interface must be specified", bare=True)
+    if request.ifname is not None:
+        from evl_net.kernel.names import name_problem
+
+        problem = name_problem(request.ifname)
+        if problem is not None:
+            raise EvlError(f"invalid interface name '{shown(request.ifname)}': {problem}")
     if request.all_interfaces and "query" not in request.actions:
         raise UsageError("--all-interfaces applies to -Q only")
     from evl_net.engine import execute

@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from evl_core.errors import EvlError
+from evl_core.errors import EvlError, shown
+from evl_core.files import read_regular, read_text
 from evl_core.hookspecs import Context
 
 if TYPE_CHECKING:
@@ -33,26 +34,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("log", help="print the kernel log lines of the simulated board")
 
     rx = sub.add_parser("rx", help="inject received frames on an interface")
-    rx.add_argument("dev", help="the interface the frames arrive on (a VLAN device tags them with its id)")
+    rx.add_argument(
+        "dev", type=_ifname, help="the interface the frames arrive on (a VLAN device tags them with its id)"
+    )
     _frame_options(rx)
-    rx.add_argument("--count", type=_count, default=1, help="number of frames (default 1)")
+    rx.add_argument("--count", type=_frames, default=1, help=f"number of frames (default 1, at most {COUNT_MAX})")
     rx.add_argument("--nomem", action="store_true", help="the driver has no buffer for them")
 
     tx = sub.add_parser("tx", help="send frames through an out-of-band port")
-    tx.add_argument("dev", help="the out-of-band port")
-    tx.add_argument("--count", type=_count, default=1, help="number of frames (default 1)")
-    tx.add_argument("--size", type=_count, default=64, help="bytes per frame (default 64)")
+    tx.add_argument("dev", type=_ifname, help="the out-of-band port")
+    tx.add_argument("--count", type=_frames, default=1, help=f"number of frames (default 1, at most {COUNT_MAX})")
+    tx.add_argument("--size", type=_size, default=64, help="bytes per frame (default 64)")
     tx.add_argument("--stall", action="store_true", help="the NIC does not complete them: buffers stay in flight")
 
     drain = sub.add_parser("drain", help="complete every TX buffer in flight on an interface's pool")
-    drain.add_argument("dev")
+    drain.add_argument("dev", type=_ifname)
 
     link = sub.add_parser("link", help="bring an interface up or down (down dismantles its port)")
-    link.add_argument("dev")
+    link.add_argument("dev", type=_ifname)
     link.add_argument("state", choices=("up", "down"))
 
     filt = sub.add_parser("filter", help="run an eBPF object's first program over frames and print each verdict")
-    filt.add_argument("object", help="an eBPF ELF object with a socket-filter program")
+    filt.add_argument("object", nargs="?", help="an eBPF ELF object with a socket-filter program")
+    filt.add_argument(
+        "--cflags",
+        action="store_true",
+        help="print the compiler flags that build a filter without a kernel tree (the -I of this package's "
+        "<evl/net/bpf-abi.h> and of the machine's multiarch headers), e.g. "
+        "clang -O2 -target bpf $(evl sim filter --cflags) -c filter.c",
+    )
     source = filt.add_mutually_exclusive_group()
     source.add_argument("--pcap", metavar="FILE", help="frames from a pcap file (Ethernet)")
     source.add_argument(
@@ -65,26 +75,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a non-negative decimal integer, got {text!r}")
+#: The most frames one ``evl sim rx``/``tx`` injects (a long run shows progress and stops on Ctrl-C).
+COUNT_MAX = 10_000_000
+#: The largest file ``evl sim filter`` reads: an object, a pcap, a JSON-lines file.
+FILE_MAX = 256 * 1024 * 1024
+
+
+def _ranged(text: str, low: int, high: int, what: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise argparse.ArgumentTypeError(f"expected {what} in {low}..{high}, got '{shown(text)}'")
     return int(text)
+
+
+def _frames(text: str) -> int:
+    return _ranged(text, 1, COUNT_MAX, "a number of frames")
+
+
+def _size(text: str) -> int:
+    from evl_net.transports.sim.frames import SIZE_MAX, SIZE_MIN
+
+    return _ranged(text, SIZE_MIN, SIZE_MAX, "a frame size")
+
+
+def _port(text: str) -> int:
+    from evl_net.transports.sim.frames import PORT_MAX
+
+    return _ranged(text, 0, PORT_MAX, "a port")
+
+
+def _ifname(text: str) -> str:
+    from evl_net.kernel.names import name_problem
+
+    problem = name_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"invalid interface name '{shown(text)}': {problem}")
+    return text
 
 
 def _vlan(text: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 4095:
-        raise argparse.ArgumentTypeError(f"expected a VLAN id in 0..4095, got {text!r}")
-    return int(text)
+    return _ranged(text, 0, 4095, "a VLAN id")
+
+
+def _ipv4(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: '{shown(text)}'") from None
 
 
 def _frame_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proto", choices=("udp", "tcp", "icmp", "arp", "ipv6"), default="udp", help="default udp")
     p.add_argument("--vlan", type=_vlan, help="802.1Q tag (default: the VLAN device's id, else untagged)")
-    p.add_argument("--size", dest="frame_size", type=_count, default=64, help="frame size in bytes (default 64)")
-    p.add_argument("--src", default="10.10.10.10", help="IPv4 source")
-    p.add_argument("--dst", default="10.10.10.11", help="IPv4 destination")
-    p.add_argument("--sport", type=_count, default=4000)
-    p.add_argument("--dport", type=_count, default=5000)
+    p.add_argument("--size", dest="frame_size", type=_size, default=64, help="frame size in bytes (default 64)")
+    p.add_argument("--src", type=_ipv4, default="10.10.10.10", help="IPv4 source")
+    p.add_argument("--dst", type=_ipv4, default="10.10.10.11", help="IPv4 destination")
+    p.add_argument("--sport", type=_port, default=4000)
+    p.add_argument("--dport", type=_port, default=5000)
     p.add_argument("--bad-csum", action="store_true", help="corrupt the UDP checksum")
 
 
@@ -107,13 +155,25 @@ def _sim(args: argparse.Namespace, ctx: Context) -> SimTransport:
     from evl_net.engine.request import Request
     from evl_net.transports.sim import factory
 
+    if args.board == "":
+        raise EvlError("--board needs a board name or file")
     sim = factory(Request(board=args.board), ctx.env)
     sim.console = ctx.stderr
     return sim
 
 
-def _print(ctx: Context, args: argparse.Namespace, data: Any, text: str) -> None:
-    ctx.stdout.write(json.dumps(data, separators=(",", ":")) + "\n" if args.json else text)
+def _print(ctx: Context, args: argparse.Namespace, data: Any, text: str, changed: bool = False) -> None:
+    """Print a result (``changed``: the simulated board changed before, and a write error says so)."""
+    from evl_core.streams import OutputError
+
+    try:
+        ctx.stdout.write(json.dumps(data, separators=(",", ":")) + "\n" if args.json else text)
+        ctx.stdout.flush()
+    except OutputError as exc:
+        if not changed:
+            raise
+        what = args.what + (f" on {shown(args.dev)}" if getattr(args, "dev", None) else "")
+        raise OutputError(exc.errno, f"write error after the simulated board was changed ({what})") from None
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -129,6 +189,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             args,
             {"reset": removed, "state": sim.state_path},
             f"simulator state {'removed' if removed else 'was already empty'}: {sim.state_path}\n",
+            changed=removed,
         )
         return 0
     with sim:
@@ -144,37 +205,105 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 frame = frames.build(_spec(args, vlan))
                 tally: dict[str, int] = {}
                 last = None
-                for _ in range(args.count):
-                    last = traffic.receive(sim, args.dev, frame, nomem=args.nomem)
-                    tally[last.disposition] = tally.get(last.disposition, 0) + 1
-                data = {
-                    "frames": args.count,
+                progress = Progress(ctx.stderr, "rx", args.count)
+                done = 0
+                with StopOnInterrupt() as stop:  # Ctrl-C ends the run between two frames, never inside one
+                    for done in range(1, args.count + 1):
+                        last = traffic.receive(sim, args.dev, frame, nomem=args.nomem)
+                        tally[last.disposition] = tally.get(last.disposition, 0) + 1
+                        progress.tick(done)
+                        if stop.requested:
+                            break
+                interrupted = stop.requested
+                progress.end()
+                data: dict[str, Any] = {
+                    "frames": done,
                     "dispositions": tally,
                     "verdict": last.verdict if last else None,
                     "dev": last.dev if last else None,
+                    "interrupted": interrupted,
                 }
                 text = ", ".join(f"{n} {d}" for d, n in sorted(tally.items())) or "no frame"
-                _print(ctx, args, data, f"{text}" + (f" (on {last.dev})" if last and last.dev else "") + "\n")
+                line = f"{text}" + (f" (on {last.dev})" if last and last.dev else "") + "\n"
+                _print(ctx, args, data, line, changed=done > 0)
+                if interrupted:
+                    ctx.stderr.write(f"{ctx.prog}: interrupted after {done} of {args.count} frames (those are kept)\n")
+                    return 130
             elif args.what == "tx":
-                data = traffic.transmit(sim, args.dev, args.count, args.size, stall=args.stall)
+                data = traffic.transmit(sim, args.dev, args.count, args.size, stall=args.stall)  # arithmetic, no loop
                 _print(
                     ctx,
                     args,
                     data,
                     f"{data['sent']} sent, {data['nomem']} without buffer, "
                     f"pool {data['skb_free']} / {data['skb_total']} free\n",
+                    changed=True,
                 )
             elif args.what == "drain":
                 data = traffic.drain(sim, args.dev)
-                _print(ctx, args, data, f"{data['released']} buffers released\n")
+                _print(ctx, args, data, f"{data['released']} buffers released\n", changed=data["released"] > 0)
             elif args.what == "link":
                 data = traffic.set_link(sim, args.dev, args.state == "up")
                 gone = ", ".join(data["dismantled"])
                 text = f"{args.dev} {args.state}" + (f"; ports dismantled: {gone}" if gone else "")
-                _print(ctx, args, data, text + "\n")
+                _print(ctx, args, data, text + "\n", changed=data["changed"] or bool(data["dismantled"]))
         except OSError as exc:
-            raise EvlError.from_oserror(f"cannot {args.what} on {getattr(args, 'dev', '?')}", exc) from None
+            raise EvlError.from_oserror(f"cannot {args.what} on {shown(getattr(args, 'dev', '?'))}", exc) from None
     return 0
+
+
+class StopOnInterrupt:
+    """SIGINT sets ``requested`` instead of raising, for the time of a loop that checks it."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Progress:
+    """A progress line on a terminal's stderr for long runs (nothing when stderr is not a terminal)."""
+
+    EVERY = 0.25  # seconds between redraws
+
+    def __init__(self, stream: Any, what: str, total: int) -> None:
+        import time
+
+        self.stream = stream
+        self.what = what
+        self.total = total
+        self.shown = False
+        self.clock = time.monotonic
+        self.next = self.clock() + self.EVERY
+        self.on = total >= 10_000 and getattr(stream, "isatty", lambda: False)()
+
+    def tick(self, done: int) -> None:
+        if self.on and not done & 0x3FF and self.clock() >= self.next:
+            self.next = self.clock() + self.EVERY
+            self.stream.write(f"\r{self.what}: {done} / {self.total} frames ({100 * done // self.total}%)")
+            self.stream.flush()
+            self.shown = True
+
+    def end(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
 
 
 def _show(sim: SimTransport) -> str:
@@ -221,30 +350,61 @@ def _show(sim: SimTransport) -> str:
     return "\n".join(out) + "\n"
 
 
+def cflags() -> list[str]:
+    """``-I`` flags for building an EVL RX filter: the shipped ABI header, and ``asm/types.h`` on multiarch systems.
+
+    ``clang -target bpf`` does not search the host's multiarch directory
+    (``/usr/include/x86_64-linux-gnu`` on Debian), where ``<linux/types.h>``
+    finds ``<asm/types.h>``.
+    """
+    import os
+    import platform
+    import sysconfig
+
+    include = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "include")
+    flags = [f"-I{include}"]
+    triplet = sysconfig.get_config_var("MULTIARCH") or f"{platform.machine()}-linux-gnu"
+    multiarch = os.path.join("/usr/include", triplet)
+    if os.path.isdir(os.path.join(multiarch, "asm")):
+        flags.append(f"-I{multiarch}")
+    return flags
+
+
 def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
     from evl_net.kernel import bpfobj
     from evl_net.transports.sim import frames, traffic
 
-    try:
-        with open(args.object, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise EvlError(f"cannot read {args.object}", exc.errno) from None
+    if args.cflags:
+        ctx.stdout.write(" ".join(cflags()) + "\n")
+        return 0
+    if args.object is None:
+        raise EvlError("filter needs an eBPF object (or --cflags); see 'evl sim filter --help'", exit_code=2)
+
+    data = read_regular(args.object, "eBPF object", FILE_MAX)
     try:
         program = bpfobj.first_socket_filter(data, args.object)
     except bpfobj.BpfObjectError as exc:
         raise EvlError(str(exc), exc.errno) from None
     from evl_net.transports.sim import ebpf as ebpf_vm
 
-    vm = ebpf_vm.Program(program.insns)
+    # What -F would refuse is refused here too, in the same words: the kernel's verifier first.
+    try:
+        verified = ebpf_vm.verify(program.insns, program.license)
+        vm = ebpf_vm.Program(verified.insns)
+    except ebpf_vm.SimulatorLimitError as exc:
+        raise EvlError(f"{shown(args.object)}: the simulator cannot run program '{program.name}': {exc}") from None
+    except ebpf_vm.VerifierError as exc:
+        raise EvlError(
+            f"{shown(args.object)}: the kernel's verifier refused program '{program.name}': {exc}", exc.errno
+        ) from None
+    except ebpf_vm.EbpfError as exc:
+        raise EvlError(f"{shown(args.object)}: the simulator cannot run program '{program.name}': {exc}") from None
     if args.pcap:
+        raw = read_regular(args.pcap, "pcap file", FILE_MAX)
         try:
-            with open(args.pcap, "rb") as f:
-                batch = list(frames.read_pcap(f.read()))
-        except OSError as exc:
-            raise EvlError(f"cannot read {args.pcap}", exc.errno) from None
+            batch = list(frames.read_pcap(raw))
         except ValueError as exc:
-            raise EvlError(f"{args.pcap}: {exc}") from None
+            raise EvlError(f"{shown(args.pcap)}: {exc}") from None
     elif args.frames:
         batch = _frames_from_jsonl(args.frames)
     else:
@@ -254,7 +414,9 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
         try:
             verdict = traffic.run_filter(vm, frame)
         except ebpf_vm.EbpfError as exc:
-            raise EvlError(f"{args.object}: frame {i}: {exc}") from None
+            raise EvlError(f"{shown(args.object)}: frame {i}: {exc}") from None
+        except ValueError as exc:  # a frame no NIC delivers (shorter than its Ethernet header)
+            raise EvlError(f"{shown(args.pcap or args.frames or 'frame')}: frame {i}: {exc}") from None
         info = frames.inspect(frame)
         results.append(
             {
@@ -279,25 +441,27 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _frames_from_jsonl(path: str) -> list[bytes]:
-    from evl_net.transports.sim.frames import FrameSpec, build
+    from evl_net.transports.sim.frames import FrameSpec, build, check
 
     fields = set(FrameSpec.__dataclass_fields__)
-    out = []
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except OSError as exc:
-        raise EvlError(f"cannot read {path}", exc.errno) from None
+    out: list[bytes] = []
+    lines = read_text(path, "frames file", FILE_MAX).splitlines()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        if len(out) >= COUNT_MAX:
+            raise EvlError(f"{shown(path)}:{n}: more than {COUNT_MAX} frames")
         try:
             spec = json.loads(line)
-            if not isinstance(spec, dict) or set(spec) - fields:
-                raise ValueError(
-                    f"unknown fields {sorted(set(spec) - fields)}" if isinstance(spec, dict) else "not an object"
-                )
-            out.append(build(FrameSpec(**spec)))
+            if not isinstance(spec, dict):
+                raise ValueError("not a JSON object")
+            if set(spec) - fields:
+                raise ValueError(f"unknown fields {sorted(set(spec) - fields)}")
+            frame = FrameSpec(**spec)
+            check(frame)
+            out.append(build(frame))
+        except RecursionError:
+            raise EvlError(f"{shown(path)}:{n}: bad frame: nested too deep") from None
         except (ValueError, TypeError, KeyError) as exc:
-            raise EvlError(f"{path}:{n}: bad frame: {exc}") from None
+            raise EvlError(f"{shown(path)}:{n}: bad frame: {shown(str(exc), 160)}") from None
     return out

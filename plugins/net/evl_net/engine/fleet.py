@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evl_core.errors import EvlError, strerror
+from evl_core.errors import EvlError, one_line, shown, strerror
 from evl_net.transports.remote.client import (
     CHANGED,
     FAILED,
@@ -42,7 +42,7 @@ from evl_net.transports.remote.client import (
 )
 from evl_net.transports.remote.targets import targets
 
-__all__ = ["is_fleet", "run", "targets"]
+__all__ = ["is_fleet", "parse_jobs", "run", "targets"]
 
 DEFAULT_JOBS = 16
 MAX_JOBS = 256
@@ -62,7 +62,7 @@ def parse_jobs(request: Any) -> int:
     if text is None:
         return DEFAULT_JOBS
     if not str(text).isascii() or not str(text).isdigit() or not 1 <= int(text) <= MAX_JOBS:
-        raise EvlError(f"invalid number of jobs '{text}': expected 1..{MAX_JOBS}")
+        raise EvlError(f"invalid number of jobs '{shown(str(text))}': expected 1..{MAX_JOBS}")
     return int(text)
 
 
@@ -241,7 +241,7 @@ def run(
     ctx.stdout.flush()
     bad = [r for r in ordered(results) if r.error is not None]
     for r in bad:
-        ctx.stderr.write(f"{ctx.prog}: {r.board}: {r.status}: {r.error['msg']}\n")  # type: ignore[index]
+        ctx.stderr.write(one_line(f"{ctx.prog}: {r.board}: {r.status}: {r.error['msg']}") + "\n")  # type: ignore[index]
     if bad:
         failed = sum(1 for r in bad if _rank(r.status) == 1)
         silent = len(bad) - failed

@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from evl_core.errors import EvlError
+from evl_core.errors import EvlError, shown
+from evl_core.files import MiB, read_regular
 from evl_net.engine.request import OpResult, Request
 from evl_net.model import optional
 
 if TYPE_CHECKING:
     from evl_net.transports.contract import Transport
+
+#: The largest eBPF object read (real filters are a few KiB; the remote protocol caps what it carries too).
+OBJECT_MAX = 64 * MiB
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,7 @@ def run(request: Request, path: str | None, transport: Transport) -> FilterSet:
             raise EvlError.from_oserror(f"cannot set BPF filter on {ifname}", exc) from None
         return FilterSet(ifname, None, change.changed)
     # --filter= names an (empty) path, as in C: not a removal.
-    try:
-        with open(path, "rb") as f:
-            obj = f.read()
-    except OSError as exc:
-        raise EvlError(f"cannot set BPF filter on {ifname}: cannot read {path or repr(path)}", exc.errno) from None
+    obj = read_regular(path, "eBPF object", OBJECT_MAX, prefix=f"cannot set BPF filter on {shown(ifname)}: ")
     try:
         installed = transport.install_rx_filter(ifname, obj, path)
     except OSError as exc:

@@ -31,11 +31,11 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evl_core.errors import EvlError
+from evl_core.errors import EvlError, shown
 from evl_net.errors import KernelError
 from evl_net.transports.remote import protocol
 from evl_net.transports.remote.protocol import ProtocolError
@@ -60,6 +60,9 @@ NO_ANSWER = frozenset({UNREACHABLE, AUTH_REFUSED, HOSTKEY_REFUSED, TIMEOUT, LOST
 #: Exit status of ``evl net`` for one board that did not answer (the fleet's codes are in fleet.py).
 EXIT_NO_ANSWER = 8
 
+#: DNS names have at most 253 characters; user@host:port a little more.
+HOST_MAX = 253
+TARGET_MAX = 320
 _HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.%-]*$")
 _V6_RE = re.compile(r"^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$")
 _USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -76,37 +79,41 @@ class Target:
 
     @classmethod
     def parse(cls, text: str) -> Target:
-        label = text.strip()
+        label = text.strip(" ")  # "a, b" in EVL_NET_REMOTE; any other white space is refused below
+        if len(label) > TARGET_MAX:
+            raise EvlError(f"invalid remote '{shown(text)}': longer than {TARGET_MAX} characters")
         rest = label
         user = None
         if "@" in rest:
             user, rest = rest.rsplit("@", 1)
-            if not _USER_RE.match(user):
-                raise EvlError(f"invalid remote '{text}': bad user name '{user}'")
+            if not _USER_RE.fullmatch(user):
+                raise EvlError(f"invalid remote '{shown(text)}': bad user name '{shown(user)}'")
         port_text = None
         if rest.startswith("["):
             end = rest.find("]")
             if end < 0:
-                raise EvlError(f"invalid remote '{text}': unclosed '['")
+                raise EvlError(f"invalid remote '{shown(text)}': unclosed '['")
             host, tail = rest[1:end], rest[end + 1 :]
             if tail:
                 if not tail.startswith(":"):
-                    raise EvlError(f"invalid remote '{text}': expected ':PORT' after ']'")
+                    raise EvlError(f"invalid remote '{shown(text)}': expected ':PORT' after ']'")
                 port_text = tail[1:]
-            if not _V6_RE.match(host):
-                raise EvlError(f"invalid remote '{text}': bad IPv6 address '{host}'")
+            if not _V6_RE.fullmatch(host):
+                raise EvlError(f"invalid remote '{shown(text)}': bad IPv6 address '{shown(host)}'")
         elif rest.count(":") == 1:
             host, port_text = rest.split(":")
         else:
             host = rest
-            if ":" in host and not _V6_RE.match(host):
-                raise EvlError(f"invalid remote '{text}': bad host '{host}'")
-        if ":" not in host and not _HOST_RE.match(host):
-            raise EvlError(f"invalid remote '{text}': bad host name '{host}'")
+            if ":" in host and not _V6_RE.fullmatch(host):
+                raise EvlError(f"invalid remote '{shown(text)}': bad host '{shown(host)}'")
+        if len(host) > HOST_MAX:
+            raise EvlError(f"invalid remote '{shown(text)}': a host name has at most {HOST_MAX} characters")
+        if ":" not in host and not _HOST_RE.fullmatch(host):
+            raise EvlError(f"invalid remote '{shown(text)}': bad host name '{shown(host)}'")
         port = None
         if port_text is not None:
             if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise EvlError(f"invalid remote '{text}': port must be 1..65535")
+                raise EvlError(f"invalid remote '{shown(text)}': port must be 1..65535")
             port = int(port_text)
         return cls(label, host, user, port)
 
@@ -125,16 +132,9 @@ class Options:
     @property
     def connect_timeout(self) -> float:
         """ConnectTimeout as ssh will use it (a user's ``-o ConnectTimeout=N`` wins over ours)."""
-        args = list(self.ssh_args)
-        for i, arg in enumerate(args):
-            text = (
-                arg[2:]
-                if arg.startswith("-o") and len(arg) > 2
-                else (args[i + 1] if arg == "-o" and i + 1 < len(args) else "")
-            )
-            key, _sep, value = text.replace("=", " ", 1).partition(" ")
-            if key.lower() == "connecttimeout" and value.strip().isdigit():
-                return float(value.strip())
+        for key, value in ssh_options(self.ssh_args):
+            if key == "connecttimeout" and value.isdigit():
+                return float(value)
         return DEFAULT_CONNECT_TIMEOUT
 
     @classmethod
@@ -145,6 +145,7 @@ class Options:
             extra = shlex.split(env.get(SSH_ENV, "")) + shlex.split(getattr(request, "ssh", None) or "")
         except ValueError as exc:
             raise EvlError(f"invalid ssh arguments ({SSH_ENV} or --ssh): {exc}") from None
+        check_ssh_args(extra, request.accept_new_host_key)
         timeout = DEFAULT_TIMEOUT
         text = getattr(request, "timeout", None)
         if text is not None:
@@ -165,6 +166,47 @@ class Options:
             ssh=ssh,
             client=f"evl-tools {__version__}",
         )
+
+
+#: ssh options that decide which host key is trusted: no user option may set them.
+HOST_KEY_OPTIONS = {
+    name.lower(): name
+    for name in ("StrictHostKeyChecking", "KnownHostsCommand", "NoHostAuthenticationForLocalhost", "VerifyHostKeyDNS")
+}
+#: Where known keys are looked up: a lab's own file is fine, but with --accept-new-host-key an
+#: empty or unrelated one would let a changed key pass as a new one.
+KNOWN_HOSTS_OPTIONS = {name.lower(): name for name in ("UserKnownHostsFile", "GlobalKnownHostsFile", "HostKeyAlias")}
+
+
+def ssh_options(args: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``-o Key=value`` options among ssh arguments, keys lower-cased."""
+    out = []
+    for i, arg in enumerate(args):
+        text = (
+            arg[2:]
+            if arg.startswith("-o") and len(arg) > 2
+            else (args[i + 1] if arg == "-o" and i + 1 < len(args) else None)
+        )
+        if text is None:
+            continue
+        key, _sep, value = text.strip().replace("=", " ", 1).partition(" ")
+        out.append((key.lower(), value.strip()))
+    return out
+
+
+def check_ssh_args(args: Sequence[str], accept_new_host_key: bool) -> None:
+    """Refuse ssh arguments that would weaken host-key checking (the board's identity is not negotiable)."""
+    for key, _value in ssh_options(args):
+        if key in HOST_KEY_OPTIONS:
+            raise EvlError(
+                f"invalid ssh arguments ({SSH_ENV} or --ssh): {HOST_KEY_OPTIONS[key]} may not be set: "
+                "host-key checking is not negotiable (see --accept-new-host-key)"
+            )
+        if key in KNOWN_HOSTS_OPTIONS and accept_new_host_key:
+            raise EvlError(
+                f"invalid ssh arguments ({SSH_ENV} or --ssh): {KNOWN_HOSTS_OPTIONS[key]} may not be set "
+                "with --accept-new-host-key: a changed key could pass as a new one"
+            )
 
 
 def ssh_argv(target: Target, opts: Options) -> list[str]:

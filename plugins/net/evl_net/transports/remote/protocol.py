@@ -139,7 +139,7 @@ def _uint(limit: int) -> Validator:
 
 
 def _hex64(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not _HEX64_RE.match(value):
+    if not isinstance(value, str) or not _HEX64_RE.fullmatch(value):
         raise _fail(name, "expected 64 lowercase hexadecimal digits")
 
 
@@ -463,7 +463,7 @@ def parse_reply(line: bytes) -> Reply:
         detail, stage = payload.get("detail"), payload.get("stage")
         if (
             not isinstance(code, str)
-            or not _CODE_RE.match(code)
+            or not _CODE_RE.fullmatch(code)
             or not isinstance(msg, str)
             or not (num is None or (type(num) is int and 0 < num < 4096))
             or not (detail is None or isinstance(detail, str))

@@ -5,26 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from evl_core.errors import EvlError
+from evl_core.errors import EvlError, shown
+from evl_core.files import MiB, read_text
 from evl_net.transports import REMOTE_ENV
 from evl_net.transports.remote.client import Target
 
+#: The largest hosts file read (a million boards' names fit).
+HOSTS_MAX = 16 * MiB
+
 
 def read_hosts(path: str) -> list[tuple[str, str]]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as exc:
-        raise EvlError(f"cannot read the hosts file {path}", exc.errno) from None
-    except UnicodeDecodeError:
-        raise EvlError(f"the hosts file {path} is not UTF-8 text") from None
+    lines = read_text(path, "hosts file", HOSTS_MAX).splitlines()
     out = []
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
         if len(text.split()) != 1:
-            raise EvlError(f"{path}:{number}: expected one [USER@]HOST[:PORT] per line, got '{text}'")
+            raise EvlError(f"{shown(path)}:{number}: expected one [USER@]HOST[:PORT] per line, got '{shown(text)}'")
         out.append((text, f"{path}:{number}"))
     return out
 
@@ -50,5 +48,7 @@ def targets(request: Any, env: Mapping[str, str]) -> list[Target]:
             seen.add(target.label)
             out.append(target)
     if not out:
+        if hosts:
+            raise EvlError(f"no board in the hosts file {shown(hosts)}")
         raise EvlError(f"no board given: use --remote, --hosts or {REMOTE_ENV}")
     return out

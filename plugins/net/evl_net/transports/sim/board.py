@@ -1,21 +1,33 @@
 """A simulated board: its interfaces, routes, peers and host names.
 
 Boards are TOML files (``--board FILE`` or ``EVL_SIM_BOARD``); the default one
-reproduces the setup of the ``evl net`` manual.  A bad file gets one line
-naming the file, the key and the problem.  A board is stored with its state
-(:mod:`evl_net.transports.sim.records` gives the JSON form).
+reproduces the setup of the ``evl net`` manual.  A file is checked against
+``boards/board.schema.json`` (which editors can use too), then for what a
+schema cannot say -- a board the kernel could never have (a VLAN device
+without its parent, or wider than it...).  A bad file gets one line naming
+the file, the key and the first problem, with the count of the others.  A
+board is stored with its state (:mod:`evl_net.transports.sim.records` gives
+the JSON form), under the fingerprint of the file's content.
 """
 
 # No "from __future__ import annotations": the records' hints are read at run time, cheaper as objects.
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evl_core.errors import EvlError
+from evl_core.errors import EvlError, shown
+from evl_core.files import MiB, read_regular
+
+if TYPE_CHECKING:  # the schema is needed when a board boots, not on every invocation
+    from evl_net.schema import Problem, Validator
 
 DEFAULT_BOARD = "manual"
 BOARDS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "boards")
+#: The JSON Schema of board files.
+SCHEMA_PATH = os.path.join(BOARDS_DIR, "board.schema.json")
+#: The largest board file read: far above any real board, far below a memory problem.
+MAX_BOARD_BYTES = 16 * MiB
 COUNTERS = (
     "rx_packets",
     "rx_bytes",
@@ -88,198 +100,284 @@ def locate(spec: str | None) -> tuple[str, str]:
     return spec, os.path.join(BOARDS_DIR, spec + ".toml")
 
 
-def fingerprint(path: str) -> str:
-    """Identity of a board file's content: an edited board boots afresh.
+# -- reading and identity ------------------------------------------------------
 
-    A stat is enough (and cheaper than hashing on every invocation).
-    """
+#: The bytes fingerprint() last read, kept for the load() that usually follows: (path, stamp, bytes).
+_last: tuple[str, tuple[int, ...], bytes] | None = None
+
+
+def read(path: str) -> bytes:
+    """The bytes of board file ``path``; EvlError ``cannot read board file ...`` unless a sane regular file."""
+    return read_regular(path, "board file", MAX_BOARD_BYTES)
+
+
+def digest(data: bytes) -> str:
+    """The fingerprint of a board file's content."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _stamp(path: str) -> tuple[int, ...] | None:
     try:
         st = os.stat(path)
-    except OSError as exc:
-        raise EvlError(f"cannot read board file {path}: {exc.strerror}") from None
-    return f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def stamp(path: str) -> str | None:
+    """What a stat says of a board file (None: it cannot be stat'ed): while it holds, the content is unchanged.
+
+    The store keeps it with the board's state, so that an invocation on an
+    untouched board file neither reads nor hashes it; when it changes, the
+    content's :func:`fingerprint` decides.
+    """
+    found = _stamp(path)
+    return None if found is None else ":".join(map(str, (os.path.abspath(path), *found)))
+
+
+def fingerprint(path: str) -> str:
+    """Identity of a board file's content: an edited board boots afresh; a touched, moved or reinstalled one does not.
+
+    One bounded read and a hash: the bytes are kept, so that a load() of the
+    same unchanged file that follows (a board booting) does not read it again.
+    """
+    global _last
+    stamp = _stamp(path)
+    data = read(path)
+    _last = (path, stamp, data) if stamp is not None else None
+    return digest(data)
+
+
+def _bytes(path: str) -> bytes:
+    """The file's bytes: those fingerprint() just read if the file did not change since, else read anew."""
+    global _last
+    last, _last = _last, None
+    if last is not None and last[0] == path and last[1] == _stamp(path):
+        return last[2]
+    return read(path)
 
 
 def load(spec: str | None) -> Board:
+    """The board ``spec`` names (a shipped board's name or a file), checked; EvlError naming file and key if bad.
+
+    Its fingerprint is that of the bytes parsed, read once when
+    fingerprint() of the same file came just before.
+    """
     name, path = locate(spec)
-    digest = fingerprint(path)
+    return parse(_bytes(path), path, name)
+
+
+# -- checking ------------------------------------------------------------------
+
+_validator: "Validator | None" = None
+
+
+def validator() -> "Validator":
+    """The board schema, read and compiled once per process."""
+    global _validator
+    if _validator is None:
+        import json
+
+        try:
+            with open(SCHEMA_PATH, encoding="utf-8") as f:
+                schema = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise EvlError(f"cannot read the board schema {SCHEMA_PATH} (reinstall evl-net): {exc}") from None
+        from evl_net.schema import TOML_NAMES, Validator
+
+        _validator = Validator(schema, TOML_NAMES, integral_floats=False)
+    return _validator
+
+
+def parse(data: bytes, path: str, name: str | None = None) -> Board:
+    """The board in ``data``, the content of file ``path``: EvlError ``board file PATH: KEY: PROBLEM`` if bad."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, start) + 1
+        column = len(data[start : exc.start].decode("utf-8")) + 1  # in characters, as TOML errors count
+        raise EvlError(
+            f"board file {path}: line {line}, column {column}: not UTF-8 text "
+            f"(byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
     import tomllib
 
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EvlError(f"board file {path}: {exc}") from None
-    except OSError as exc:
-        raise EvlError(f"cannot read board file {path}: {exc.strerror}") from None
-    return _Checker(path).board(data, name, digest)
+    except RecursionError:
+        raise EvlError(f"board file {path}: arrays or tables nested too deep") from None
+    except ValueError:  # an integer of more digits than int() converts
+        raise EvlError(f"board file {path}: a number has too many digits") from None
+    found = problems(document)
+    if found:
+        more = f" (and {len(found) - 1} more problem{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+        raise EvlError(f"board file {path}: {describe(found[0])}{more}")
+    return _board(document, name if name is not None else path, digest(data))
 
 
-class _Checker:
-    """Turns parsed TOML into a Board, naming the file and key of any problem."""
+def problems(document: dict[str, Any]) -> "list[Problem]":
+    """Everything wrong with a decoded board file, in document order (empty: it is a board).
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    The schema first; the consistency of a document the schema accepts next
+    (a document of the wrong shape would only give confusing sequels).
+    """
+    from evl_net.schema import position
 
-    def fail(self, key: str, problem: str) -> EvlError:
-        return EvlError(f"board file {self.path}: {key}: {problem}")
+    found = validator().problems(document)
+    if not found:
+        found = sorted(_consistency(document), key=lambda p: position(document, p.path))
+    return found
 
-    def get(
-        self, table: dict, key: str, where: str, kind: type | tuple, default: Any = None, required: bool = False
-    ) -> Any:
-        if key not in table:
-            if required:
-                raise self.fail(f"{where}{key}", "missing")
-            return default
-        value = table[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            raise self.fail(f"{where}{key}", f"expected {kinds[0].__name__}, got a boolean")
-        if not isinstance(value, kinds):
-            raise self.fail(f"{where}{key}", f"expected {kinds[0].__name__}, got {type(value).__name__}")
-        return value
 
-    def unknown(self, table: dict, allowed: set[str], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                raise self.fail(f"{where}{key}", "unknown key")
+def describe(problem: "Problem") -> str:
+    """``key.path: what is wrong`` for a message, with the file's words escaped and shortened."""
+    message = problem.message
+    if problem.keyword == "additionalProperties" and problem.path[-2:-1] == ("counters",):
+        message = "unknown counter (expected one of " + ", ".join(COUNTERS) + ")"
+    elif problem.keyword == "pattern" and isinstance(problem.value, str):
+        message += ": " + shown(repr(problem.value))
+    return f"{shown(problem.key)}: {message}" if problem.path else message
 
-    def ipv4(self, value: str, key: str) -> str:
-        import ipaddress
 
-        try:
-            return str(ipaddress.IPv4Address(value))
-        except ValueError:
-            raise self.fail(key, f"not an IPv4 address: {value!r}") from None
+def _quote(value: str) -> str:
+    return shown(repr(value))
 
-    def mac(self, value: str, key: str) -> str:
-        parts = value.split(":")
-        if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
-            raise self.fail(key, f"not a MAC address: {value!r}")
-        return value.lower()
 
-    def board(self, data: dict, name: str, digest: str) -> Board:
-        import ipaddress
+def _consistency(doc: dict[str, Any]) -> "list[Problem]":
+    """What the schema cannot say: a board the kernel could not have, references to nothing."""
+    import ipaddress
 
-        self.unknown(data, {"page_size", "solicit_timeout", "interface", "route", "peer", "hosts"}, "")
-        page_size = self.get(data, "page_size", "", int, 4096)
-        if page_size not in (4096, 16384, 65536):
-            raise self.fail("page_size", "must be 4096, 16384 or 65536")
-        timeout = self.get(data, "solicit_timeout", "", (int, float), 5)
-        if timeout <= 0:
-            raise self.fail("solicit_timeout", "must be positive")
-        board = Board(name=name, fingerprint=digest, page_size=page_size, solicit_timeout=float(timeout))
-        interfaces = self.get(data, "interface", "", list, [])
-        for i, table in enumerate(interfaces):
-            iface = self.interface(table, f"interface[{i}].")
-            if iface.name in board.interfaces:
-                raise self.fail(f"interface[{i}].name", f"duplicate interface {iface.name!r}")
-            board.interfaces[iface.name] = iface
-        for i, iface in enumerate(board.interfaces.values()):
-            if iface.parent is not None:
-                parent = board.interfaces.get(iface.parent)
-                if parent is None:
-                    raise self.fail(f"interface[{i}].parent", f"no interface {iface.parent!r}")
-                if parent.parent is not None:
-                    raise self.fail(f"interface[{i}].parent", f"{iface.parent!r} is itself a VLAN device")
-                iface.oob_capable = parent.oob_capable
-        for i, table in enumerate(self.get(data, "route", "", list, [])):
-            where = f"route[{i}]."
-            self.unknown(table, {"dst", "via", "dev"}, where)
-            dst = self.get(table, "dst", where, str, required=True)
-            if dst != "default":
-                try:
-                    dst = str(ipaddress.IPv4Network(dst, strict=False))
-                except ValueError:
-                    raise self.fail(where + "dst", f"not an IPv4 network: {dst!r}") from None
-            via = self.ipv4(self.get(table, "via", where, str, required=True), where + "via")
-            dev = self.get(table, "dev", where, str)
-            if dev is not None and dev not in board.interfaces:
-                raise self.fail(where + "dev", f"no interface {dev!r}")
-            board.routes.append(Route(dst="0.0.0.0/0" if dst == "default" else dst, via=via, dev=dev))
-        for i, table in enumerate(self.get(data, "peer", "", list, [])):
-            where = f"peer[{i}]."
-            self.unknown(table, {"ip", "mac", "reachable", "dev"}, where)
-            dev = self.get(table, "dev", where, str)
-            if dev is not None and dev not in board.interfaces:
-                raise self.fail(where + "dev", f"no interface {dev!r}")
-            board.peers.append(
-                Peer(
-                    ip=self.ipv4(self.get(table, "ip", where, str, required=True), where + "ip"),
-                    mac=self.mac(self.get(table, "mac", where, str, required=True), where + "mac"),
-                    reachable=self.get(table, "reachable", where, bool, True),
-                    dev=dev,
-                )
-            )
-        hosts = self.get(data, "hosts", "", dict, {})
-        for host, ip in hosts.items():
-            if not isinstance(ip, str):
-                raise self.fail(f"hosts.{host}", "expected an IPv4 address string")
-            board.hosts[host] = self.ipv4(ip, f"hosts.{host}")
-        return board
+    from evl_net.schema import Problem
 
-    def interface(self, table: Any, where: str) -> Iface:
-        if not isinstance(table, dict):
-            raise self.fail(where.rstrip("."), "expected a table")
-        self.unknown(
-            table,
-            {
-                "name",
-                "parent",
-                "vlan_id",
-                "mtu",
-                "up",
-                "oob_capable",
-                "loopback",
-                "addresses",
-                "mac",
-                "driver",
-                "bus",
-                "counters",
-                "port",
-            },
-            where,
-        )
-        name = self.get(table, "name", where, str, required=True)
-        if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or any(c.isspace() for c in name):
-            raise self.fail(where + "name", f"invalid interface name {name!r}")
-        parent = self.get(table, "parent", where, str)
-        vlan_id = self.get(table, "vlan_id", where, int)
-        if (parent is None) != (vlan_id is None):
-            raise self.fail(where + ("vlan_id" if parent else "parent"), "a VLAN device needs both parent and vlan_id")
-        if vlan_id is not None and not 1 <= vlan_id <= 4094:
-            raise self.fail(where + "vlan_id", "must be in 1..4094")
-        mtu = self.get(table, "mtu", where, int, 65536 if table.get("loopback") else 1500)
-        if not 68 <= mtu <= 65536:
-            raise self.fail(where + "mtu", "must be in 68..65536")
-        import ipaddress
+    found: list[Problem] = []
 
-        addresses = []
-        for j, cidr in enumerate(self.get(table, "addresses", where, list, [])):
+    def bad(path: tuple[str | int, ...], message: str) -> None:
+        found.append(Problem(path, message, "consistency"))
+
+    tables: list[dict[str, Any]] = doc.get("interface", [])
+    index: dict[str, int] = {}
+    for i, t in enumerate(tables):
+        name = t["name"]
+        if name in (".", ".."):
+            bad(("interface", i, "name"), f"not an interface name: {_quote(name)}")
+        if len(name.encode()) >= IFNAMSIZ:
+            bad(("interface", i, "name"), f"longer than {IFNAMSIZ - 1} bytes: {_quote(name)}")
+        if name in index:
+            bad(("interface", i, "name"), f"duplicate interface {_quote(name)} (also interface[{index[name]}])")
+        else:
+            index[name] = i
+        if ("parent" in t) != ("vlan_id" in t):
+            missing = "vlan_id" if "parent" in t else "parent"
+            bad(("interface", i, missing), "missing: a VLAN device needs both parent and vlan_id")
+        for j, cidr in enumerate(t.get("addresses", [])):
             try:
-                addresses.append(str(ipaddress.IPv4Interface(cidr)))
-            except (ValueError, TypeError):
-                raise self.fail(f"{where}addresses[{j}]", f"not an IPv4 address/prefix: {cidr!r}") from None
-        counters = self.get(table, "counters", where, dict, {})
-        for key, value in counters.items():
-            if key not in COUNTERS:
-                raise self.fail(
-                    f"{where}counters.{key}", "unknown counter (expected one of " + ", ".join(COUNTERS) + ")"
+                ipaddress.IPv4Interface(cidr)
+            except ValueError:
+                bad(("interface", i, "addresses", j), f"not an IPv4 address/prefix: {_quote(cidr)}")
+        counters = t.get("counters", {})
+        if "skb_free" in counters and "skb_total" in counters and counters["skb_free"] > counters["skb_total"]:
+            bad(("interface", i, "counters", "skb_free"), f"must be at most skb_total ({counters['skb_total']})")
+    vlans: dict[tuple[str, int], int] = {}
+    for i, t in enumerate(tables):
+        if "parent" not in t:
+            continue
+        where = ("interface", i)
+        parent_name = t["parent"]
+        if t.get("loopback"):
+            bad((*where, "loopback"), "a VLAN device cannot be the loopback")
+        at = index.get(parent_name)
+        if at is None:
+            bad((*where, "parent"), f"no interface {_quote(parent_name)}")
+            continue
+        parent = tables[at]
+        if "parent" in parent:
+            bad((*where, "parent"), f"{_quote(parent_name)} is itself a VLAN device")
+            continue
+        if parent.get("loopback"):
+            bad((*where, "parent"), f"{_quote(parent_name)} is the loopback, which cannot carry VLANs")
+            continue
+        if "vlan_id" in t:
+            pair = (parent_name, int(t["vlan_id"]))
+            if pair in vlans:
+                other = tables[vlans[pair]]["name"]
+                bad(
+                    (*where, "vlan_id"),
+                    f"{_quote(t['name'])} and {_quote(other)} (interface[{vlans[pair]}]) "
+                    f"are both VLAN {pair[1]} on {_quote(parent_name)}",
                 )
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
-                raise self.fail(f"{where}counters.{key}", "must be a non-negative integer")
-        return Iface(
-            name=name,
-            parent=parent,
-            vlan_id=vlan_id,
+            else:
+                vlans[pair] = i
+        parent_mtu = _mtu(parent)
+        if "mtu" in t and t["mtu"] > parent_mtu:
+            bad((*where, "mtu"), f"must be at most {parent_mtu}, the MTU of its parent {_quote(parent_name)}")
+    for kind in ("route", "peer"):
+        for i, t in enumerate(doc.get(kind, [])):
+            if "dev" in t and t["dev"] not in index:
+                bad((kind, i, "dev"), f"no interface {_quote(t['dev'])}")
+    for i, t in enumerate(doc.get("route", [])):
+        if t["dst"] != "default":
+            try:
+                ipaddress.IPv4Network(t["dst"], strict=False)
+            except ValueError:
+                bad(("route", i, "dst"), f"not an IPv4 network: {_quote(t['dst'])}")
+    return found
+
+
+def _mtu(table: dict[str, Any]) -> int:
+    """The MTU of a real device or the loopback, given or by default."""
+    return int(table.get("mtu", 65536 if table.get("loopback") else 1500))
+
+
+def _board(doc: dict[str, Any], name: str, fingerprint: str) -> Board:
+    """The Board of a checked document."""
+    import ipaddress
+
+    board = Board(
+        name=name,
+        fingerprint=fingerprint,
+        page_size=int(doc.get("page_size", 4096)),
+        solicit_timeout=float(doc.get("solicit_timeout", 5)),
+    )
+    tables = {t["name"]: t for t in doc.get("interface", [])}
+    for t in doc.get("interface", []):
+        parent = tables.get(t["parent"]) if "parent" in t else None
+        if parent is not None:
+            mtu = int(t.get("mtu", min(1500, _mtu(parent))))  # a VLAN device fits in its parent
+        else:
+            mtu = _mtu(t)
+        iface = Iface(
+            name=t["name"],
+            parent=t.get("parent"),
+            vlan_id=int(t["vlan_id"]) if "vlan_id" in t else None,
             mtu=mtu,
-            up=self.get(table, "up", where, bool, True),
-            oob_capable=self.get(table, "oob_capable", where, bool, True),
-            loopback=self.get(table, "loopback", where, bool, False),
-            addresses=addresses,
-            mac=self.mac(self.get(table, "mac", where, str, "00:00:00:00:00:00"), where + "mac"),
-            driver=self.get(table, "driver", where, str, "sim"),
-            bus=self.get(table, "bus", where, str, ""),
-            counters=dict(counters),
-            port=self.get(table, "port", where, bool, False),
+            up=t.get("up", True),
+            oob_capable=parent.get("oob_capable", True) if parent is not None else t.get("oob_capable", True),
+            loopback=t.get("loopback", False),
+            addresses=[str(ipaddress.IPv4Interface(a)) for a in t.get("addresses", [])],
+            mac=t.get("mac", "00:00:00:00:00:00").lower(),
+            driver=t.get("driver", "sim"),
+            bus=t.get("bus", ""),
+            counters={k: int(v) for k, v in t.get("counters", {}).items()},
+            port=t.get("port", False),
         )
+        board.interfaces[iface.name] = iface
+    for t in doc.get("route", []):
+        dst = "0.0.0.0/0" if t["dst"] == "default" else str(ipaddress.IPv4Network(t["dst"], strict=False))
+        board.routes.append(Route(dst=dst, via=str(ipaddress.IPv4Address(t["via"])), dev=t.get("dev")))
+    for t in doc.get("peer", []):
+        board.peers.append(
+            Peer(
+                ip=str(ipaddress.IPv4Address(t["ip"])),
+                mac=t["mac"].lower(),
+                reachable=t.get("reachable", True),
+                dev=t.get("dev"),
+            )
+        )
+    for host, ip in doc.get("hosts", {}).items():
+        board.hosts[host] = str(ipaddress.IPv4Address(ip))
+    return board

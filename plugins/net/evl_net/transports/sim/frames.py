@@ -31,6 +31,41 @@ class FrameSpec:
     src_mac: str = "50:2d:f4:1d:40:10"
 
 
+#: Frame sizes accepted (the Ethernet header included, no FCS): a header at least, a jumbo-sized IP datagram at most.
+SIZE_MIN = ETH_HLEN
+SIZE_MAX = 65535
+PORT_MAX = 65535
+
+
+def check(spec: FrameSpec) -> None:
+    """ValueError naming the first field of ``spec`` that no real frame could have."""
+    import ipaddress
+
+    if spec.proto not in ("udp", "tcp", "icmp", "arp", "ipv6"):
+        raise ValueError(f"proto: unknown protocol {spec.proto!r} (udp, tcp, icmp, arp or ipv6)")
+    if spec.vlan is not None and (type(spec.vlan) is not int or not 0 <= spec.vlan <= 4095):
+        raise ValueError(f"vlan: expected a VLAN id in 0..4095, got {spec.vlan!r}")
+    if type(spec.size) is not int or not SIZE_MIN <= spec.size <= SIZE_MAX:
+        raise ValueError(f"size: expected {SIZE_MIN}..{SIZE_MAX} bytes, got {spec.size!r}")
+    for name in ("sport", "dport"):
+        value = getattr(spec, name)
+        if type(value) is not int or not 0 <= value <= PORT_MAX:
+            raise ValueError(f"{name}: expected a port in 0..{PORT_MAX}, got {value!r}")
+    for name in ("src", "dst"):
+        value = getattr(spec, name)
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(f"{name}: not an IPv4 address: {value!r}") from None
+    for name in ("src_mac", "dst_mac"):
+        value = getattr(spec, name)
+        parts = value.split(":") if isinstance(value, str) else []
+        if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+            raise ValueError(f"{name}: not a MAC address: {value!r}")
+    if type(spec.bad_csum) is not bool:
+        raise ValueError(f"bad_csum: expected true or false, got {spec.bad_csum!r}")
+
+
 def _mac(text: str) -> bytes:
     return bytes(int(part, 16) for part in text.split(":"))
 
@@ -144,8 +179,10 @@ def read_pcap(data: bytes) -> Iterator[bytes]:
         endian = "<"
     elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
         endian = ">"
+    elif magic == b"\x0a\x0d\x0d\x0a":
+        raise ValueError("a pcapng file, which is not supported: convert it with editcap -F pcap")
     else:
-        raise ValueError("not a pcap file (pcapng is not supported: convert it with editcap -F pcap)")
+        raise ValueError("not a pcap file (no pcap magic number)")
     linktype = struct.unpack_from(endian + "I", data, 20)[0]
     if linktype != 1:
         raise ValueError(f"pcap link type {linktype} is not Ethernet")

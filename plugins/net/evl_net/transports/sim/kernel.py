@@ -307,6 +307,24 @@ class SimTransport(TransportBase):
         if program.prog_type != "socket_filter":
             self.log(self.netdev_prefix(real) + "invalid out-of-band eBPF program")
             raise KernelError(errno.EINVAL, f"{obj_name}: program '{program.section}' is not a socket filter")
+        from evl_net.transports.sim import ebpf
+
+        # BPF_PROG_LOAD runs the verifier before EVL sees the program: a refusal logs nothing.
+        try:
+            verified = ebpf.verify(program.insns, program.license)
+            ebpf.Program(verified.insns)  # what the simulator will run must build
+        except ebpf.SimulatorLimitError as exc:
+            raise KernelError(
+                errno.EOPNOTSUPP, f"{obj_name}: the simulator cannot run program '{program.name}': {exc}"
+            ) from None
+        except ebpf.VerifierError as exc:
+            raise KernelError(
+                exc.errno, f"{obj_name}: the kernel's verifier refused program '{program.name}': {exc}"
+            ) from None
+        except ebpf.EbpfError as exc:
+            raise KernelError(
+                errno.EOPNOTSUPP, f"{obj_name}: the simulator cannot run program '{program.name}': {exc}"
+            ) from None
         import base64
         import hashlib
 
@@ -320,7 +338,7 @@ class SimTransport(TransportBase):
                 name=program.name,
                 license=program.license,
                 sha256=hashlib.sha256(obj).hexdigest(),
-                insns=base64.b64encode(program.insns).decode(),
+                insns=base64.b64encode(verified.insns).decode(),  # dead code sanitized, as the kernel keeps it
             ),
         )
         return FilterInstalled(True, program.name, program.section)

@@ -90,8 +90,10 @@ class BoardState:
     ``counters`` are the out-of-band counters by device (the pool's
     ``skb_*`` live in ``pools``, by real device); ``vlans`` the global RX
     VLAN map, sorted; ``boot`` the time the board booted (uptime of the log
-    lines); ``key`` the board's identity in the file (a board file's absolute
-    path, or the host board's name); ``others`` the states set aside, by key
+    lines); ``key`` the board's identity in the file (a shipped board's name, a board
+    file's absolute path, or the host board's name); ``stamp`` what a stat said of the
+    board file when its content was last fingerprinted
+    (:func:`~evl_net.transports.sim.board.stamp`); ``others`` the states set aside, by key
     (only on the current state); ``host`` the host-mirror bookkeeping.
     """
 
@@ -105,6 +107,7 @@ class BoardState:
     arp: list[ArpEntry]
     log: list[str]
     key: str | None = optional()
+    stamp: str | None = optional()
     others: dict[str, "BoardState"] | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
     host: HostState | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
 
@@ -210,6 +213,19 @@ def _count(value: int, where: str, limit: int = U64) -> None:
         raise ShapeError(f"{where} is out of range ({value})")
 
 
+def _program(text: str, where: str) -> None:
+    """Fail unless ``text`` is a program as the simulator stores it: base64 of whole 8-byte instructions."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ShapeError(f"{where} is not base64") from None
+    if not raw or len(raw) % 8:
+        raise ShapeError(f"{where} is not a whole number of instructions")
+
+
 def check_board(board: Board, where: str) -> None:
     """Fail unless ``board`` is one the simulator can run: named, linked and sized consistently."""
     if board.page_size <= 0:
@@ -247,9 +263,11 @@ def check_state(state: BoardState, where: str = "state") -> None:
         _count(pool.skb_size, f"{at}.skb_size", U32)
         _count(pool.skb_total, f"{at}.skb_total", U32)
         _count(pool.skb_free, f"{at}.skb_free", U32)  # a board file may set it above the total
-    for real in state.filters:
+    for real, filt in state.filters.items():
         if real not in reals:
             raise ShapeError(f"{where}.filters.{real}: no port on {real!r}")
+        if filt.insns is not None:
+            _program(filt.insns, f"{where}.filters.{real}.insns")
     for dev, counters in state.counters.items():
         for key, value in counters.items():
             _count(value, f"{where}.counters.{dev}.{key}")

@@ -6,8 +6,10 @@ board's state is at the top; switching boards sets it aside under ``others``
 (by key: a board file's absolute path, or the host board's name) instead of
 losing it, and brings the new board's back, or boots the board afresh:
 
-* a board file seen for the first time, or whose file changed, boots afresh
-  (its ``port = true`` interfaces enabled with the kernel defaults);
+* a board seen for the first time, or whose content changed, boots afresh
+  (its ``port = true`` interfaces enabled with the kernel defaults); a board
+  is known by its content (:func:`~evl_net.transports.sim.board.fingerprint`),
+  so reinstalling the package or touching the file keeps its state;
 * a host-mirror board is reconciled with the live kernel instead: a device
   that went down, vanished or came back with a new ifindex lost its port, as
   NETDEV_GOING_DOWN does (docs/abi.md, "Device going down"); other ports,
@@ -31,6 +33,14 @@ from evl_net.transports.sim.records import BoardState, HostState, read_state
 from evl_net.transports.sim.state import StateFile, corrupt
 
 
+def board_key(path: str) -> str:
+    """A board's key in the state file: a shipped board's name (wherever the package is), else the file's path."""
+    full = os.path.abspath(path)
+    if os.path.dirname(full) == os.path.abspath(boards.BOARDS_DIR) and full.endswith(".toml"):
+        return os.path.basename(full)[: -len(".toml")]
+    return full
+
+
 class Store:
     """The state file of the simulator, with the state of the board in use current."""
 
@@ -51,13 +61,18 @@ class Store:
         if netns is not None:
             return self._load_host(netns), netns
         _name, path = boards.locate(spec)
-        digest = boards.fingerprint(path)
-        key = os.path.abspath(path)
+        key = board_key(path)
+        stamp = boards.stamp(path)
         self.file.acquire()
         try:
             state = self._current(key)
-            if state is None or state.board.fingerprint != digest:
-                state = self._adopt(boot(boards.load(spec)), key)
+            if state is None or stamp is None or state.stamp != stamp:
+                # Not known, or the file was touched: its content decides (a stat alone is the fast path).
+                digest = boards.fingerprint(path)
+                if state is None or state.board.fingerprint != digest:
+                    state = self._adopt(boot(boards.load(spec)), key)
+                state.stamp = stamp  # taken before the read: a change meanwhile is seen next time
+                self.dirty = True
         except BaseException:
             self.file.release()
             raise
@@ -103,6 +118,8 @@ class Store:
             raise corrupt(self.path, "nested too deep") from None
         except ShapeError as exc:
             raise corrupt(self.path, str(exc)) from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a shape the checks missed
+            raise corrupt(self.path, f"{type(exc).__name__}: {exc}") from None
         assert state is not None
         others = state.others or {}
         state.others = None

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from evl_net.transports.sim.records import BoardState, FilterInfo
 
 DROP, ACCEPT, SKIP, VLAN = 0, 1, 2, 3
+U64 = 1 << 64  # the kernel's counters are u64: they wrap
 VERDICTS = {DROP: "drop", ACCEPT: "accept", SKIP: "skip", VLAN: "vlan"}
 
 _programs: dict[str, Any] = {}
@@ -49,7 +50,10 @@ def program_for(filt: FilterInfo) -> Any:
 
         from evl_net.transports.sim import ebpf as ebpf_vm
 
-        prog = _programs[key] = ebpf_vm.Program(base64.b64decode(filt.insns))
+        try:
+            prog = _programs[key] = ebpf_vm.Program(base64.b64decode(filt.insns))
+        except ebpf_vm.EbpfError as exc:  # only a hand-edited state holds a program -F would refuse
+            raise KernelError(errno.EINVAL, f"the installed eBPF program cannot run: {exc}") from None
     return prog
 
 
@@ -73,7 +77,7 @@ class Delivery:
 
 def _bump(state: BoardState, ifname: str, field: str, by: int = 1) -> None:
     counters = state.counters.setdefault(ifname, {})
-    counters[field] = counters.get(field, 0) + by
+    counters[field] = (counters.get(field, 0) + by) % U64
 
 
 def receive(sim: SimTransport, ifname: str, frame: bytes, nomem: bool = False) -> Delivery:
@@ -95,7 +99,12 @@ def receive(sim: SimTransport, ifname: str, frame: bytes, nomem: bool = False) -
     filt = state.filters.get(real)
     if filt is not None:
         index = list(board.interfaces).index(real) + 1
-        verdict = run_filter(program_for(filt), frame, ifindex=index)
+        from evl_net.transports.sim.ebpf import EbpfError
+
+        try:
+            verdict = run_filter(program_for(filt), frame, ifindex=index)
+        except EbpfError as exc:  # what the simulator cannot do yet; the frame is not counted
+            raise KernelError(errno.EOPNOTSUPP, f"the eBPF program on {real} failed: {exc}") from None
         verdict_name = VERDICTS.get(verdict, "other")
     if verdict == DROP:
         return Delivery(verdict_name, "dropped", None)
@@ -130,15 +139,14 @@ def transmit(sim: SimTransport, ifname: str, count: int, size: int, stall: bool 
     pool = state.pools[state.board.real_device(ifname)]
     if size > pool.skb_size:
         raise KernelError(errno.EMSGSIZE, f"{size} bytes do not fit a {pool.skb_size}-byte buffer")
-    sent = nomem = 0
-    for _ in range(count):
-        if pool.skb_free == 0:
-            nomem += 1
-            continue
-        pool.skb_free -= 1
-        sent += 1
-        if not stall:
-            pool.skb_free += 1  # the NIC is done with the buffer
+    # Without a stall each buffer comes back before the next send: every send finds one if any is free.
+    # With a stall each send keeps its buffer: the free ones go, then the rest count as nomem.
+    if stall:
+        sent = min(count, pool.skb_free)
+        pool.skb_free -= sent
+    else:
+        sent = count if pool.skb_free > 0 else 0
+    nomem = count - sent
     if sent:
         _bump(state, ifname, "tx_packets", sent)
         _bump(state, ifname, "tx_bytes", sent * size)

@@ -24,7 +24,12 @@ bottom up, each importing only from those below it:
 * :mod:`.memory` the address space and run state, :mod:`.alu` signed
   div/mod and byte swaps, :mod:`.helpers` the BPF helpers;
 * :mod:`.codegen` checks and translates basic blocks into Python functions;
-* :mod:`.vm` :class:`Program`, the executor.
+* :mod:`.vm` :class:`Program`, the executor;
+* :mod:`.verifier` :func:`verify`, the kernel's load-time checks, run once
+  when a program is installed (``evl net -F``), so that what the kernel
+  would refuse is refused there, in its words, instead of failing on a frame::
+
+    verify(program.insns, program.license)   # raises VerifierError
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from .disassembler import disasm
 from .errors import BudgetExceededError, EbpfError, UnsupportedError
 from .memory import CTX_BASE, STACK_SIZE, STACK_TOP
 from .skb import SkbContext
+from .verifier import SimulatorLimitError, Verified, VerifierError, verify
 from .vm import DEFAULT_BUDGET, Program
 
 __all__ = [
@@ -43,7 +49,11 @@ __all__ = [
     "BudgetExceededError",
     "EbpfError",
     "Program",
+    "SimulatorLimitError",
     "SkbContext",
     "UnsupportedError",
+    "Verified",
+    "VerifierError",
     "disasm",
+    "verify",
 ]

@@ -73,7 +73,6 @@ class Compiler:
         self.insns = insns
         self.n = len(insns)
         self.has_calls = any(i is not None and i.code == (JMP | 0x80) and i.src == BPF_PSEUDO_CALL for i in insns)
-        self.has_ldabs = any(i is not None and i.cls == LD and i.code & 0xE0 in (ABS, IND) for i in insns)
 
     def fail(self, pc: int, message: str, cls: type[EbpfError] = EbpfError) -> EbpfError:
         return cls(message, pc, disasm(self.insns[pc], pc))
@@ -123,8 +122,6 @@ class Compiler:
         n = self.n
         if n == 0:
             raise EbpfError("empty program")
-        if self.has_calls and self.has_ldabs:
-            raise EbpfError("BPF_LD_[ABS|IND] cannot be mixed with bpf-to-bpf calls")
         leaders = {0}
         for pc, insn in enumerate(self.insns):
             if insn is None:

@@ -14,11 +14,19 @@ the calling pc, reads its arguments from r1-r5 and returns r0:
 * bpf_get_socket_cookie (#46): ``SkbContext.socket_cookie`` (0 on the RX
   path, where no socket owns the skb), bpf_get_socket_uid (#47): the
   overflow uid 65534 for the same reason.
+
+:data:`SOCKET_FILTER_HELPERS` is the table the verifier (:mod:`.verifier`)
+checks calls against: every helper the kernel grants a socket filter loaded
+by root (Linux 6.18, ``sk_filter_func_proto()`` + ``bpf_base_func_proto()``),
+with its prototype as far as the verifier needs it, and the implementation
+when the simulator has one.  Implementing a helper is one entry: its
+function, argument kinds and return kind.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .errors import RunError
 from .isa import M32, M64
@@ -91,17 +99,134 @@ def _h_uid(r: list, pc: int) -> int:
     return OVERFLOW_UID
 
 
+# Argument kinds of a helper prototype (the kernel's enum bpf_arg_type, the
+# part the verifier checks for the helpers the simulator implements).
+ARG_ANYTHING = "anything"  # any initialised value
+ARG_CTX = "ctx"  # the unmodified context pointer (r1 at entry)
+ARG_UNINIT_MEM = "uninit_mem"  # a stack buffer the helper fills; its size is the next argument
+ARG_MEM = "mem"  # a stack buffer the helper reads; its size is the next argument
+ARG_CONST_SIZE = "const_size"  # the size of the buffer before it: bounded, not zero
+ARG_CONST_SIZE_OR_ZERO = "const_size_or_zero"  # likewise, zero allowed
+# Return kinds (enum bpf_return_type).
+RET_INTEGER = "integer"
+RET_OTHER = "other"  # pointers, maps: only in prototypes not modelled yet
+
+
+@dataclass(frozen=True)
+class HelperProto:
+    """One helper as the verifier sees it (struct bpf_func_proto).
+
+    ``args`` is None while the prototype is not modelled, which is the case
+    exactly when the simulator does not implement the helper (``fn`` None):
+    the verifier then refuses the call saying so.
+    """
+
+    name: str
+    args: tuple[str, ...] | None = None
+    ret: str = RET_INTEGER
+    gpl_only: bool = False
+    might_sleep: bool = False
+    fn: Callable[[list, int], int] | None = None
+
+
+_NO_ARGS: tuple[str, ...] = ()
+_LOAD_BYTES = (ARG_CTX, ARG_ANYTHING, ARG_UNINIT_MEM, ARG_CONST_SIZE)
+
+#: What a socket filter loaded by root may call on Linux 6.18, by helper id
+#: (probed with BPF_PROG_LOAD: any other id gets "program of this type cannot
+#: use helper"); implemented helpers carry their function and prototype.
+SOCKET_FILTER_HELPERS: dict[int, HelperProto] = {
+    1: HelperProto("map_lookup_elem", ret=RET_OTHER),
+    2: HelperProto("map_update_elem"),
+    3: HelperProto("map_delete_elem"),
+    5: HelperProto("ktime_get_ns", _NO_ARGS, fn=_h_ktime),
+    6: HelperProto("trace_printk", gpl_only=True),
+    7: HelperProto("get_prandom_u32", _NO_ARGS, fn=_h_prandom),
+    8: HelperProto("get_smp_processor_id", _NO_ARGS, fn=_h_cpu),
+    12: HelperProto("tail_call"),
+    14: HelperProto("get_current_pid_tgid"),
+    15: HelperProto("get_current_uid_gid"),
+    16: HelperProto("get_current_comm"),
+    17: HelperProto("get_cgroup_classid"),
+    22: HelperProto("perf_event_read", gpl_only=True),
+    25: HelperProto("perf_event_output", gpl_only=True),
+    26: HelperProto("skb_load_bytes", _LOAD_BYTES, fn=_h_skb_load_bytes),
+    35: HelperProto("get_current_task", gpl_only=True),
+    37: HelperProto("current_task_under_cgroup"),
+    42: HelperProto("get_numa_node_id", _NO_ARGS, fn=_h_numa),
+    46: HelperProto("get_socket_cookie", (ARG_CTX,), fn=_h_cookie),
+    47: HelperProto("get_socket_uid", (ARG_CTX,), fn=_h_uid),
+    55: HelperProto("perf_event_read_value", gpl_only=True),
+    68: HelperProto("skb_load_bytes_relative", (*_LOAD_BYTES, ARG_ANYTHING), fn=_h_skb_load_bytes_relative),
+    80: HelperProto("get_current_cgroup_id"),
+    87: HelperProto("map_push_elem"),
+    88: HelperProto("map_pop_elem"),
+    89: HelperProto("map_peek_elem"),
+    93: HelperProto("spin_lock"),
+    94: HelperProto("spin_unlock"),
+    105: HelperProto("strtol"),
+    106: HelperProto("strtoul"),
+    109: HelperProto("send_signal"),
+    112: HelperProto("probe_read_user", gpl_only=True),
+    113: HelperProto("probe_read_kernel", gpl_only=True),
+    114: HelperProto("probe_read_user_str", gpl_only=True),
+    115: HelperProto("probe_read_kernel_str", gpl_only=True),
+    117: HelperProto("send_signal_thread"),
+    118: HelperProto("jiffies64"),
+    120: HelperProto("get_ns_current_pid_tgid"),
+    122: HelperProto("get_netns_cookie"),
+    123: HelperProto("get_current_ancestor_cgroup_id"),
+    125: HelperProto("ktime_get_boot_ns", _NO_ARGS, fn=_h_ktime),
+    130: HelperProto("ringbuf_output"),
+    131: HelperProto("ringbuf_reserve", ret=RET_OTHER),
+    132: HelperProto("ringbuf_submit"),
+    133: HelperProto("ringbuf_discard"),
+    134: HelperProto("ringbuf_query"),
+    136: HelperProto("skc_to_tcp6_sock", ret=RET_OTHER),
+    137: HelperProto("skc_to_tcp_sock", ret=RET_OTHER),
+    138: HelperProto("skc_to_tcp_timewait_sock", ret=RET_OTHER),
+    139: HelperProto("skc_to_tcp_request_sock", ret=RET_OTHER),
+    140: HelperProto("skc_to_udp6_sock", ret=RET_OTHER),
+    141: HelperProto("get_task_stack"),
+    148: HelperProto("copy_from_user", might_sleep=True),
+    149: HelperProto("snprintf_btf"),
+    153: HelperProto("per_cpu_ptr", ret=RET_OTHER),
+    154: HelperProto("this_cpu_ptr", ret=RET_OTHER),
+    156: HelperProto("task_storage_get", ret=RET_OTHER),
+    157: HelperProto("task_storage_delete"),
+    158: HelperProto("get_current_task_btf", ret=RET_OTHER, gpl_only=True),
+    160: HelperProto("ktime_get_coarse_ns", _NO_ARGS, fn=_h_ktime),
+    164: HelperProto("for_each_map_elem"),
+    165: HelperProto("snprintf", gpl_only=True),
+    169: HelperProto("timer_init", gpl_only=True),
+    170: HelperProto("timer_set_callback", gpl_only=True),
+    171: HelperProto("timer_start", gpl_only=True),
+    172: HelperProto("timer_cancel", gpl_only=True),
+    175: HelperProto("task_pt_regs", ret=RET_OTHER, gpl_only=True),
+    176: HelperProto("get_branch_snapshot", gpl_only=True),
+    177: HelperProto("trace_vprintk", gpl_only=True),
+    178: HelperProto("skc_to_unix_sock", ret=RET_OTHER),
+    180: HelperProto("find_vma"),
+    181: HelperProto("loop"),
+    182: HelperProto("strncmp"),
+    191: HelperProto("copy_from_user_task", gpl_only=True, might_sleep=True),
+    194: HelperProto("kptr_xchg", ret=RET_OTHER),
+    195: HelperProto("map_lookup_percpu_elem", ret=RET_OTHER),
+    196: HelperProto("skc_to_mptcp_sock", ret=RET_OTHER),
+    197: HelperProto("dynptr_from_mem"),
+    198: HelperProto("ringbuf_reserve_dynptr"),
+    199: HelperProto("ringbuf_submit_dynptr"),
+    200: HelperProto("ringbuf_discard_dynptr"),
+    201: HelperProto("dynptr_read"),
+    202: HelperProto("dynptr_write"),
+    203: HelperProto("dynptr_data", ret=RET_OTHER),
+    208: HelperProto("ktime_get_tai_ns", _NO_ARGS, fn=_h_ktime),
+    209: HelperProto("user_ringbuf_drain"),
+    210: HelperProto("cgrp_storage_get", ret=RET_OTHER),
+    211: HelperProto("cgrp_storage_delete"),
+}
+
 #: The implemented helpers: id -> fn(run state, pc) -> r0.
 HELPERS: dict[int, Callable[[list, int], int]] = {
-    5: _h_ktime,
-    7: _h_prandom,
-    8: _h_cpu,
-    26: _h_skb_load_bytes,
-    42: _h_numa,
-    46: _h_cookie,
-    47: _h_uid,
-    68: _h_skb_load_bytes_relative,
-    125: _h_ktime,
-    160: _h_ktime,
-    208: _h_ktime,
+    func_id: proto.fn for func_id, proto in SOCKET_FILTER_HELPERS.items() if proto.fn is not None
 }

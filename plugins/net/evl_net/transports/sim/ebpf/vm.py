@@ -9,7 +9,10 @@ instruction (``.insn``) and its disassembly.  An instruction budget
 (:data:`DEFAULT_BUDGET` executed instructions, counted per basic block) turns
 an endless loop into :class:`~.errors.BudgetExceededError` where the kernel's
 verifier would have refused the program.  The return value is r0 truncated
-to 32 bits, as ``bpf_prog_run()`` returns it.
+to 32 bits, as ``bpf_prog_run()`` returns it.  Whatever goes wrong during a
+run is an :class:`~.errors.EbpfError` (a Python exception escaping generated
+code or a helper becomes one, naming the block it came from): callers that
+run an installed program need to handle that one type only.
 
 A :class:`Program` can run frames from several threads: all run state lives
 in the per-run register list, except the random generator.
@@ -25,7 +28,7 @@ from typing import Any
 from .codegen import Compiler
 from .decoder import decode
 from .disassembler import disasm
-from .errors import BudgetExceededError, RunError
+from .errors import BudgetExceededError, EbpfError, RunError
 from .isa import M32
 from .memory import CTX_BASE, MAX_CALL_FRAMES, STACK_SIZE, STACK_TOP
 from .skb import ETH_HLEN, SkbContext
@@ -33,6 +36,10 @@ from .skb import ETH_HLEN, SkbContext
 #: Executed-instruction budget of a run (the kernel has none: its verifier
 #: refuses programs that might not terminate).
 DEFAULT_BUDGET = 1_000_000
+
+
+class FrameError(EbpfError, ValueError):
+    """The frame given to a run is not one (shorter than an Ethernet header)."""
 
 
 class Program:
@@ -83,12 +90,14 @@ class Program:
 
     def execute(self, frame: bytes, skb: SkbContext | None = None) -> int:
         """Run the program on frame; the full 64-bit r0 at exit."""
+        if len(frame) < ETH_HLEN:
+            raise FrameError(f"a {len(frame)}-byte frame has no Ethernet header")
         if skb is None:
             skb = SkbContext.for_frame(frame)
         if skb.vlan_offloaded:
             frame = frame[:12] + frame[16:]
-        if len(frame) < ETH_HLEN:
-            raise ValueError(f"a {len(frame)}-byte frame has no Ethernet header")
+            if len(frame) < ETH_HLEN:
+                raise FrameError(f"a {len(frame)}-byte frame has no Ethernet header")
         # r0-r10, then the run state at memory.STK, PKT, CTX, SKB, CALLS, PROG.
         r: list[Any] = [
             0,
@@ -125,6 +134,10 @@ class Program:
                 pc = blocks[pc](r)
         except RunError as exc:
             raise exc.cls(exc.message, exc.pc, disasm(self.decoded[exc.pc], exc.pc)) from None
+        except EbpfError:
+            raise
+        except Exception as exc:  # a fault of this run, whatever Python raised: report it as one
+            raise EbpfError(f"run-time fault: {type(exc).__name__}: {exc}", pc, disasm(self.decoded[pc], pc)) from exc
         return r[0]
 
     def run(self, frame: bytes, skb: SkbContext | None = None) -> int:

@@ -1,0 +1,89 @@
+"""Reading a file the user names, safely: never blocking, never without bound.
+
+A path given on the command line or in the environment may name anything: a
+FIFO (reading would wait for a writer forever), ``/dev/zero`` (reading would
+never end), a directory, a symlink loop, or a file far too large to be what
+it claims.  :func:`read_regular` opens without blocking, refuses what is not
+a regular file, and reads at most ``limit`` bytes, so each of these is one
+clear error line instead of a hang or a MemoryError.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from evl_core.errors import EvlError, shown
+
+MiB = 1024 * 1024
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // MiB} MiB" if limit >= MiB and limit % MiB == 0 else f"{limit} bytes"
+
+
+def problem(st: os.stat_result) -> str | None:
+    """Why a file with this status is not one to read as data (None: it is a regular file)."""
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return os.strerror(errno.EISDIR)
+    for test, kind in _KINDS:
+        if test(st.st_mode):
+            return f"not a regular file ({kind})"
+    return "not a regular file"
+
+
+def read_regular(path: str, what: str, limit: int, prefix: str = "") -> bytes:
+    """The bytes of the regular file ``path``; EvlError ``<prefix>cannot read <what> <path>: <why>`` if not.
+
+    ``what`` names the file's role ("board file", "hosts file"); ``limit`` is
+    the largest size accepted.
+    """
+    where = f"{prefix}cannot read {what} {shown(path) if path else repr(path)}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise EvlError(where, exc.errno) from None
+    except ValueError:  # an embedded NUL byte
+        raise EvlError(f"{where}: invalid path") from None
+    try:
+        st = os.fstat(fd)
+        why = problem(st)
+        if why is not None:
+            raise EvlError(f"{where}: {why}")
+        if st.st_size > limit:
+            raise EvlError(f"{where}: larger than the {_size(limit)} limit")
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, MiB))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise EvlError(where, exc.errno) from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise EvlError(f"{where}: larger than the {_size(limit)} limit")
+    return data
+
+
+def read_text(path: str, what: str, limit: int, prefix: str = "") -> str:
+    """:func:`read_regular`, decoded as UTF-8 (anything else is one error line)."""
+    data = read_regular(path, what, limit, prefix)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvlError(f"{prefix}{what} {shown(path)} is not UTF-8 text (byte {exc.start})") from None
