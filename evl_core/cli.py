@@ -225,3 +225,6 @@ def console_main(argv: Sequence[str] | None = None, prog: str = "evl") -> int:
     except BrokenPipeError:
         silence_stdout()
         return 141
+    except KeyboardInterrupt:  # before a command's own handling started (or after it ended)
+        stderr.write(f"{prog}: interrupted\n")
+        return 130

@@ -69,7 +69,7 @@ def escape(text: str) -> str:
         return text
     out = []
     for ch in text:
-        if ch.isprintable() or ch == " ":
+        if ch.isprintable():
             out.append(ch)
         elif "\udc80" <= ch <= "\udcff":  # a byte that was not UTF-8 (os.fsdecode's surrogateescape)
             out.append(f"\\x{ord(ch) - 0xDC00:02x}")

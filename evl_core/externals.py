@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Mapping
@@ -93,10 +94,16 @@ def run(path: str, name: str, args: list[str], env: Mapping[str, str], replace_p
     if replace_process:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execve(path, argv, dict(env))  # noqa: S606 -- an argv list without a shell: what S603 is ignored for
+        try:
+            os.execve(path, argv, dict(env))  # noqa: S606 -- an argv list without a shell: what S603 is ignored for
+        except OSError as exc:  # a bad interpreter line, not executable after all...
+            return _cannot_run(path, exc)
     import subprocess
 
-    proc = subprocess.Popen(argv, executable=path, env=dict(env))
+    try:
+        proc = subprocess.Popen(argv, executable=path, env=dict(env))
+    except OSError as exc:
+        return _cannot_run(path, exc)
     while True:
         try:
             code = proc.wait()
@@ -104,3 +111,11 @@ def run(path: str, name: str, args: list[str], env: Mapping[str, str], replace_p
         except KeyboardInterrupt:  # the child got the SIGINT too; wait for its verdict
             continue
     return 128 - code if code < 0 else code
+
+
+def _cannot_run(path: str, exc: OSError) -> int:
+    """The shell's answer to a command that exists but cannot run: one line, 127 when not found, else 126."""
+    from evl_core.errors import EvlError
+
+    sys.stderr.write(EvlError(f"cannot run {path}", exc.errno).format("evl") + "\n")
+    return 127 if exc.errno == errno.ENOENT else 126

@@ -49,15 +49,25 @@ def read_regular(path: str, what: str, limit: int, prefix: str = "") -> bytes:
     the largest size accepted.
     """
     where = f"{prefix}cannot read {what} {shown(path) if path else repr(path)}"
+    # The type is checked before opening: opening a device may act (a watchdog starts, a tty raises DTR).
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        before = os.stat(path)
     except OSError as exc:
         raise EvlError(where, exc.errno) from None
     except ValueError:  # an embedded NUL byte
         raise EvlError(f"{where}: invalid path") from None
+    why = problem(before)
+    if why is not None:
+        raise EvlError(f"{where}: {why}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise EvlError(where, exc.errno) from None
     try:
         st = os.fstat(fd)
         why = problem(st)
+        if why is None and (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            why = "replaced while being opened"
         if why is not None:
             raise EvlError(f"{where}: {why}")
         if st.st_size > limit:
@@ -83,6 +93,8 @@ def read_regular(path: str, what: str, limit: int, prefix: str = "") -> bytes:
 def read_text(path: str, what: str, limit: int, prefix: str = "") -> str:
     """:func:`read_regular`, decoded as UTF-8 (anything else is one error line)."""
     data = read_regular(path, what, limit, prefix)
+    if data.startswith(b"\xef\xbb\xbf"):  # a byte-order mark some editors write: not part of the text
+        data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

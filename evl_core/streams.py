@@ -112,9 +112,14 @@ def silence_stdout() -> None:
         pass
 
 
+#: The standard descriptors that were closed when this process started (now on /dev/null).
+closed_at_start: set[int] = set()
+
+
 def standard_streams() -> tuple[CheckedOutput, TextIO]:
     """(stdout, stderr) of a command run as a process: stdout checked, both usable even if closed."""
     closed = guard_standard_fds()
+    closed_at_start.update(closed)
     if 0 in closed or sys.stdin is None:
         sys.stdin = open(0, closefd=False)
     if 2 in closed or sys.stderr is None:

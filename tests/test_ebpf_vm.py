@@ -1367,7 +1367,7 @@ def test_time_cpu_numa_cookie_uid_helpers():
         (2, "maps are not supported"),
         (12, "maps are not supported"),
         (130, "maps are not supported"),
-        (6, "not supported"),
+        (14, "not supported"),
         (9, "not supported"),
         (100000, "invalid helper"),
     ],

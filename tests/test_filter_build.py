@@ -97,6 +97,40 @@ def test_each_verdict_of_the_header_acts_as_the_abi_says(
 
 def test_filter_needs_an_object_unless_cflags(sim_env: dict[str, str]) -> None:
     run = _run("sim", "filter", env=sim_env)
-    # A usage error: status 2, as every evl sim usage error.
+    # A usage error: the message, then the subcommand's usage, status 2, as every evl sim usage error.
     assert run.returncode == 2
-    assert run.stderr == "evl-sim: filter needs an eBPF object (or --cflags); see 'evl sim filter --help'\n"
+    assert run.stderr.startswith("evl-sim: one of the arguments object --cflags is required\nusage: evl sim filter")
+
+
+PRINTK = """\
+#define BPF_NO_GLOBAL_DATA
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <evl/net/bpf-abi.h>
+
+SEC("socket")
+int say(struct __sk_buff *skb)
+{
+	if (skb->len > 100)
+		bpf_printk("long frame: %u bytes", skb->len);
+	return EVL_RX_VLAN;
+}
+
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_evl_sim_filter_prints_what_bpf_printk_wrote_per_frame(tmp_path: Path, sim_env: dict[str, str]) -> None:
+    obj = _build(tmp_path, "say", PRINTK, sim_env)
+    results = []
+    for size in (64, 200):
+        run = _run("sim", "--json", "filter", str(obj), "--size", str(size), env=sim_env)
+        assert run.returncode == 0, run.stderr
+        results += json.loads(run.stdout)
+    short, long = results
+    assert short["trace"] == []  # the call sits on a path this frame does not take
+    (line,) = long["trace"]
+    # skb->len at the EVL RX hook counts from the network header: the 14-byte Ethernet header is pulled.
+    assert line.endswith(": bpf_trace_printk: long frame: 186 bytes") and "<idle>-0" in line
+    text = _run("sim", "filter", str(obj), "--size", "200", env=sim_env).stdout.splitlines()
+    assert len(text) == 2 and text[1].endswith("long frame: 186 bytes")

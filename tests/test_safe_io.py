@@ -58,6 +58,24 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     assert str(box["error"]) == f"cannot read board file {fifo}: not a regular file (a FIFO)"
 
 
+def test_a_fifo_is_never_even_opened(tmp_path: Path) -> None:
+    """Opening a special file may act (a watchdog starts): the type is checked before any open."""
+    fifo = tmp_path / "obj.o"
+    os.mkfifo(fifo)
+    opened = threading.Event()
+
+    def writer() -> None:
+        with open(fifo, "wb"):  # blocks until someone opens the FIFO for reading
+            opened.set()
+
+    threading.Thread(target=writer, daemon=True).start()
+    with pytest.raises(EvlError, match="not a regular file"):
+        read_regular(str(fifo), "eBPF object", 1 << 20)
+    assert not opened.wait(0.3), "read_regular opened the FIFO"
+    with open(fifo, "rb"):  # release the writer
+        assert opened.wait(5)
+
+
 @pytest.mark.parametrize(
     "path, why",
     [
@@ -292,7 +310,10 @@ def test_a_board_is_known_by_its_content_not_its_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name, ok",
     [("eth0", True), ("eth0.42", True), ("a" * 15, True), ("a" * 16, False), ("", False), (".", False),
-     ("..", False), ("eth0:1", False), ("a/b", False), ("a b", False), ("é" * 8, False), ("é" * 7, True)],
+     ("..", False), ("eth0:1", False), ("a/b", False), ("a b", False), ("é" * 8, False), ("é" * 7, True),
+     # The kernel's test is byte-wise with its ctype: U+00E0 is c3 a0, and 0xa0 is a space there;
+     # 0x1c and U+2003 are no spaces for it.
+     ("à", False), ("eth\x1c", True), ("e\u2003", True)],
 )  # fmt: skip
 def test_interface_names_follow_the_kernels_rules(name: str, ok: bool) -> None:
     assert (name_problem(name) is None) is ok
@@ -306,7 +327,13 @@ def test_interface_names_follow_the_kernels_rules(name: str, ok: bool) -> None:
         (["-o", "stricthostkeychecking no"], False, "StrictHostKeyChecking"),
         (["-oUserKnownHostsFile=/dev/null"], True, "UserKnownHostsFile"),
         (["-o", "HostKeyAlias=x"], True, "HostKeyAlias"),
+        # Parsed as ssh does: bundled flags, a tab between key and value.
+        (["-4oNoHostAuthenticationForLocalhost=yes"], False, "NoHostAuthenticationForLocalhost"),
+        (["-o", "VerifyHostKeyDNS\tyes"], False, "VerifyHostKeyDNS"),
+        (["-4CoUserKnownHostsFile=/dev/null"], True, "UserKnownHostsFile"),
+        (["-p", "22", "-o", "HostKeyAlias x"], True, "HostKeyAlias"),
         (["-oUserKnownHostsFile=lab_known_hosts"], False, None),
+        (["-l", "-oStrictHostKeyChecking=no"], False, None),  # that word is -l's argument, a user name
         (["-F", "lab.cfg", "-o", "ConnectTimeout=3"], True, None),
     ],
 )
@@ -318,6 +345,16 @@ def test_no_ssh_argument_weakens_host_key_checking(args: list[str], accept_new: 
         check_ssh_args(args, accept_new)
 
 
+def test_host_key_trust_is_pinned_before_any_user_argument() -> None:
+    from evl_net.transports.remote.client import Target, ssh_argv
+
+    argv = ssh_argv(Target.parse("b"), Options(ssh_args=("-F", "lab.cfg")))
+    user = argv.index("-F")
+    for pinned in ("StrictHostKeyChecking=yes", "KnownHostsCommand=none", "NoHostAuthenticationForLocalhost=no",
+                   "VerifyHostKeyDNS=no"):  # fmt: skip
+        assert argv.index(pinned) < user, pinned  # ssh keeps the first value: a config file cannot change it
+
+
 def test_ssh_arguments_are_checked_from_the_environment_too(sim_env: dict[str, str]) -> None:
     env = {**sim_env, "EVL_NET_SSH": "-o KnownHostsCommand=/bin/true"}
     env.pop("EVL_NET_TRANSPORT", None)
@@ -325,3 +362,88 @@ def test_ssh_arguments_are_checked_from_the_environment_too(sim_env: dict[str, s
     assert proc.returncode == 1 and "KnownHostsCommand may not be set" in proc.stderr
     assert Options().connect_timeout == Options(ssh_args=("-o", "ConnectTimeout=x")).connect_timeout
     assert Options(ssh_args=("-o", "ConnectTimeout=3")).connect_timeout == 3.0
+
+
+# -- state shapes and upgrades -------------------------------------------------------------------
+
+
+def _stored(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (lambda d: d.__setitem__("vlans", [0]), "vlans[0] is out of range"),
+        (lambda d: d.__setitem__("vlans", [4095]), "vlans[0] is out of range"),
+        (lambda d: d["board"]["interfaces"]["lo"].__setitem__("addresses", ["1.2.3.4/40"]), "addresses[0]"),
+        (lambda d: d["board"]["interfaces"]["lo"].__setitem__("addresses", ["x"]), "addresses[0]"),
+    ],
+)
+def test_a_hand_edited_state_the_kernel_could_not_have_is_corrupt(tmp_path: Path, edit, problem: str) -> None:
+    state = tmp_path / "s.json"
+    with _sim(state) as sim:
+        sim.set_vlans("42")
+    data = _stored(state)
+    edit(data)
+    state.write_text(json.dumps(data))
+    before = state.read_bytes()
+    with pytest.raises(EvlError) as caught, _sim(state) as sim:
+        sim.get_vlans()
+    assert "is corrupt" in str(caught.value) and problem in str(caught.value)
+    assert state.read_bytes() == before
+
+
+def test_a_state_written_by_an_older_release_keeps_its_shipped_board(tmp_path: Path) -> None:
+    """Older releases keyed a shipped board by its installed path and fingerprinted it by stat."""
+    state = tmp_path / "s.json"
+    with _sim(state) as sim:
+        sim.enable_port("eth0.42", 0, 0)
+        sim.set_vlans("42")
+    data = _stored(state)
+    path = os.path.abspath(boards.locate(None)[1])
+    st = os.stat(path)
+    data["key"] = path
+    data.pop("stamp", None)
+    data["board"]["fingerprint"] = f"{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    state.write_text(json.dumps(data))
+    with _sim(state) as sim:
+        assert sim.get_vlans() == "42" and "eth0.42" in sim.load().ports
+    assert _stored(state)["key"] == "manual"
+    assert _stored(state)["board"]["fingerprint"].startswith("sha256:")
+
+
+def test_a_board_edited_just_now_is_hashed_again_next_time(tmp_path: Path) -> None:
+    board = tmp_path / "b.toml"
+    board.write_text("")
+    assert not boards.stamp_settled(str(board))  # modified within the clock's resolution
+    os.utime(board, (1, 1))
+    assert boards.stamp_settled(str(board))
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+
+def test_an_external_command_that_cannot_run_is_one_line(tmp_path: Path, sim_env: dict[str, str]) -> None:
+    bad = tmp_path / "evl-broken"
+    bad.write_text("#!/nonexistent/interpreter\n")
+    bad.chmod(0o755)
+    proc = _run(["evl", "-P", str(tmp_path), "broken"], sim_env)
+    assert (proc.returncode, proc.stderr) == (127, f"evl: cannot run {bad}: No such file or directory\n")
+
+
+def test_the_agent_refuses_a_closed_stdout(sim_env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "evl"), "net-agent", "--stdio"],
+        env=sim_env,
+        input="{}\n",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (proc.returncode, proc.stderr) == (
+        1,
+        "evl-net-agent: the standard output is closed: the agent answers on it\n",
+    )

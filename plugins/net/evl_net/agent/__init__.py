@@ -32,6 +32,7 @@ import os
 import sys
 from typing import Any
 
+from evl_core.errors import EvlError
 from evl_net.agent.lock import DEFAULT_STATE_DIR, STATE_DIR_ENV
 from evl_net.transports.remote import protocol
 
@@ -117,6 +118,10 @@ def run(args: Any, ctx: Any) -> int:
     backend = Backend.from_ctx(args.transport, args.board, ctx)
     state_dir = args.state_dir or default_state_dir(ctx.env)
     log = Log(args.log, ctx.env, ctx.stderr)
+    from evl_core.streams import closed_at_start
+
+    if 1 in closed_at_start:  # it is /dev/null now: every answer would be lost (a closed stdin is an EOF)
+        raise EvlError("the standard output is closed: the agent answers on it")
     rfd, wfd = sys.stdin.fileno(), sys.stdout.fileno()
     import fcntl
 

@@ -293,7 +293,8 @@ and stops at Ctrl\-C, keeping the frames injected so far (exit 130).
 Frame sizes are 14 to 65535 bytes, ports 0 to 65535, addresses dotted IPv4.
 Counters wrap at 2^64, as the kernel's 64\-bit counters do.
 Files are read only when they are regular files (a FIFO, a device or a directory is refused
-at once), of at most 256 MiB; a JSON\-lines frame file holds at most 10000000 frames.
+at once, before it is opened), of at most 256 MiB (a board file: 16 MiB); a JSON\-lines
+frame file holds at most 10000000 frames.
 """,
     ),
     (

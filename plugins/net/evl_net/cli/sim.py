@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("state", choices=("up", "down"))
 
     filt = sub.add_parser("filter", help="run an eBPF object's first program over frames and print each verdict")
-    filt.add_argument("object", nargs="?", help="an eBPF ELF object with a socket-filter program")
-    filt.add_argument(
+    what = filt.add_mutually_exclusive_group(required=True)
+    what.add_argument("object", nargs="?", help="an eBPF ELF object with a socket-filter program")
+    what.add_argument(
         "--cflags",
         action="store_true",
         help="print the compiler flags that build a filter without a kernel tree (the -I of this package's "
@@ -225,10 +226,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 }
                 text = ", ".join(f"{n} {d}" for d, n in sorted(tally.items())) or "no frame"
                 line = f"{text}" + (f" (on {last.dev})" if last and last.dev else "") + "\n"
-                _print(ctx, args, data, line, changed=done > 0)
-                if interrupted:
+                if interrupted:  # said first: the status is 130 even if the result cannot be printed
                     ctx.stderr.write(f"{ctx.prog}: interrupted after {done} of {args.count} frames (those are kept)\n")
-                    return 130
+                try:
+                    _print(ctx, args, data, line, changed=done > 0)
+                except EvlError as exc:
+                    if not interrupted:
+                        raise
+                    ctx.stderr.write(exc.format(ctx.prog) + "\n")
+                return 130 if interrupted else 0
             elif args.what == "tx":
                 data = traffic.transmit(sim, args.dev, args.count, args.size, stall=args.stall)  # arithmetic, no loop
                 _print(
@@ -377,8 +383,6 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
     if args.cflags:
         ctx.stdout.write(" ".join(cflags()) + "\n")
         return 0
-    if args.object is None:
-        raise EvlError("filter needs an eBPF object (or --cflags); see 'evl sim filter --help'", exit_code=2)
 
     data = read_regular(args.object, "eBPF object", FILE_MAX)
     try:
@@ -409,10 +413,11 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
         batch = _frames_from_jsonl(args.frames)
     else:
         batch = [frames.build(_spec(args, args.vlan))]
-    results = []
+    results: list[dict[str, Any]] = []
     for i, frame in enumerate(batch):
+        trace: list[str] = []  # what the program's bpf_trace_printk() calls wrote for this frame
         try:
-            verdict = traffic.run_filter(vm, frame)
+            verdict = traffic.run_filter(vm, frame, trace=trace.append)
         except ebpf_vm.EbpfError as exc:
             raise EvlError(f"{shown(args.object)}: frame {i}: {exc}") from None
         except ValueError as exc:  # a frame no NIC delivers (shorter than its Ethernet header)
@@ -426,6 +431,7 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
                 "ethertype": f"0x{info.ethertype:04x}",
                 "verdict": verdict,
                 "action": traffic.VERDICTS.get(verdict, "other (in-band)"),
+                "trace": trace,
             }
         )
     if args.json:
@@ -437,6 +443,7 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
                 f"{r['frame']:>5}  {r['size']:>5} bytes  vlan {vlan:<4}  {r['ethertype']}  "
                 f"{r['verdict']} {r['action']}\n"
             )
+            ctx.stdout.write("".join(f"{line}\n" for line in r["trace"]))  # as trace_pipe shows them
     return 0
 
 
@@ -463,5 +470,5 @@ def _frames_from_jsonl(path: str) -> list[bytes]:
         except RecursionError:
             raise EvlError(f"{shown(path)}:{n}: bad frame: nested too deep") from None
         except (ValueError, TypeError, KeyError) as exc:
-            raise EvlError(f"{shown(path)}:{n}: bad frame: {shown(str(exc), 160)}") from None
+            raise EvlError(f"{shown(path)}:{n}: bad frame: {shown(str(exc))}") from None
     return out

@@ -376,7 +376,5 @@ EVL_NEIGH_MAYROUTE = (
 #: bit 29 on the newest (7.x-based) EVL trees, bit 30 on older ones (docs/abi.md, "Requests").
 SOCK_OOB_CANDIDATES = (1 << 29, 1 << 30)
 
-#: The kernel's interface name limit, NUL included.
-IFNAMSIZ = 16
 #: The value of SETRXEBPF that removes the filter.
 NO_PROGRAM = -1

@@ -21,7 +21,11 @@ def name_problem(name: str) -> str | None:
         return f"longer than {IFNAMSIZ - 1} bytes"
     if name in (".", ".."):
         return "not a device name"
-    for ch in name:
-        if ch in "/:" or ch.isspace() or ch == "\0":
-            return f"{ch!r} is not allowed in a device name"
+    for byte in raw:  # the kernel's test is byte-wise, with its own isspace() (0xa0 is a space there)
+        if byte in NOT_IN_NAMES:
+            return f"{chr(byte)!r} is not allowed in a device name"
     return None
+
+
+#: The bytes dev_valid_name() refuses: '/', ':', NUL and what lib/ctype.c calls a space.
+NOT_IN_NAMES = frozenset(b"/:\0 \t\n\v\f\r\xa0")

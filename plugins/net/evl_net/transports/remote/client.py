@@ -178,19 +178,40 @@ HOST_KEY_OPTIONS = {
 KNOWN_HOSTS_OPTIONS = {name.lower(): name for name in ("UserKnownHostsFile", "GlobalKnownHostsFile", "HostKeyAlias")}
 
 
+#: ssh's flags that take no argument, and those that take one (ssh(1), OpenSSH 9): how it bundles them.
+SSH_FLAGS = "46AaCfGgKkMNnqsTtVvXxYy"
+SSH_FLAGS_WITH_ARGUMENT = "BbcDEeFIiJLlmOoPpQRSWw"
+
+
 def ssh_options(args: Sequence[str]) -> list[tuple[str, str]]:
-    """The ``-o Key=value`` options among ssh arguments, keys lower-cased."""
+    """The ``-o`` options among ssh arguments as ssh reads them, keys lower-cased.
+
+    Parsed as ssh's getopt does: flags bundle (``-4oKey=value``), an option's
+    argument is the rest of the word or the next word, and a key ends at the
+    first space, tab or ``=``.
+    """
     out = []
-    for i, arg in enumerate(args):
-        text = (
-            arg[2:]
-            if arg.startswith("-o") and len(arg) > 2
-            else (args[i + 1] if arg == "-o" and i + 1 < len(args) else None)
-        )
-        if text is None:
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-":
             continue
-        key, _sep, value = text.strip().replace("=", " ", 1).partition(" ")
-        out.append((key.lower(), value.strip()))
+        j = 1
+        while j < len(arg):
+            flag = arg[j]
+            if flag in SSH_FLAGS_WITH_ARGUMENT:
+                value = arg[j + 1 :]
+                if not value and i < len(args):
+                    value, i = args[i], i + 1
+                if flag == "o":
+                    text = value.strip(" \t")
+                    cut = next((k for k, c in enumerate(text) if c in " \t="), len(text))
+                    out.append((text[:cut].lower(), text[cut:].lstrip(" \t=").strip()))
+                break
+            j += 1
     return out
 
 
@@ -230,6 +251,16 @@ def ssh_argv(target: Target, opts: Options) -> list[str]:
         "PermitLocalCommand=no",
         "-o",
         "RemoteCommand=none",
+        # Host-key trust is ours to set: ssh keeps the first value given, so a config file cannot change these
+        # (an ssh older than 8.5 has no KnownHostsCommand, hence nothing to pin: it may ignore the name).
+        "-o",
+        "IgnoreUnknown=KnownHostsCommand",
+        "-o",
+        "KnownHostsCommand=none",
+        "-o",
+        "NoHostAuthenticationForLocalhost=no",
+        "-o",
+        "VerifyHostKeyDNS=no",
         *opts.ssh_args,
         "-o",
         f"ConnectTimeout={int(DEFAULT_CONNECT_TIMEOUT)}",

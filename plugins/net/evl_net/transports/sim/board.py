@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from evl_core.errors import EvlError, shown
 from evl_core.files import MiB, read_regular
+from evl_net.kernel.names import name_problem
 
 if TYPE_CHECKING:  # the schema is needed when a board boots, not on every invocation
     from evl_net.schema import Problem, Validator
@@ -40,7 +41,6 @@ COUNTERS = (
     "rx_nomem",
     "tx_nomem",
 )
-IFNAMSIZ = 16
 
 
 @dataclass
@@ -137,6 +137,32 @@ def stamp(path: str) -> str | None:
     return None if found is None else ":".join(map(str, (os.path.abspath(path), *found)))
 
 
+def stamp_settled(path: str, now: float | None = None) -> bool:
+    """Whether a stamp of ``path`` can stand for its content: not modified within the last two seconds.
+
+    A same-size edit within one timestamp tick of the stat would keep the
+    stamp (git's "racily clean" entries); such a file is hashed again next time.
+    """
+    import time
+
+    try:
+        mtime = os.stat(path).st_mtime
+    except (OSError, ValueError):
+        return False
+    return (time.time() if now is None else now) - mtime > 2.0
+
+
+def legacy_fingerprint_holds(fingerprint: str, path: str) -> bool:
+    """Whether an older release's fingerprint (``path:size:mtime_ns:ino``) still describes ``path``."""
+    if fingerprint.startswith("sha256:"):
+        return False
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return fingerprint == f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+
 def fingerprint(path: str) -> str:
     """Identity of a board file's content: an edited board boots afresh; a touched, moved or reinstalled one does not.
 
@@ -194,7 +220,7 @@ def validator() -> "Validator":
 def parse(data: bytes, path: str, name: str | None = None) -> Board:
     """The board in ``data``, the content of file ``path``: EvlError ``board file PATH: KEY: PROBLEM`` if bad."""
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark some editors write
     except UnicodeDecodeError as exc:
         start = data.rfind(b"\n", 0, exc.start) + 1
         line = data.count(b"\n", 0, start) + 1
@@ -263,10 +289,9 @@ def _consistency(doc: dict[str, Any]) -> "list[Problem]":
     index: dict[str, int] = {}
     for i, t in enumerate(tables):
         name = t["name"]
-        if name in (".", ".."):
-            bad(("interface", i, "name"), f"not an interface name: {_quote(name)}")
-        if len(name.encode()) >= IFNAMSIZ:
-            bad(("interface", i, "name"), f"longer than {IFNAMSIZ - 1} bytes: {_quote(name)}")
+        problem = name_problem(name)  # the kernel's rules, as evl net checks -i
+        if problem is not None:
+            bad(("interface", i, "name"), f"not an interface name: {_quote(name)} ({problem})")
         if name in index:
             bad(("interface", i, "name"), f"duplicate interface {_quote(name)} (also interface[{index[name]}])")
         else:

@@ -34,7 +34,7 @@ from evl_net.transports.sim.board import Board
 
 U32 = 2**32
 U64 = 2**64
-VLAN_N_VID = 4096
+VID_MIN, VID_MAX = 2, 4094  # as evl_net.kernel.vlans has them
 
 
 # Records of a state file: no comparisons and no repr, so that they are cheap to define at start-up.
@@ -226,6 +226,20 @@ def _program(text: str, where: str) -> None:
         raise ShapeError(f"{where} is not a whole number of instructions")
 
 
+def _is_cidr(text: str) -> bool:
+    """``a.b.c.d/n`` as the board stores it (ipaddress's form), checked without importing ipaddress."""
+    address, slash, prefix = text.partition("/")
+    parts = address.split(".")
+    return (
+        slash == "/"
+        and prefix.isascii()
+        and prefix.isdigit()
+        and int(prefix) <= 32
+        and len(parts) == 4
+        and all(p.isascii() and p.isdigit() and str(int(p)) == p and int(p) <= 255 for p in parts)
+    )
+
+
 def check_board(board: Board, where: str) -> None:
     """Fail unless ``board`` is one the simulator can run: named, linked and sized consistently."""
     if board.page_size <= 0:
@@ -239,6 +253,9 @@ def check_board(board: Board, where: str) -> None:
         if iface.parent is not None and board.interfaces.get(iface.parent, iface).parent is not None:
             raise ShapeError(f"{at}.parent: no real device {iface.parent!r}")
         _count(iface.mtu, f"{at}.mtu", U32)
+        for j, cidr in enumerate(iface.addresses):
+            if not _is_cidr(cidr):
+                raise ShapeError(f"{at}.addresses[{j}] is not an IPv4 address/prefix")
         for key, value in iface.counters.items():
             _count(value, f"{at}.counters.{key}")
     for i, route in enumerate(board.routes):
@@ -272,7 +289,8 @@ def check_state(state: BoardState, where: str = "state") -> None:
         for key, value in counters.items():
             _count(value, f"{where}.counters.{dev}.{key}")
     for i, vid in enumerate(state.vlans):
-        _count(vid, f"{where}.vlans[{i}]", VLAN_N_VID)
+        if not VID_MIN <= vid <= VID_MAX:  # what the kernel's map can hold (0, 1 and 4095 are reserved)
+            raise ShapeError(f"{where}.vlans[{i}] is out of range ({vid})")
     for i, entry in enumerate(state.arp):
         if entry.dev not in state.ports:
             raise ShapeError(f"{where}.arp[{i}].dev: {entry.dev!r} is no port")

@@ -41,6 +41,14 @@ def board_key(path: str) -> str:
     return full
 
 
+def legacy_key(key: str) -> str:
+    """A key as this release writes it: older ones keyed a shipped board by its installed path."""
+    parent, name = os.path.split(key)
+    if name.endswith(".toml") and os.path.basename(parent) == "boards" and parent.endswith(f"evl_net{os.sep}boards"):
+        return name[: -len(".toml")]
+    return key
+
+
 class Store:
     """The state file of the simulator, with the state of the board in use current."""
 
@@ -69,9 +77,13 @@ class Store:
             if state is None or stamp is None or state.stamp != stamp:
                 # Not known, or the file was touched: its content decides (a stat alone is the fast path).
                 digest = boards.fingerprint(path)
+                if state is not None and boards.legacy_fingerprint_holds(state.board.fingerprint, path):
+                    state.board.fingerprint = digest  # a state of an older release, of this very file
                 if state is None or state.board.fingerprint != digest:
                     state = self._adopt(boot(boards.load(spec)), key)
-                state.stamp = stamp  # taken before the read: a change meanwhile is seen next time
+                # Taken before the read, so a change meanwhile is seen next time; not kept when the file
+                # changed within the clock's resolution (an edit in the same tick would look untouched).
+                state.stamp = stamp if boards.stamp_settled(path) else None
                 self.dirty = True
         except BaseException:
             self.file.release()
@@ -123,6 +135,10 @@ class Store:
         assert state is not None
         others = state.others or {}
         state.others = None
+        for old in [k for k in others if legacy_key(k) != k]:  # older releases keyed shipped boards by path
+            others.setdefault(legacy_key(old), others.pop(old))
+        if state.key is not None:
+            state.key = legacy_key(state.key)
         if state.key != key:
             others[state.key or state.board.name] = state
             state = others.pop(key, None)

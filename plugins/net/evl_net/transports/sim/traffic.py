@@ -22,6 +22,7 @@ the board and works on its state through its public methods.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,13 +58,17 @@ def program_for(filt: FilterInfo) -> Any:
     return prog
 
 
-def run_filter(prog: Any, frame: bytes, ifindex: int = 1) -> int:
-    """The program's verdict on a frame, as the EVL input path reads it."""
+def run_filter(prog: Any, frame: bytes, ifindex: int = 1, trace: Callable[[str], None] | None = None) -> int:
+    """The program's verdict on a frame, as the EVL input path reads it.
+
+    ``trace`` receives each line the program's bpf_trace_printk() calls write
+    to the trace pipe (None: they go nowhere).
+    """
     from evl_net.transports.sim import ebpf as ebpf_vm
 
     info = framelib.inspect(frame)
     skb = ebpf_vm.SkbContext.for_frame(frame, vlan=info.vlan, ifindex=ifindex)
-    return prog.run(frame, skb)
+    return prog.run(frame, skb, trace)
 
 
 @dataclass
@@ -80,8 +85,15 @@ def _bump(state: BoardState, ifname: str, field: str, by: int = 1) -> None:
     counters[field] = (counters.get(field, 0) + by) % U64
 
 
-def receive(sim: SimTransport, ifname: str, frame: bytes, nomem: bool = False) -> Delivery:
-    """Frame ``frame`` arriving on ``ifname`` (``nomem``: the driver has no buffer for it)."""
+def receive(
+    sim: SimTransport, ifname: str, frame: bytes, nomem: bool = False, trace: Callable[[str], None] | None = None
+) -> Delivery:
+    """Frame ``frame`` arriving on ``ifname`` (``nomem``: the driver has no buffer for it).
+
+    The trace_pipe lines of the filter's bpf_trace_printk() calls go to
+    ``trace``, by default to the board's kernel log (``sim.log``, shown by
+    ``evl sim log``), the one place the simulated board keeps what it prints.
+    """
     sim.device(ifname)
     state = sim.load()
     board = state.board
@@ -102,7 +114,7 @@ def receive(sim: SimTransport, ifname: str, frame: bytes, nomem: bool = False) -
         from evl_net.transports.sim.ebpf import EbpfError
 
         try:
-            verdict = run_filter(program_for(filt), frame, ifindex=index)
+            verdict = run_filter(program_for(filt), frame, ifindex=index, trace=sim.log if trace is None else trace)
         except EbpfError as exc:  # what the simulator cannot do yet; the frame is not counted
             raise KernelError(errno.EOPNOTSUPP, f"the eBPF program on {real} failed: {exc}") from None
         verdict_name = VERDICTS.get(verdict, "other")

@@ -13,7 +13,16 @@ the calling pc, reads its arguments from r1-r5 and returns r0:
 * bpf_get_smp_processor_id (#8): the Program's cpu; bpf_get_numa_node_id (#42): 0;
 * bpf_get_socket_cookie (#46): ``SkbContext.socket_cookie`` (0 on the RX
   path, where no socket owns the skb), bpf_get_socket_uid (#47): the
-  overflow uid 65534 for the same reason.
+  overflow uid 65534 for the same reason;
+* bpf_jiffies64 (#118): the Program's clock at ``Program.hz`` ticks a second,
+  from the kernel's INITIAL_JIFFIES (5 minutes before the 32-bit wrap);
+* bpf_trace_printk (#6): the kernel's checks of the format (bpf_bprintf_prepare(),
+  at most 3 conversions of the subset below, -EINVAL for anything else), the
+  text as bstr_printf() formats it, and one line per call, in trace_pipe's
+  format, to the run's trace sink (``Program.run(..., trace=)``).
+
+bpf_snprintf (#165) is not implemented: its format must be a read-only map
+value (``.rodata``, ARG_PTR_TO_CONST_STR), and the simulator has no maps.
 
 :data:`SOCKET_FILTER_HELPERS` is the table the verifier (:mod:`.verifier`)
 checks calls against: every helper the kernel grants a socket filter loaded
@@ -25,15 +34,17 @@ function, argument kinds and return kind.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import RunError
 from .isa import M32, M64
-from .memory import CTX_BASE, PKT, PROG, SKB, STACK_SIZE, STACK_TOP, STK
+from .memory import CTX_BASE, MAX_CALL_FRAMES, PKT, PROG, SKB, STACK_SIZE, STACK_TOP, STK, TRACE
 from .skb import ETH_HLEN
 
 EFAULT = 14
+EINVAL = 22
 OVERFLOW_UID = 65534
 
 
@@ -99,6 +110,205 @@ def _h_uid(r: list, pc: int) -> int:
     return OVERFLOW_UID
 
 
+def _h_jiffies64(r: list, pc: int) -> int:
+    prog = r[PROG]
+    hz = prog.hz
+    # INITIAL_JIFFIES: jiffies start 300 s before the 32-bit counter wraps, so that wrap bugs show early.
+    return ((1 << 32) - 300 * hz + prog.clock() * hz // 1_000_000_000) & M64
+
+
+# --- bpf_trace_printk -------------------------------------------------------------
+
+#: bstr_printf()'s buffer (MAX_BPRINTF_BUF): longer output is cut to its size - 1.
+MAX_BPRINTF_BUF = 1024
+#: bpf_trace_printk() passes r3-r5: at most 3 conversions (MAX_TRACE_PRINTK_VARARGS).
+MAX_TRACE_PRINTK_VARARGS = 3
+#: How the line starts in trace_pipe: the task that was current and its pid, then
+#: the flags (irqs-off, need-resched, hard/softirq, preempt depth, migrate-disable).
+#: Frames reach the EVL RX hook from the NIC's NAPI poll, in softirq context,
+#: which interrupts whatever task is current, most often the idle task: the
+#: kernel shows ``<idle>-0`` there, never the task that sent the frame (a
+#: real NIC's RX knows none; an injected frame must not show ``evl``).  The
+#: flags are those of a filter run (BPF_PROG_TEST_RUN on Linux 6.18 writes
+#: ``b..11``: BH disabled from a task, preempt depth 1, migration disabled)
+#: with ``s`` (serving a softirq) in place of ``b``, as in NAPI.
+TRACE_TASK = "<idle>"
+TRACE_PID = 0
+TRACE_FLAGS = "..s11"
+
+_PRINT = frozenset(range(0x20, 0x7F)) | frozenset(b" \t\n\v\f\r")
+_PUNCT = frozenset(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_FLAGS = frozenset(b"0+- ")
+
+
+class _FormatError(Exception):
+    """The format is one bpf_bprintf_prepare() refuses (-EINVAL)."""
+
+
+def _read_stack(r: list, a: int, n: int) -> bytes | None:
+    """n bytes at address a if they are all within the stack, else None (a faulting read)."""
+    stk = r[STK]
+    lo = STACK_TOP - STACK_SIZE * MAX_CALL_FRAMES
+    if n < 0 or a < lo or a + n > STACK_TOP:
+        return None
+    o = a - STACK_TOP + len(stk)
+    if o < 0:
+        return None
+    return bytes(stk[o : o + n])
+
+
+def _read_str(r: list, a: int) -> str:
+    """The NUL-terminated string at a, "" where the kernel's nofault copy faults.
+
+    Only the stack is readable here; the kernel would read any kernel address
+    (a pointer into the context reads struct sk_buff, not __sk_buff): such
+    pointers print as an empty string.
+    """
+    stk = r[STK]
+    lo = STACK_TOP - STACK_SIZE * MAX_CALL_FRAMES
+    if not lo <= a < STACK_TOP:
+        return ""
+    o = a - STACK_TOP + len(stk)
+    if o < 0:
+        return ""
+    end = stk.find(0, o)
+    raw = stk[o:] if end < 0 else stk[o:end]
+    return bytes(raw).decode("latin-1")
+
+
+def _ip(r: list, a: int, conv: str, compressed: bool) -> str:
+    """%pI4 %pi4 %pI6 %pi6 (%pI6c): the address at a; zeros where reading it faults."""
+    n = 4 if conv[1] == "4" else 16
+    raw = _read_stack(r, a, n) or bytes(n)
+    if n == 4:
+        return ".".join((f"{b}" if conv[0] == "I" else f"{b:03d}") for b in raw)
+    if compressed:
+        return str(ipaddress.IPv6Address(raw))
+    groups = [raw[k : k + 2].hex() for k in range(0, 16, 2)]
+    return ":".join(groups) if conv[0] == "I" else "".join(groups)
+
+
+def trace_format(r: list, fmt: bytes, args: tuple[int, ...]) -> str:
+    """The text bpf_trace_printk() writes for fmt (up to its NUL) and args; _FormatError when refused.
+
+    The checks are bpf_bprintf_prepare()'s: printable ASCII or space only; at
+    most ``len(args)`` conversions, each of ``%[0+- ]*[1-9][0-9]*`` then
+    ``d i u x X`` (with ``l``/``ll``), ``c``, ``s``, ``p`` (plain, ``K``,
+    ``x``, ``s``/``S``/``B`` symbols, ``ks``/``us`` strings, ``i4 I4 i6 I6``
+    addresses); ``%%`` is a percent sign.  ``%p`` and ``%pK`` print the raw
+    pointer where the kernel prints a boot-time hash of it (16 zeros for
+    NULL either way); symbols print as hex.
+    """
+    out: list[str] = []
+    i = 0
+    n = len(fmt)
+    spec = 0
+    while i < n:
+        c = fmt[i]
+        if c not in _PRINT:
+            raise _FormatError
+        if c != 0x25:  # '%'
+            out.append(chr(c))
+            i += 1
+            continue
+        if i + 1 < n and fmt[i + 1] == 0x25:
+            out.append("%")
+            i += 2
+            continue
+        if spec >= len(args):
+            raise _FormatError
+        arg = args[spec] & M64
+        spec += 1
+        j = i + 1
+        while j < n and fmt[j] in _FLAGS:
+            j += 1
+        if j < n and 0x31 <= fmt[j] <= 0x39:
+            j += 1
+            while j < n and 0x30 <= fmt[j] <= 0x39:
+                j += 1
+        flags = fmt[i + 1 : j].decode()
+        nxt = fmt[j + 1] if j + 1 < n else 0
+        conv = chr(fmt[j]) if j < n else ""
+        if conv == "p":
+            if nxt == 0 or nxt in b" \t\n\v\f\r" or nxt in _PUNCT or nxt in b"KxsSB":
+                if nxt in b"KxsSB":
+                    j += 1
+                # %p and %pK print a boot-time hash of the pointer in the kernel (zeros for NULL).
+                text = f"{arg:#x}" if nxt in b"sSB" else f"{arg:016x}"
+                out.append(("%" + flags + "s") % text)
+                i = j + 1
+                continue
+            tail = fmt[j + 1 : j + 3]
+            if tail in (b"ks", b"us"):
+                out.append(("%" + flags + "s") % _read_str(r, arg))
+                i = j + 3
+                continue
+            if len(tail) < 2 or tail[0] not in b"iI" or tail[1] not in b"46":
+                raise _FormatError
+            compressed = tail == b"I6" and fmt[j + 3 : j + 4] == b"c"
+            out.append(_ip(r, arg, tail.decode(), compressed))
+            i = j + 3 + int(compressed)
+            continue
+        if conv == "c":
+            out.append(("%" + flags + "c") % (arg & 0xFF))
+            i = j + 1
+            continue
+        if conv == "s":
+            out.append(("%" + flags + "s") % _read_str(r, arg))
+            i = j + 1
+            continue
+        bits = 32
+        if conv == "l":
+            bits = 64
+            j += 1
+            if j < n and fmt[j] == 0x6C:
+                j += 1
+            conv = chr(fmt[j]) if j < n else ""
+        if conv not in ("d", "i", "u", "x", "X"):
+            raise _FormatError
+        v = arg & ((1 << bits) - 1)
+        if conv in "di" and v >> (bits - 1):
+            v -= 1 << bits
+        out.append(("%" + flags + ("d" if conv in "diu" else conv)) % v)
+        i = j + 1
+    return "".join(out)
+
+
+def trace_line(text: str, cpu: int, ns: int) -> str:
+    """One trace_pipe line for text, as the kernel prints a bpf_trace_printk event."""
+    head = f"{TRACE_TASK:>16}-{TRACE_PID:<7} [{cpu:03d}] {TRACE_FLAGS} {ns // 1_000_000_000:5d}."
+    return f"{head}{ns % 1_000_000_000 // 1000:06d}: bpf_trace_printk: {text}"
+
+
+def _h_trace_printk(r: list, pc: int) -> int:
+    size = r[2] & M32
+    raw = _read_stack(r, r[1], size)
+    if raw is None:  # the verifier checked it; a stray pointer reads as the kernel's fault would
+        raise RunError(pc, f"bpf_trace_printk: format of {size} bytes at {r[1]:#x} is not within the stack")
+    end = raw.find(0)
+    if end < 0:
+        return (-EINVAL) & M64
+    try:
+        text = trace_format(r, raw[:end], (r[3], r[4], r[5])[:MAX_TRACE_PRINTK_VARARGS])
+    except _FormatError:
+        return (-EINVAL) & M64
+    written = len(text.encode("latin-1"))
+    sink = r[TRACE]
+    if sink is not None:
+        prog = r[PROG]
+        # The event holds a C string: a %c of 0 ends it (the return value still counts what follows).
+        shown = text[: MAX_BPRINTF_BUF - 1].split("\0", 1)[0]
+        # The event's output ends with a newline of its own: one the format ends with
+        # shows as nothing more; others break the line, as they do in trace_pipe.
+        if shown.endswith("\n"):
+            shown = shown[:-1]
+        first, *rest = shown.split("\n")
+        sink(trace_line(first, prog.cpu, prog.clock() & M64))
+        for more in rest:
+            sink(more)
+    return written
+
+
 # Argument kinds of a helper prototype (the kernel's enum bpf_arg_type, the
 # part the verifier checks for the helpers the simulator implements).
 ARG_ANYTHING = "anything"  # any initialised value
@@ -140,7 +350,8 @@ SOCKET_FILTER_HELPERS: dict[int, HelperProto] = {
     2: HelperProto("map_update_elem"),
     3: HelperProto("map_delete_elem"),
     5: HelperProto("ktime_get_ns", _NO_ARGS, fn=_h_ktime),
-    6: HelperProto("trace_printk", gpl_only=True),
+    # arg3-arg5 are not in the kernel's prototype: not checked, whatever they hold.
+    6: HelperProto("trace_printk", (ARG_MEM, ARG_CONST_SIZE), gpl_only=True, fn=_h_trace_printk),
     7: HelperProto("get_prandom_u32", _NO_ARGS, fn=_h_prandom),
     8: HelperProto("get_smp_processor_id", _NO_ARGS, fn=_h_cpu),
     12: HelperProto("tail_call"),
@@ -172,7 +383,7 @@ SOCKET_FILTER_HELPERS: dict[int, HelperProto] = {
     114: HelperProto("probe_read_user_str", gpl_only=True),
     115: HelperProto("probe_read_kernel_str", gpl_only=True),
     117: HelperProto("send_signal_thread"),
-    118: HelperProto("jiffies64"),
+    118: HelperProto("jiffies64", _NO_ARGS, fn=_h_jiffies64),
     120: HelperProto("get_ns_current_pid_tgid"),
     122: HelperProto("get_netns_cookie"),
     123: HelperProto("get_current_ancestor_cgroup_id"),

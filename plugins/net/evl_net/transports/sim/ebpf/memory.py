@@ -40,6 +40,7 @@ CTX = 13  # bytearray context image, built on first access
 SKB = 14  # SkbContext
 CALLS = 15  # bpf-to-bpf call stack: [(return pc, r6, r7, r8, r9, r10), ...]
 PROG = 16  # the Program (random generator, clock, cpu)
+TRACE = 17  # where bpf_trace_printk() lines go: a callable taking one line, or None (discarded)
 
 #: Little-endian unsigned / signed structs, by access size.
 U_STRUCT = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")}

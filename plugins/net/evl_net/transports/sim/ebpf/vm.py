@@ -46,9 +46,10 @@ class Program:
     """A decoded, checked and translated socket-filter program.
 
     ``seed`` seeds bpf_get_prandom_u32() (deterministic runs), ``clock``
-    gives bpf_ktime_get_ns() (default: time.monotonic_ns), ``cpu`` is
-    bpf_get_smp_processor_id(), ``budget`` the executed-instruction limit
-    of one run.
+    gives bpf_ktime_get_ns() (default: time.monotonic_ns; also the
+    timestamps of bpf_trace_printk() lines and, at ``hz`` ticks a second,
+    bpf_jiffies64()), ``cpu`` is bpf_get_smp_processor_id(), ``budget`` the
+    executed-instruction limit of one run.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class Program:
         seed: int = 0,
         clock: Callable[[], int] = time.monotonic_ns,
         cpu: int = 0,
+        hz: int = 250,
     ) -> None:
         self.insns = bytes(insns)
         self.decoded = decode(self.insns)
@@ -66,6 +68,7 @@ class Program:
         self.rng = random.Random(seed)  # noqa: S311 - like the kernel's prandom: not crypto, seedable
         self.clock = clock
         self.cpu = cpu
+        self.hz = hz
         compiler = Compiler(self.decoded)
         self._blocks, self._lens = compiler.compile()
         self._stack_bytes = STACK_SIZE * (MAX_CALL_FRAMES if compiler.has_calls else 1)
@@ -88,8 +91,12 @@ class Program:
         """The program's text, one ``pc: insn`` line per instruction."""
         return [f"{pc:4}: {disasm(insn, pc)}" for pc, insn in enumerate(self.decoded) if insn]
 
-    def execute(self, frame: bytes, skb: SkbContext | None = None) -> int:
-        """Run the program on frame; the full 64-bit r0 at exit."""
+    def execute(self, frame: bytes, skb: SkbContext | None = None, trace: Callable[[str], None] | None = None) -> int:
+        """Run the program on frame; the full 64-bit r0 at exit.
+
+        ``trace`` receives each line bpf_trace_printk() writes, in the
+        kernel's trace_pipe format (without the newline); None discards them.
+        """
         if len(frame) < ETH_HLEN:
             raise FrameError(f"a {len(frame)}-byte frame has no Ethernet header")
         if skb is None:
@@ -98,7 +105,7 @@ class Program:
             frame = frame[:12] + frame[16:]
             if len(frame) < ETH_HLEN:
                 raise FrameError(f"a {len(frame)}-byte frame has no Ethernet header")
-        # r0-r10, then the run state at memory.STK, PKT, CTX, SKB, CALLS, PROG.
+        # r0-r10, then the run state at memory.STK, PKT, CTX, SKB, CALLS, PROG, TRACE.
         r: list[Any] = [
             0,
             CTX_BASE,
@@ -117,6 +124,7 @@ class Program:
             skb,
             [],
             self,
+            trace,
         ]
         blocks = self._blocks
         lens = self._lens
@@ -140,10 +148,11 @@ class Program:
             raise EbpfError(f"run-time fault: {type(exc).__name__}: {exc}", pc, disasm(self.decoded[pc], pc)) from exc
         return r[0]
 
-    def run(self, frame: bytes, skb: SkbContext | None = None) -> int:
+    def run(self, frame: bytes, skb: SkbContext | None = None, trace: Callable[[str], None] | None = None) -> int:
         """The program's return value (u32) on ``frame``: the RX verdict.
 
         ``frame`` starts at the Ethernet header; ``skb`` defaults to
-        ``SkbContext.for_frame(frame)``.
+        ``SkbContext.for_frame(frame)``; ``trace`` receives the trace_pipe
+        lines of bpf_trace_printk() (see :meth:`execute`).
         """
-        return self.execute(frame, skb) & M32
+        return self.execute(frame, skb, trace) & M32
