@@ -33,6 +33,24 @@ from fractions import Fraction
 import pytest
 
 import bpf_build
+from ebpf_asm import (
+    EXIT,
+    JMP_OPS,
+    alu,
+    asm,
+    atomic,
+    call,
+    ja,
+    jmp,
+    ld_abs,
+    ld_ind,
+    lddw,
+    ldx,
+    mov,
+    st,
+    stx,
+)
+from ebpf_asm import insn as bpf_insn
 from evl_net.kernel import bpfobj
 from evl_net.transports.sim.ebpf import (
     BudgetExceededError,
@@ -491,101 +509,7 @@ def test_c_program_verdicts_match_the_kernel_rx_path(objects, rx_path, name):
 # A tiny assembler
 # ==========================================================================
 
-ALU_OPS = {
-    "add": 0x00,
-    "sub": 0x10,
-    "mul": 0x20,
-    "div": 0x30,
-    "or": 0x40,
-    "and": 0x50,
-    "lsh": 0x60,
-    "rsh": 0x70,
-    "neg": 0x80,
-    "mod": 0x90,
-    "xor": 0xA0,
-    "mov": 0xB0,
-    "arsh": 0xC0,
-}
-JMP_OPS = {
-    "jeq": 0x10,
-    "jgt": 0x20,
-    "jge": 0x30,
-    "jset": 0x40,
-    "jne": 0x50,
-    "jsgt": 0x60,
-    "jsge": 0x70,
-    "jlt": 0xA0,
-    "jle": 0xB0,
-    "jslt": 0xC0,
-    "jsle": 0xD0,
-}
-SIZES = {"w": 0x00, "h": 0x08, "b": 0x10, "dw": 0x18}
 NBYTES = {"w": 4, "h": 2, "b": 1, "dw": 8}
-
-
-def bpf_insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    return struct.pack("<BBhi", code, (dst & 0xF) | (src & 0xF) << 4, off, imm)
-
-
-def alu(op: str, dst: int, src: int | None = None, imm: int = 0, w64: bool = True, off: int = 0) -> bytes:
-    cls = 0x07 if w64 else 0x04
-    return bpf_insn(cls | ALU_OPS[op] | (0x08 if src is not None else 0), dst, src or 0, off, imm)
-
-
-def mov(dst: int, src: int | None = None, imm: int = 0, w64: bool = True) -> bytes:
-    return alu("mov", dst, src, imm, w64)
-
-
-def lddw(dst: int, value: int, src: int = 0) -> bytes:
-    value &= M64
-    lo, hi = value & M32, value >> 32
-    return bpf_insn(0x18, dst, src, 0, struct.unpack("<i", struct.pack("<I", lo))[0]) + bpf_insn(
-        0, 0, 0, 0, struct.unpack("<i", struct.pack("<I", hi))[0]
-    )
-
-
-def jmp(op: str, dst: int, src: int | None = None, imm: int = 0, off: int = 0, w32: bool = False) -> bytes:
-    cls = 0x06 if w32 else 0x05
-    return bpf_insn(cls | JMP_OPS[op] | (0x08 if src is not None else 0), dst, src or 0, off, imm)
-
-
-def ja(off: int) -> bytes:
-    return bpf_insn(0x05, 0, 0, off)
-
-
-def ldx(size: str, dst: int, src: int, off: int, sx: bool = False) -> bytes:
-    return bpf_insn((0x81 if sx else 0x61) | SIZES[size], dst, src, off)
-
-
-def st(size: str, dst: int, off: int, imm: int) -> bytes:
-    return bpf_insn(0x62 | SIZES[size], dst, 0, off, imm)
-
-
-def stx(size: str, dst: int, src: int, off: int) -> bytes:
-    return bpf_insn(0x63 | SIZES[size], dst, src, off)
-
-
-def atomic(size: str, dst: int, src: int, off: int, op: int) -> bytes:
-    return bpf_insn(0xC3 | SIZES[size], dst, src, off, op)
-
-
-def ld_abs(size: str, imm: int) -> bytes:
-    return bpf_insn(0x20 | SIZES[size], 0, 0, 0, imm)
-
-
-def ld_ind(size: str, src: int, imm: int) -> bytes:
-    return bpf_insn(0x40 | SIZES[size], 0, src, 0, imm)
-
-
-def call(func: int, src: int = 0) -> bytes:
-    return bpf_insn(0x85, 0, src, 0, func)
-
-
-EXIT = bpf_insn(0x95)
-
-
-def asm(*parts: bytes) -> bytes:
-    return b"".join(parts)
 
 
 # Harness: A (64-bit) from cb[0..1], B from cb[2..3], a selector in cb[4];
