@@ -11,6 +11,7 @@ import pathlib
 import shutil
 import subprocess
 import sysconfig
+from typing import Any
 
 SRC_DIR = pathlib.Path(__file__).resolve().parent / "bpf"
 
@@ -63,3 +64,13 @@ def build(src_name: str, out_dir: pathlib.Path, target: str = "bpf") -> pathlib.
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr}")
     return out
+
+
+def objects(names: list[str], tmp_path_factory: Any) -> dict[str, bytes]:
+    """The objects of tests/bpf/<name>.c, built once in a fresh directory; the test skips without clang."""
+    import pytest
+
+    if not have_clang():
+        pytest.skip("clang with the BPF target and libbpf-dev are needed to build tests/bpf/*.c")
+    out = tmp_path_factory.mktemp("bpf")
+    return {name: build(name, out).read_bytes() for name in names}

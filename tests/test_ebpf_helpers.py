@@ -287,10 +287,7 @@ C_PROGRAMS = ["helpers_vlan_printk", "helpers_misc", "helpers_printk"]
 
 @pytest.fixture(scope="module")
 def objects(tmp_path_factory) -> dict[str, bytes]:
-    if not bpf_build.have_clang():
-        pytest.skip("clang with the BPF target and libbpf-dev are needed to build tests/bpf/*.c")
-    out = tmp_path_factory.mktemp("bpf")
-    return {name: bpf_build.build(name, out).read_bytes() for name in C_PROGRAMS}
+    return bpf_build.objects(C_PROGRAMS, tmp_path_factory)
 
 
 def insns_of(objects, name: str) -> bytes:

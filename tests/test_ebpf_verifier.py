@@ -15,11 +15,9 @@ and leaves the state alone.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
-import platform
 import random
 import struct
 import subprocess
@@ -29,6 +27,7 @@ from pathlib import Path
 import pytest
 
 import bpf_build
+from bpf_syscall import Bpf
 from ebpf_asm import (
     ALU_OPS,
     EXIT,
@@ -80,7 +79,6 @@ def load_bytes(off: int, size_insn: bytes, fp_off: int = -8) -> bytes:
 # The kernel oracle: BPF_PROG_LOAD through ctypes
 # ==========================================================================
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "loongarch64": 280, "ppc64le": 361, "s390x": 351}
 NO_KERNEL_ENV = "EVL_TEST_NO_KERNEL_ORACLE"
 
 
@@ -88,43 +86,20 @@ class Kernel:
     """BPF_PROG_LOAD of socket filters on this machine, with the verifier's log."""
 
     def __init__(self) -> None:
-        nr = _SYS_BPF.get(platform.machine())
-        if nr is None:
-            raise OSError(errno.ENOSYS, f"no bpf(2) number known for {platform.machine()}")
-        self.nr = nr
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.libc.syscall.restype = ctypes.c_long
+        self.bpf = Bpf()
         code, _ = self.load(asm(mov(0, imm=0), EXIT), log=False)
         if code:
             raise OSError(code, os.strerror(code))
 
     def load(self, insns: bytes, license: str = "GPL", log: bool = True) -> tuple[int, list[str]]:
         """(0 or the errno, the log's lines) of loading ``insns``."""
-        prog = ctypes.create_string_buffer(insns, len(insns))
-        lic = ctypes.create_string_buffer(license.encode())
-        buf = ctypes.create_string_buffer(1 << 20 if log else 1)
-        attr = bytearray(128)
-        struct.pack_into(
-            "IIQQIIQ",
-            attr,
-            0,
-            1,  # BPF_PROG_TYPE_SOCKET_FILTER
-            len(insns) // 8,
-            ctypes.addressof(prog),
-            ctypes.addressof(lic),
-            1 if log else 0,
-            len(buf) if log else 0,
-            ctypes.addressof(buf) if log else 0,
-        )
-        raw = (ctypes.c_char * len(attr)).from_buffer(attr)
-        fd = self.libc.syscall(self.nr, 5, raw, len(attr))  # BPF_PROG_LOAD
-        code = 0 if fd >= 0 else ctypes.get_errno()
+        fd, text = self.bpf.prog_load(insns, license.encode(), log_size=1 << 20 if log else 0)
+        code = 0 if fd >= 0 else -fd
         if fd >= 0:
             os.close(fd)
-        lines = buf.value.decode(errors="replace").splitlines()
         if code == errno.ENOSPC and log:  # the log overflowed (it keeps its end): the verdict without it
             code = self.load(insns, license, log=False)[0]
-        return code, lines
+        return code, text.splitlines()
 
     def verdict(self, insns: bytes, license: str = "GPL") -> tuple[int, str]:
         """(errno, message) as our VerifierError words it: ``<insn>: <text>: <reason>``, or the reason alone."""

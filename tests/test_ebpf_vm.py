@@ -23,7 +23,6 @@ import ctypes
 import errno
 import json
 import os
-import platform
 import struct
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from fractions import Fraction
 import pytest
 
 import bpf_build
+from bpf_syscall import BPF_PROG_TEST_RUN, Bpf
 from ebpf_asm import (
     EXIT,
     JMP_OPS,
@@ -74,33 +74,12 @@ needs_clang = pytest.mark.skipif(
 # The kernel oracle: bpf(2) through ctypes
 # ==========================================================================
 
-_SYS_BPF = {
-    "x86_64": 321,
-    "aarch64": 280,
-    "riscv64": 280,
-    "loongarch64": 280,
-    "ppc64le": 361,
-    "ppc64": 361,
-    "s390x": 351,
-    "i686": 357,
-    "i386": 357,
-    "armv7l": 386,
-    "armv6l": 386,
-}
-BPF_PROG_LOAD, BPF_PROG_TEST_RUN = 5, 10
-BPF_PROG_TYPE_SOCKET_FILTER = 1
-
 
 class Kernel:
     """BPF_PROG_LOAD + BPF_PROG_TEST_RUN on this machine's kernel."""
 
     def __init__(self) -> None:
-        nr = _SYS_BPF.get(platform.machine())
-        if nr is None:
-            raise OSError(errno.ENOSYS, f"no bpf(2) number known for {platform.machine()}")
-        self.nr = nr
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.libc.syscall.restype = ctypes.c_long
+        self.bpf = Bpf()
         fd = self.load(bytes([0xB7, 0, 0, 0, 3, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]))
         try:
             if self.run_fd(fd, bytes(64)) != 3:
@@ -108,36 +87,13 @@ class Kernel:
         finally:
             os.close(fd)
 
-    def _bpf(self, cmd: int, attr: bytearray) -> int:
-        buf = (ctypes.c_char * len(attr)).from_buffer(attr)
-        ret = self.libc.syscall(self.nr, cmd, buf, len(attr))
-        if ret < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        return ret
-
     def load(self, insns: bytes, license: bytes = b"GPL") -> int:
-        code = ctypes.create_string_buffer(insns, len(insns))
-        lic = ctypes.create_string_buffer(license)
-        log = ctypes.create_string_buffer(1 << 18)
-        attr = bytearray(128)
-        struct.pack_into(
-            "IIQQIIQ",
-            attr,
-            0,
-            BPF_PROG_TYPE_SOCKET_FILTER,
-            len(insns) // 8,
-            ctypes.addressof(code),
-            ctypes.addressof(lic),
-            1,
-            len(log),
-            ctypes.addressof(log),
-        )
-        try:
-            return self._bpf(BPF_PROG_LOAD, attr)
-        except OSError as exc:
-            exc.verifier_log = log.value.decode(errors="replace")  # type: ignore[attr-defined]
-            raise
+        fd, log = self.bpf.prog_load(insns, license, log_size=1 << 18)
+        if fd < 0:
+            exc = OSError(-fd, os.strerror(-fd))
+            exc.verifier_log = log  # type: ignore[attr-defined]
+            raise exc
+        return fd
 
     def run_fd(self, fd: int, frame: bytes, ctx: bytes | None = None) -> int:
         data = ctypes.create_string_buffer(bytes(frame), len(frame))
@@ -160,7 +116,7 @@ class Kernel:
             ctypes.addressof(cbuf) if ctx else 0,
             0,
         )
-        self._bpf(BPF_PROG_TEST_RUN, attr)
+        self.bpf.call(BPF_PROG_TEST_RUN, attr)
         return struct.unpack_from("I", attr, 4)[0]
 
     def runs(self, insns: bytes, inputs: list[tuple[bytes, bytes | None]]) -> list[int]:
@@ -352,10 +308,7 @@ C_PROGRAMS = ["netrx", "accept_vlan42", "drop_udp9", "leave_arp_inband", "udp_gu
 
 @pytest.fixture(scope="module")
 def objects(tmp_path_factory) -> dict[str, bytes]:
-    if not bpf_build.have_clang():
-        pytest.skip("clang with the BPF target and libbpf-dev are needed to build tests/bpf/*.c")
-    out = tmp_path_factory.mktemp("bpf")
-    return {name: bpf_build.build(name, out).read_bytes() for name in C_PROGRAMS}
+    return bpf_build.objects(C_PROGRAMS, tmp_path_factory)
 
 
 def insns_of(objects, name: str) -> bytes:

@@ -133,6 +133,20 @@ class Verified:
     stack_depth: int  # bytes of stack of the deepest call chain
 
 
+def _sync_signs(smin: int, smax: int, umin: int, umax: int, bits: int) -> tuple[int, int, int, int]:
+    """Tighten signed and unsigned bounds of one width from each other, as the kernel's __reg_deduce_bounds."""
+    top, wrap = (1 << (bits - 1)) - 1, 1 << bits
+    if umax <= top:  # the unsigned range does not cross the sign bit: it is the signed range too
+        smin, smax = max(smin, umin), min(smax, umax)
+    elif umin > top:  # all negative as signed
+        smin, smax = max(smin, umin - wrap), min(smax, umax - wrap)
+    if smin >= 0:
+        umin, umax = max(umin, smin), min(umax, smax)
+    elif smax < 0:
+        umin, umax = max(umin, smin + wrap), min(umax, smax + wrap)
+    return smin, smax, umin, umax
+
+
 def verify(
     insns: bytes,
     license: str = "GPL",
@@ -439,46 +453,8 @@ def _sync(
         if s32max > hi_s:
             s32max = hi_s
         # signed <-> unsigned, 64 and 32 bits
-        if umax <= S64_MAX:
-            if smin < umin:
-                smin = umin
-            if smax > umax:
-                smax = umax
-        elif umin > S64_MAX:
-            if smin < umin - (1 << 64):
-                smin = umin - (1 << 64)
-            if smax > umax - (1 << 64):
-                smax = umax - (1 << 64)
-        if smin >= 0:
-            if umin < smin:
-                umin = smin
-            if umax > smax:
-                umax = smax
-        elif smax < 0:
-            if umin < smin + (1 << 64):
-                umin = smin + (1 << 64)
-            if umax > smax + (1 << 64):
-                umax = smax + (1 << 64)
-        if u32max <= S32_MAX:
-            if s32min < u32min:
-                s32min = u32min
-            if s32max > u32max:
-                s32max = u32max
-        elif u32min > S32_MAX:
-            if s32min < u32min - (1 << 32):
-                s32min = u32min - (1 << 32)
-            if s32max > u32max - (1 << 32):
-                s32max = u32max - (1 << 32)
-        if s32min >= 0:
-            if u32min < s32min:
-                u32min = s32min
-            if u32max > s32max:
-                u32max = s32max
-        elif s32max < 0:
-            if u32min < s32min + (1 << 32):
-                u32min = s32min + (1 << 32)
-            if u32max > s32max + (1 << 32):
-                u32max = s32max + (1 << 32)
+        smin, smax, umin, umax = _sync_signs(smin, smax, umin, umax, 64)
+        s32min, s32max, u32min, u32max = _sync_signs(s32min, s32max, u32min, u32max, 32)
         # 64 -> 32: when the upper halves of both ends agree
         for lo64, hi64 in ((umin, umax), (smin, smax)):
             if lo64 >> 32 == hi64 >> 32:
