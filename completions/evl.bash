@@ -53,6 +53,7 @@ declare -gA _evl_ap_opts=(
     ['sim show']='-h= --help='
     ['sim reset']='-h= --help='
     ['sim log']='-h= --help='
+    ['sim maps']='-h= --help= --consume='
     ['sim rx']='-h= --help= --proto=words:udp,tcp,icmp,arp,ipv6 --vlan=none --size=none --src=none --dst=none --sport=none --dport=none --bad-csum= --count=none --nomem='
     ['sim tx']='-h= --help= --count=none --size=none --stall='
     ['sim drain']='-h= --help='
@@ -60,10 +61,11 @@ declare -gA _evl_ap_opts=(
     ['sim filter']='-h= --help= --cflags= --pcap=file --frames=file --proto=words:udp,tcp,icmp,arp,ipv6 --vlan=none --size=none --src=none --dst=none --sport=none --dport=none --bad-csum='
 )
 declare -gA _evl_ap_subs=(
-    [sim]='show reset log rx tx drain link filter'
+    [sim]='show reset log maps rx tx drain link filter'
 )
 declare -gA _evl_ap_pos=(
     [help]=none...
+    ['sim maps']=iface
     ['sim rx']=iface
     ['sim tx']=iface
     ['sim drain']=iface

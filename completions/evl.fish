@@ -177,24 +177,29 @@ complete -c evl -n '__evl_using plugins' -s h -l help -d 'show this help message
 complete -c evl -n '__evl_using plugins' -l json -d 'print the list as JSON'
 
 # evl sim
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -f
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -s h -l help -d 'show this help message and exit'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -l board -r -F -d 'the simulated board (also EVL_SIM_BOARD)'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -l json -d 'print results as JSON'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -a show -d 'print the whole simulated state'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -a reset -d 'forget the state: the next use boots the board afresh'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -a log -d 'print the kernel log lines of the simulated board'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -a rx -d 'inject received frames on an interface'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -a tx -d 'send frames through an out-of-band port'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -a drain -d 'complete every TX buffer in flight on an interface\'s pool'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -a link -d 'bring an interface up or down (down dismantles its port)'
-complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log rx tx drain link filter' -a filter -d 'run an eBPF object\'s first program over frames and print each verdict'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -f
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -l board -r -F -d 'the simulated board (also EVL_SIM_BOARD)'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -l json -d 'print results as JSON'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -a show -d 'print the whole simulated state'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -a reset -d 'forget the state: the next use boots the board afresh'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -a log -d 'print the kernel log lines of the simulated board (bpf_trace_printk() output too)'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -a maps -d 'dump the eBPF maps of the installed RX filters, as \'bpftool map dump\' does (with --json: -j)'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -a rx -d 'inject received frames on an interface'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -a tx -d 'send frames through an out-of-band port'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -a drain -d 'complete every TX buffer in flight on an interface\'s pool'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -a link -d 'bring an interface up or down (down dismantles its port)'
+complete -c evl -n '__evl_using sim; and not __fish_seen_subcommand_from show reset log maps rx tx drain link filter' -a filter -d 'run an eBPF object\'s first program over frames and print each verdict'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from show' -f
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from show' -s h -l help -d 'show this help message and exit'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from reset' -f
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from reset' -s h -l help -d 'show this help message and exit'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from log' -f
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from log' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from maps' -f
+complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from maps' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from maps' -l consume -d 'read the ring buffers\' records, as a user-space consumer would'
+complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from maps; and __evl_argument maps 1' -a '(__evl_interfaces net --transport=sim)' -d 'only the filter of this interface (its real device)'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -f
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -s h -l help -d 'show this help message and exit'
 complete -c evl -n '__evl_using sim; and __fish_seen_subcommand_from rx' -l proto -x -a 'udp tcp icmp arp ipv6' -d 'default udp'

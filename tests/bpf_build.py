@@ -47,11 +47,12 @@ def have_clang() -> bool:
     return out.returncode == 0 and " bpf " in out.stdout
 
 
-def build(src_name: str, out_dir: pathlib.Path, target: str = "bpf") -> pathlib.Path:
+def build(src_name: str, out_dir: pathlib.Path, target: str = "bpf", flags: tuple[str, ...] = ()) -> pathlib.Path:
     """Compile tests/bpf/<src_name>.c to <out_dir>/<src_name>.o.
 
     ``target`` may be "bpfel"/"bpfeb" to force a byte order; the object
     name then carries it as a suffix so both can coexist in out_dir.
+    ``flags`` come before the include flags (``-g``, ``-I``...).
     """
     clang = _clang()
     if clang is None:
@@ -59,7 +60,7 @@ def build(src_name: str, out_dir: pathlib.Path, target: str = "bpf") -> pathlib.
     src = SRC_DIR / f"{src_name}.c"
     suffix = "" if target == "bpf" else f".{target}"
     out = pathlib.Path(out_dir) / f"{src_name}{suffix}.o"
-    cmd = [clang, "-O2", "-target", target, *_include_flags(), "-c", str(src), "-o", str(out)]
+    cmd = [clang, "-O2", *flags, "-target", target, *_include_flags(), "-c", str(src), "-o", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr}")
@@ -74,3 +75,15 @@ def objects(names: list[str], tmp_path_factory: Any) -> dict[str, bytes]:
         pytest.skip("clang with the BPF target and libbpf-dev are needed to build tests/bpf/*.c")
     out = tmp_path_factory.mktemp("bpf")
     return {name: build(name, out).read_bytes() for name in names}
+
+
+def user_objects(names: list[str], tmp_path_factory: Any) -> dict[str, bytes]:
+    """tests/bpf/<name>.c built as the README tells users: ``clang -O2 -g -target bpf $(evl sim filter --cflags)``."""
+    import pytest
+
+    from evl_net.cli.sim import cflags
+
+    if not have_clang():
+        pytest.skip("clang with the BPF target and libbpf-dev are needed to build tests/bpf/*.c")
+    out = tmp_path_factory.mktemp("bpf-users")
+    return {name: build(name, out, flags=("-g", *cflags())).read_bytes() for name in names}

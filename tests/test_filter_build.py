@@ -134,3 +134,21 @@ def test_evl_sim_filter_prints_what_bpf_printk_wrote_per_frame(tmp_path: Path, s
     assert line.endswith(": bpf_trace_printk: long frame: 186 bytes") and "<idle>-0" in line
     text = _run("sim", "filter", str(obj), "--size", "200", env=sim_env).stdout.splitlines()
     assert len(text) == 2 and text[1].endswith("long frame: 186 bytes")
+
+
+def test_the_readme_round_trip_runs_as_written(tmp_path: Path, sim_env: dict[str, str]) -> None:
+    """The README's filter-with-a-map session, copied out of README.md and run by a shell."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("cat > count.c <<'C'")
+    end = readme.index("\n", readme.index("evl sim maps eth0", start))
+    script = readme[start:end]
+    env = dict(sim_env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "1 accept" in out and "2 skip" in out and "5 oob (on eth0.42)" in out
+    # after the 5 frames through -F: the ACCEPT counter (key 1) of the installed filter's map is 5
+    installed = out[out.index("eth0: ipv4_only (count.o)") :]
+    assert "  key: 01 00 00 00\n    value (CPU 00): 05 00 00 00 00 00 00 00" in installed

@@ -405,6 +405,18 @@ def _set(path: str, value: Any) -> Callable[[dict], Any]:
 
 
 _DEL = object()
+
+
+def _map_state(**kw: Any) -> dict[str, Any]:
+    """A map of a filter as the state keeps it (an array of 4 u64), with ``kw`` changed."""
+    m: dict[str, Any] = {
+        "name": "counts", "type": 2, "key_size": 4, "value_size": 8, "max_entries": 4, "flags": 0,
+        "section": ".maps", "cpus": 1, "entries": {},
+    }  # fmt: skip
+    m.update(kw)
+    return m
+
+
 DEEP = "[" * 100000 + "]" * 100000
 STATE_CASES: list[tuple[str, Any]] = [
     ("pools-list", _set("pools", [])),
@@ -424,6 +436,30 @@ STATE_CASES: list[tuple[str, Any]] = [
     ("filters-insns-int", _set("filters.eth0.insns", 5)),
     ("filters-on-non-port", _set("filters.eth1", {"object": "x.o"})),
     ("ports-object", _set("ports", {})),
+    ("maps-int", _set("filters.eth0.maps", 5)),
+    ("maps-partial", _set("filters.eth0.maps", [{"name": "m"}])),
+    ("maps-type", _set("filters.eth0.maps", [_map_state(type=99)])),
+    ("maps-cpus-0", _set("filters.eth0.maps", [_map_state(cpus=0)])),
+    ("maps-cpus-array", _set("filters.eth0.maps", [_map_state(cpus=4)])),
+    ("maps-key-hex", _set("filters.eth0.maps", [_map_state(entries={"0000000": "00" * 8})])),
+    ("maps-value-short", _set("filters.eth0.maps", [_map_state(entries={"00000000": "00"})])),
+    ("maps-not-hex", _set("filters.eth0.maps", [_map_state(entries={"zzzzzzzz": "00" * 8})])),
+    ("maps-index", _set("filters.eth0.maps", [_map_state(entries={"04000000": "00" * 8})])),
+    (
+        "maps-too-many",
+        _set(
+            "filters.eth0.maps",
+            [_map_state(type=1, max_entries=1, entries={"01000000": "00" * 8, "02000000": "00" * 8})],
+        ),
+    ),
+    ("maps-huge", _set("filters.eth0.maps", [_map_state(max_entries=1 << 40)])),
+    (
+        "ringbuf-positions",
+        _set(
+            "filters.eth0.maps",
+            [_map_state(type=27, key_size=0, value_size=0, max_entries=4096, records=["00"], prod=0, cons=0)],
+        ),
+    ),
     ("ports-int-item", _set("ports", [5])),
     ("ports-unknown", _set("ports", ["eth0.42", "nope0"])),
     ("ports-string", _set("ports", "eth0.42")),
@@ -769,6 +805,13 @@ OBJECTS = [
     ("shnum-huge", "shnum_huge.o", ("ELF", "truncated", "section")),
     ("source", "netrx.c", ("ELF",)),
     ("big-garbage", "big_garbage.o", ("ELF", "larger than", "too large", "limit")),
+    ("map-huge-array", "map_huge_array.o", ("map 'huge'", "64 MiB")),
+    ("map-big-bss", "map_big_bss.o", (".bss", "too large")),
+    ("map-bad-ringbuf", "map_bad_ringbuf.o", ("map 'rb'", "power of 2")),
+    ("map-lpm", "map_lpm.o", ("lpm_trie",)),
+    ("btf-magic", "btf_magic.o", ("BTF",)),
+    ("btf-gone", "btf_gone.o", ("BTF",)),
+    ("btf-type-len", "btf_type_len.o", ("BTF",)),
 ]
 for gid, obj, anyf in OBJECTS:
     C(
@@ -1026,6 +1069,9 @@ C("board-missing-name", J, ("evl", "net", "-n"), env={"EVL_SIM_BOARD": "no-such-
 C("board-empty-opt", J, ("evl", "net", "--board=", "-n"), any=("board", "empty"))
 C("board-missing-file", J, ("evl", "net", "--board", "{D}/missing.toml", "-n"), has=("missing.toml", "No such file"))
 C("hosts-missing-file", J, ("evl", "net", "--hosts", "{D}/missing.txt", "-n"), has=("missing.txt", "No such file"))
+C("sim-maps-no-device", J, ("evl", "sim", "maps", "nope0"), has="nope0", prefix="evl-sim: ")
+C("sim-maps-no-filter", J, ("evl", "sim", "maps", "eth2"), has=("no eBPF filter", "eth2"), prefix="evl-sim: ")
+C("sim-maps-bad-name", J, ("evl", "sim", "maps", "a/b"), has="invalid interface name", prefix="evl-sim: ")
 C("F-missing-file", J, ("evl", "net", "-i", "eth0.42", "-F{D}/missing.o"), has=("missing.o", "No such file"))
 C(
     "frames-missing-file",
@@ -1504,6 +1550,12 @@ def _build_objects(objdir: Path) -> str | None:
             bb.SRC_DIR = HERE / "hostile"
             for name in ("unknown_helper", "direct_data", "unbounded_loop"):
                 bb.build(name, objdir)
+            from evl_net.cli.sim import cflags
+
+            for name in ("map_huge_array", "map_big_bss", "map_bad_ringbuf", "map_lpm"):
+                bb.build(name, objdir, flags=("-g", *cflags()))
+            bb.SRC_DIR = saved
+            bb.build("users_percpu_count", objdir, flags=("-g", *cflags()))
         finally:
             bb.SRC_DIR = saved
     except RuntimeError as exc:
@@ -1535,6 +1587,17 @@ def _build_objects(objdir: Path) -> str | None:
     (objdir / "shnum_huge.o").write_bytes(bytes(shnum))
     (objdir / "big_garbage.o").write_bytes(b"\x7fELF" + os.urandom(64 * 1024) * 80)  # 5 MiB
     shutil.copy(HERE / "bpf" / "netrx.c", objdir / "netrx.c")
+    # A filter with a BTF-defined map, its BTF broken: bad magic, gone (section renamed), cut short.
+    maps = (objdir / "users_percpu_count.o").read_bytes()
+    magic = maps.find(b"\x9f\xeb\x01")
+    assert magic > 0, "no BTF in users_percpu_count.o"
+    (objdir / "btf_magic.o").write_bytes(maps[:magic] + b"\x00\x00" + maps[magic + 2 :])
+    renamed = maps.replace(b".rel.BTF\0", b".rel.XTF\0", 1)  # renames .BTF too: it shares the string's tail
+    assert renamed != maps
+    (objdir / "btf_gone.o").write_bytes(renamed)
+    hdr = bytearray(maps)
+    struct.pack_into("<I", hdr, magic + 12, 0x7FFFFFFF)  # type_len past the end of the section
+    (objdir / "btf_type_len.o").write_bytes(bytes(hdr))
     return None
 
 

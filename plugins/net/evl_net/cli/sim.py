@@ -31,7 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("show", help="print the whole simulated state")
     sub.add_parser("reset", help="forget the state: the next use boots the board afresh")
-    sub.add_parser("log", help="print the kernel log lines of the simulated board")
+    sub.add_parser("log", help="print the kernel log lines of the simulated board (bpf_trace_printk() output too)")
+    maps = sub.add_parser(
+        "maps", help="dump the eBPF maps of the installed RX filters, as 'bpftool map dump' does (with --json: -j)"
+    )
+    maps.add_argument("dev", nargs="?", type=_ifname, help="only the filter of this interface (its real device)")
+    maps.add_argument(
+        "--consume", action="store_true", help="read the ring buffers' records, as a user-space consumer would"
+    )
 
     rx = sub.add_parser("rx", help="inject received frames on an interface")
     rx.add_argument(
@@ -197,6 +204,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         try:
             if args.what == "show":
                 _print(ctx, args, sim.snapshot(), _show(sim))
+            elif args.what == "maps":
+                _maps(sim, args, ctx)
             elif args.what == "log":
                 lines = sim.load().log
                 _print(ctx, args, lines, "".join(line + "\n" for line in lines))
@@ -258,6 +267,34 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _maps(sim: SimTransport, args: argparse.Namespace, ctx: Context) -> None:
+    from evl_net.transports.sim import filtermaps
+
+    state = sim.load()
+    reals = sorted(state.filters)
+    if args.dev is not None:
+        sim.device(args.dev)
+        real = state.board.real_device(args.dev)
+        if real not in state.filters:
+            raise EvlError(f"no eBPF filter on {shown(real)}")
+        reals = [real]
+    sim.sync_maps()
+    data: dict[str, Any] = {}
+    text = []
+    consumed = False
+    for real in reals:
+        filt = state.filters[real]
+        if filt.maps is None:
+            continue
+        data[real] = filtermaps.dump(filt.maps)
+        text.append(f"{real}: {filt.name} ({filt.object})\n" + filtermaps.text(filt.maps))
+        if args.consume:
+            consumed = filtermaps.consume(filt.maps) or consumed
+    if consumed:
+        sim.mark_dirty()
+    _print(ctx, args, data, "\n".join(text) if text else "no eBPF maps\n", changed=consumed)
+
+
 class StopOnInterrupt:
     """SIGINT sets ``requested`` instead of raising, for the time of a loop that checks it."""
 
@@ -316,6 +353,7 @@ def _show(sim: SimTransport) -> str:
     from tabulate import tabulate
 
     from evl_net.kernel import vlans
+    from evl_net.kernel.bpflink import MAP_TYPES as MAP_TYPE_NAMES
 
     state = sim.load()
     board = state.board
@@ -349,11 +387,25 @@ def _show(sim: SimTransport) -> str:
     out.append("vlan filter: " + (vlans.format(state.vlans) or "(empty)"))
     out.append("arp front cache:" + ("" if state.arp else " (empty)"))
     out.extend(f"  {entry.state} {entry.dev} {entry.mac} {entry.ip}" for entry in state.arp)
+    sim.sync_maps()
+    with_maps = {real: f.maps for real, f in state.filters.items() if f.maps}
+    out.append("ebpf maps:" + ("" if with_maps else " (none)"))
+    for real, maps in with_maps.items():
+        listed = ", ".join(f"{m.name} ({MAP_TYPE_NAMES.get(m.type, m.type)}, {_elements(m)})" for m in maps)
+        out.append(f"  {real}: {listed}  (evl sim maps {real})")
     counters = {k: v for k, v in state.counters.items() if any(v.values())}
     out.append("counters:" + ("" if counters else " (all zero)"))
     for name, values in counters.items():
         out.append(f"  {name}: " + " ".join(f"{k}={v}" for k, v in sorted(values.items()) if v))
     return "\n".join(out) + "\n"
+
+
+def _elements(m: Any) -> str:
+    """How many elements ``evl sim maps`` would list: every index of an array, the records of a ring buffer."""
+    if m.records is not None:
+        return f"{len(m.records)} record{'s' if len(m.records) != 1 else ''}"
+    n = m.max_entries if m.type in (2, 6) else len(m.entries)
+    return f"{n} element{'s' if n != 1 else ''}"
 
 
 def cflags() -> list[str]:
@@ -377,7 +429,6 @@ def cflags() -> list[str]:
 
 
 def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
-    from evl_net.kernel import bpfobj
     from evl_net.transports.sim import frames, traffic
 
     if args.cflags:
@@ -385,24 +436,18 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
         return 0
 
     data = read_regular(args.object, "eBPF object", FILE_MAX)
-    try:
-        program = bpfobj.first_socket_filter(data, args.object)
-    except bpfobj.BpfObjectError as exc:
-        raise EvlError(str(exc), exc.errno) from None
+    from evl_net.errors import KernelError
     from evl_net.transports.sim import ebpf as ebpf_vm
+    from evl_net.transports.sim import filtermaps, loader
 
     # What -F would refuse is refused here too, in the same words: the kernel's verifier first.
     try:
-        verified = ebpf_vm.verify(program.insns, program.license)
-        vm = ebpf_vm.Program(verified.insns)
-    except ebpf_vm.SimulatorLimitError as exc:
-        raise EvlError(f"{shown(args.object)}: the simulator cannot run program '{program.name}': {exc}") from None
-    except ebpf_vm.VerifierError as exc:
-        raise EvlError(
-            f"{shown(args.object)}: the kernel's verifier refused program '{program.name}': {exc}", exc.errno
-        ) from None
-    except ebpf_vm.EbpfError as exc:
-        raise EvlError(f"{shown(args.object)}: the simulator cannot run program '{program.name}': {exc}") from None
+        loaded = loader.load(data, shown(args.object))
+    except KernelError as exc:
+        raise EvlError(exc.detail or str(exc), exc.errno) from None
+    vm = loaded.program
+    map_states = filtermaps.created(loaded.maps, 1)
+    live = filtermaps.live(map_states)
     if args.pcap:
         raw = read_regular(args.pcap, "pcap file", FILE_MAX)
         try:
@@ -417,7 +462,7 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
     for i, frame in enumerate(batch):
         trace: list[str] = []  # what the program's bpf_trace_printk() calls wrote for this frame
         try:
-            verdict = traffic.run_filter(vm, frame, trace=trace.append)
+            verdict = traffic.run_filter(vm, frame, trace=trace.append, maps=live)
         except ebpf_vm.EbpfError as exc:
             raise EvlError(f"{shown(args.object)}: frame {i}: {exc}") from None
         except ValueError as exc:  # a frame no NIC delivers (shorter than its Ethernet header)
@@ -444,6 +489,10 @@ def _run_filter(args: argparse.Namespace, ctx: Context) -> int:
                 f"{r['verdict']} {r['action']}\n"
             )
             ctx.stdout.write("".join(f"{line}\n" for line in r["trace"]))  # as trace_pipe shows them
+        filtermaps.store(live, map_states)
+        dumped = [m for m in map_states if m.section in (".maps", "maps")]
+        if dumped:
+            ctx.stdout.write("\n" + filtermaps.text(dumped))
     return 0
 
 

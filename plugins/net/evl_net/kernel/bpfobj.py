@@ -36,6 +36,7 @@ _SHT_PROGBITS = 1
 _SHT_SYMTAB = 2
 _SHT_STRTAB = 3
 _SHT_NOBITS = 8
+_SHT_REL = 9
 _SHF_EXECINSTR = 0x4
 _SHN_UNDEF = 0
 _SHN_LORESERVE = 0xFF00
@@ -178,18 +179,6 @@ class BpfObjectError(ValueError):
         self.strerror = message
 
 
-@dataclass(frozen=True)
-class _Section:
-    index: int
-    name: str
-    type: int
-    flags: int
-    offset: int
-    size: int
-    link: int
-    entsize: int
-
-
 class _Reader:
     """Bounds-checked view of the object so that defects become EINVAL."""
 
@@ -224,7 +213,7 @@ def _cstr(table: bytes, offset: int) -> str | None:
     return table[offset:end].decode("utf-8", errors="replace")
 
 
-def _read_sections(r: _Reader) -> list[_Section]:
+def _read_sections(r: _Reader) -> list[Section]:
     data = r.data
     if len(data) < _EI_NIDENT:
         if not _ELF_MAGIC.startswith(data[:4]):
@@ -286,63 +275,163 @@ def _read_sections(r: _Reader) -> list[_Section]:
         )
         if sh_type != _SHT_NOBITS and sh_type != 0:
             r.slice(sh_offset, sh_size, f"section {i}")
-        raw.append((sh_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_entsize))
+        raw.append((sh_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, _info, sh_entsize))
 
     if shstrndx == _SHN_UNDEF or shstrndx >= shnum:
         raise r.fail(f"invalid section name string table index {shstrndx}")
-    _, st_type, _, st_off, st_size, _, _ = raw[shstrndx]
+    _, st_type, _, st_off, st_size, _, _, _ = raw[shstrndx]
     if st_type != _SHT_STRTAB:
         raise r.fail("section name string table is not a string table")
     shstrtab = r.data[st_off : st_off + st_size]
 
     sections = []
-    for i, (sh_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_entsize) in enumerate(raw):
+    for i, (sh_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_info, sh_entsize) in enumerate(raw):
         sec_name = _cstr(shstrtab, sh_name)
         if sec_name is None:
             raise r.fail(f"section {i} name offset {sh_name} out of range")
-        sections.append(_Section(i, sec_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_entsize))
+        sections.append(Section(i, sec_name, sh_type, sh_flags, sh_offset, sh_size, sh_link, sh_info, sh_entsize))
     return sections
 
 
-def _function_names(r: _Reader, sections: list[_Section], sym_fmt: str) -> dict[int, str]:
+@dataclass(frozen=True)
+class Section:
+    """One ELF section header, its name resolved."""
+
+    index: int
+    name: str
+    type: int
+    flags: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One ELF symbol: ``shndx`` its section, ``kind`` STT_* and ``bind`` STB_*."""
+
+    name: str
+    value: int
+    size: int
+    kind: int
+    bind: int
+    shndx: int
+
+
+@dataclass(frozen=True)
+class Relocation:
+    """One SHT_REL entry: byte ``offset`` in the section it applies to, R_BPF_* ``type``, its symbol."""
+
+    offset: int
+    type: int
+    symbol: Symbol
+
+
+class ElfObject:
+    """The sections, symbols and relocations of an eBPF object, bounds-checked (defects are BpfObjectError)."""
+
+    def __init__(self, data: bytes, name: str = "object") -> None:
+        self._r = _Reader(bytes(data), name)
+        self.name = name
+        self.sections = _read_sections(self._r)
+        self.byteorder = self._r.order  # "<" or ">", of the ELF header
+        self.symbols = self._read_symbols()
+
+    def fail(self, what: str) -> BpfObjectError:
+        return self._r.fail(what)
+
+    def data_of(self, section: Section) -> bytes:
+        """A section's bytes (zeros for SHT_NOBITS, such as .bss)."""
+        if section.type == _SHT_NOBITS:
+            return bytes(section.size)
+        return self._r.data[section.offset : section.offset + section.size]
+
+    def section(self, name: str) -> Section | None:
+        return next((s for s in self.sections if s.name == name), None)
+
+    def _read_symbols(self) -> list[Symbol]:
+        symtab = next((s for s in self.sections if s.type == _SHT_SYMTAB), None)
+        if symtab is None:
+            return []
+        if symtab.link >= len(self.sections) or self.sections[symtab.link].type != _SHT_STRTAB:
+            raise self.fail(f"symbol table '{symtab.name}' has no string table")
+        strtab = self.data_of(self.sections[symtab.link])
+        sym_fmt = _LAYOUTS[self._r.data[4]][2]
+        sym_size = struct.calcsize(self._r.order + sym_fmt)
+        entsize = symtab.entsize or sym_size
+        if entsize < sym_size:
+            raise self.fail(f"invalid symbol entry size {entsize}")
+        elf64 = sym_fmt == _LAYOUTS[_ELFCLASS64][2]
+        out = []
+        for k in range(symtab.size // entsize):
+            fields = self._r.unpack(sym_fmt, symtab.offset + k * entsize, f"symbol {k}")
+            if elf64:
+                st_name, st_info, _other, st_shndx, st_value, st_size = fields
+            else:
+                st_name, st_value, st_size, st_info, _other, st_shndx = fields
+            sym_name = _cstr(strtab, st_name)
+            if sym_name is None:
+                raise self.fail(f"symbol {k} name offset {st_name} out of range")
+            out.append(Symbol(sym_name, st_value, st_size, st_info & 0xF, st_info >> 4, st_shndx))
+        return out
+
+    def relocations(self, target: Section) -> list[Relocation]:
+        """The relocations that apply to ``target`` (its SHT_REL section), in file order."""
+        out = []
+        elf64 = self._r.data[4] == _ELFCLASS64
+        fmt, need, shift = ("QQ", 16, 32) if elf64 else ("II", 8, 8)
+        for s in self.sections:
+            if s.type != _SHT_REL or s.info != target.index:
+                continue
+            entsize = s.entsize or need
+            if entsize < need:
+                raise self.fail(f"invalid relocation entry size {entsize} in '{s.name}'")
+            for k in range(s.size // entsize):
+                r_offset, r_info = self._r.unpack(fmt, s.offset + k * entsize, f"relocation {k} of '{s.name}'")
+                sym = r_info >> shift
+                if sym >= len(self.symbols):
+                    raise self.fail(f"relocation {k} of '{s.name}' names symbol {sym}, which does not exist")
+                out.append(Relocation(r_offset, r_info & ((1 << shift) - 1), self.symbols[sym]))
+        return out
+
+
+def _function_names(elf: ElfObject) -> dict[int, str]:
     """Map section index -> name of the function at its lowest offset.
 
     libbpf names a program after its function symbol and orders programs
     of one section by offset, so the lowest one is the first program.
     """
-    symtab = next((s for s in sections if s.type == _SHT_SYMTAB), None)
-    if symtab is None:
-        return {}
-    if symtab.link >= len(sections) or sections[symtab.link].type != _SHT_STRTAB:
-        raise r.fail(f"symbol table '{symtab.name}' has no string table")
-    strsec = sections[symtab.link]
-    strtab = r.data[strsec.offset : strsec.offset + strsec.size]
-    sym_size = struct.calcsize(r.order + sym_fmt)
-    entsize = symtab.entsize or sym_size
-    if entsize < sym_size:
-        raise r.fail(f"invalid symbol entry size {entsize}")
-    elf64 = sym_fmt == _LAYOUTS[_ELFCLASS64][2]
-
     best: dict[int, tuple[int, int, str]] = {}
-    for k in range(symtab.size // entsize):
-        fields = r.unpack(sym_fmt, symtab.offset + k * entsize, f"symbol {k}")
-        if elf64:
-            st_name, st_info, _other, st_shndx, st_value, _size = fields
-        else:
-            st_name, st_value, _size, st_info, _other, st_shndx = fields
-        if st_info & 0xF != _STT_FUNC:
+    for sym in elf.symbols:
+        if sym.kind != _STT_FUNC or not sym.name:
             continue
-        if st_shndx == _SHN_UNDEF or st_shndx >= min(_SHN_LORESERVE, len(sections)):
+        if sym.shndx == _SHN_UNDEF or sym.shndx >= min(_SHN_LORESERVE, len(elf.sections)):
             continue
-        sym_name = _cstr(strtab, st_name)
-        if sym_name is None:
-            raise r.fail(f"symbol {k} name offset {st_name} out of range")
-        if not sym_name:
-            continue
-        key = (st_value, 0 if st_info >> 4 == _STB_GLOBAL else 1, sym_name)
-        if st_shndx not in best or key < best[st_shndx]:
-            best[st_shndx] = key
+        key = (sym.value, 0 if sym.bind == _STB_GLOBAL else 1, sym.name)
+        if sym.shndx not in best or key < best[sym.shndx]:
+            best[sym.shndx] = key
     return {idx: key[2] for idx, key in best.items()}
+
+
+def license_of(elf: ElfObject) -> str:
+    """The object's ``license`` section, as libbpf reads it (up to the first NUL)."""
+    s = elf.section("license")
+    if s is None or s.type == _SHT_NOBITS:
+        return ""
+    return elf.data_of(s).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+
+
+def program_sections(elf: ElfObject) -> list[Section]:
+    """The sections holding programs, in file order (``.text`` holds sub-programs only)."""
+    progs = [
+        s for s in elf.sections if s.type == _SHT_PROGBITS and s.flags & _SHF_EXECINSTR and s.size and s.name != ".text"
+    ]
+    for s in progs:
+        if s.size % _BPF_INSN_SIZE:
+            raise elf.fail(f"section '{s.name}' size {s.size} is not a multiple of {_BPF_INSN_SIZE}")
+    return progs
 
 
 def parse(data: bytes, name: str = "object") -> list[BpfProgram]:
@@ -351,32 +440,12 @@ def parse(data: bytes, name: str = "object") -> list[BpfProgram]:
     ``name`` only prefixes error messages (typically the file name given
     to ``evl net -F``).
     """
-    r = _Reader(bytes(data), name)
-    sections = _read_sections(r)
-    sym_fmt = _LAYOUTS[r.data[4]][2]
-
-    license = ""
-    for s in sections:
-        if s.name == "license" and s.type != _SHT_NOBITS:
-            raw = r.data[s.offset : s.offset + s.size]
-            license = raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-            break
-
-    progs = [
-        s for s in sections if s.type == _SHT_PROGBITS and s.flags & _SHF_EXECINSTR and s.size and s.name != ".text"
-    ]
-    for s in progs:
-        if s.size % _BPF_INSN_SIZE:
-            raise r.fail(f"section '{s.name}' size {s.size} is not a multiple of {_BPF_INSN_SIZE}")
-    names = _function_names(r, sections, sym_fmt) if progs else {}
-
+    elf = ElfObject(data, name)
+    license = license_of(elf)
+    progs = program_sections(elf)
+    names = _function_names(elf) if progs else {}
     return [
-        BpfProgram(
-            section=s.name,
-            name=names.get(s.index, s.name),
-            insns=r.data[s.offset : s.offset + s.size],
-            license=license,
-        )
+        BpfProgram(section=s.name, name=names.get(s.index, s.name), insns=elf.data_of(s), license=license)
         for s in progs
     ]
 

@@ -81,6 +81,7 @@ class Board:
     fingerprint: str
     page_size: int = 4096
     solicit_timeout: float = 5.0
+    cpus: int = 1
     interfaces: dict[str, Iface] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     peers: list[Peer] = field(default_factory=list)
@@ -367,6 +368,7 @@ def _board(doc: dict[str, Any], name: str, fingerprint: str) -> Board:
         fingerprint=fingerprint,
         page_size=int(doc.get("page_size", 4096)),
         solicit_timeout=float(doc.get("solicit_timeout", 5)),
+        cpus=int(doc.get("cpus", 1)),
     )
     tables = {t["name"]: t for t in doc.get("interface", [])}
     for t in doc.get("interface", []):

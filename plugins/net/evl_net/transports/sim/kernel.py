@@ -102,6 +102,7 @@ class SimTransport(TransportBase):
         self.host_netns: str | None = None
         self._store: Store | None = None
         self._dirty = False
+        self._maps: dict[str, tuple[Any, list[Any]]] = {}  # real device -> (its filter, the live maps)
 
     # -- session -------------------------------------------------------
 
@@ -127,6 +128,8 @@ class SimTransport(TransportBase):
 
     def close(self) -> None:
         """Store the state when it changed, and unlock the state file."""
+        self.sync_maps()
+        self._maps.clear()
         if self._store is not None:
             self._store.close(self.state, self._dirty)
         self._dirty = False
@@ -135,6 +138,7 @@ class SimTransport(TransportBase):
     def close_early(self) -> None:
         """Store and unlock before a long wait; the state stays readable, and is not stored again."""
         if self.state is not None and self._store is not None:
+            self.sync_maps()
             self._store.close(self.state, self._dirty)
             self._dirty = False
 
@@ -148,10 +152,32 @@ class SimTransport(TransportBase):
         """The whole state in its JSON form, as the state file holds it (``evl sim show --json``)."""
         from evl_net.transports.sim.records import encode
 
+        self.sync_maps()
         data: dict[str, Any] = encode(self.load())
         return data
 
     # -- what the traffic model, evl sim and the kernel double use -------
+
+    def filter_maps(self, real: str) -> list[Any]:
+        """The live maps (``ebpf.maps``) of the filter on ``real``, restored from the state on first use."""
+        filt = self.load().filters[real]
+        cached = self._maps.get(real)
+        if cached is None or cached[0] is not filt:
+            from evl_net.transports.sim import filtermaps
+
+            cached = self._maps[real] = (filt, filtermaps.live(filt.maps or []))
+        return cached[1]
+
+    def sync_maps(self) -> None:
+        """Write what the programs changed in their maps back into the state."""
+        if not self._maps or self.state is None:
+            return
+        from evl_net.transports.sim import filtermaps
+
+        for real, (filt, live) in self._maps.items():
+            current = self.state.filters.get(real)
+            if current is not None and current is filt and filtermaps.store(live, current.maps or []):
+                self._dirty = True
 
     def device(self, ifname: str) -> Iface:
         """The board's interface ``ifname``; ENODEV, as EVL_NETIOC_DEVOPEN fails, when there is none."""
@@ -295,36 +321,12 @@ class SimTransport(TransportBase):
         from evl_net.outcomes import FilterInstalled  # only mutations need it
 
         real = self.filter_device(ifname)
-        from evl_net.kernel import bpfobj
+        from evl_net.transports.sim import filtermaps, loader
 
-        try:
-            programs = bpfobj.parse(obj, obj_name or "object")
-        except bpfobj.BpfObjectError as exc:
-            raise KernelError(exc.errno, str(exc)) from None
-        if not programs:
-            raise KernelError(errno.EINVAL, f"{obj_name}: no eBPF program in object")
-        program = programs[0]
-        if program.prog_type != "socket_filter":
-            self.log(self.netdev_prefix(real) + "invalid out-of-band eBPF program")
-            raise KernelError(errno.EINVAL, f"{obj_name}: program '{program.section}' is not a socket filter")
-        from evl_net.transports.sim import ebpf
-
-        # BPF_PROG_LOAD runs the verifier before EVL sees the program: a refusal logs nothing.
-        try:
-            verified = ebpf.verify(program.insns, program.license)
-            ebpf.Program(verified.insns)  # what the simulator will run must build
-        except ebpf.SimulatorLimitError as exc:
-            raise KernelError(
-                errno.EOPNOTSUPP, f"{obj_name}: the simulator cannot run program '{program.name}': {exc}"
-            ) from None
-        except ebpf.VerifierError as exc:
-            raise KernelError(
-                exc.errno, f"{obj_name}: the kernel's verifier refused program '{program.name}': {exc}"
-            ) from None
-        except ebpf.EbpfError as exc:
-            raise KernelError(
-                errno.EOPNOTSUPP, f"{obj_name}: the simulator cannot run program '{program.name}': {exc}"
-            ) from None
+        # libbpf, then BPF_PROG_LOAD and its verifier, before EVL sees the program: a refusal there logs nothing.
+        loaded = loader.load(
+            obj, obj_name, log=lambda line: self.log(self.netdev_prefix(real) + line), cpus=self.board.cpus
+        )
         import base64
         import hashlib
 
@@ -334,14 +336,15 @@ class SimTransport(TransportBase):
             real,
             FilterInfo(
                 object=obj_name,
-                section=program.section,
-                name=program.name,
-                license=program.license,
+                section=loaded.section,
+                name=loaded.name,
+                license=loaded.license,
                 sha256=hashlib.sha256(obj).hexdigest(),
-                insns=base64.b64encode(verified.insns).decode(),  # dead code sanitized, as the kernel keeps it
+                insns=base64.b64encode(loaded.insns).decode(),  # dead code sanitized, as the kernel keeps it
+                maps=filtermaps.created(loaded.maps, self.board.cpus) if loaded.maps else None,
             ),
         )
-        return FilterInstalled(True, program.name, program.section)
+        return FilterInstalled(True, loaded.name, loaded.section)
 
     def solicit(self, host: str, ifname: str | None, flags: int) -> Solicited:
         from evl_net.outcomes import Solicited  # only mutations need it

@@ -58,6 +58,30 @@ class ArpEntry:
 
 
 @dataclass(eq=False, repr=False)
+class MapState:
+    """A map of the installed filter and its content (``ebpf.maps``), kept across invocations.
+
+    ``entries`` maps a hex key to a hex value (per-CPU maps: the ``cpus``
+    values one after another); arrays keep only their non-zero elements.  A
+    ring buffer keeps the ``records`` submitted and not yet consumed, and its
+    producer and consumer positions.
+    """
+
+    name: str
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    section: str
+    cpus: int
+    entries: dict[str, str]
+    records: list[str] | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
+    prod: int | None = optional()
+    cons: int | None = optional()
+
+
+@dataclass(eq=False, repr=False)
 class FilterInfo:
     """The eBPF RX filter installed on a real device.
 
@@ -74,6 +98,7 @@ class FilterInfo:
     insns: str | None = optional()
     prog_tag: str | None = optional()
     prog_id: str | None = optional()
+    maps: list[MapState] | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
 
 
 @dataclass(eq=False, repr=False)
@@ -226,6 +251,38 @@ def _program(text: str, where: str) -> None:
         raise ShapeError(f"{where} is not a whole number of instructions")
 
 
+def _map(m: MapState, where: str) -> None:
+    """Fail unless ``m`` is a map the simulator can hold: a type it runs, entries of the map's sizes."""
+    from evl_net.kernel.bpflink import MapDef
+    from evl_net.transports.sim.ebpf import maps
+
+    why = maps.check_def(MapDef(m.name, m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.section), m.cpus)
+    if why is not None:
+        raise ShapeError(f"{where}: {why[1]}")
+    if not 1 <= m.cpus <= maps.MAX_CPUS or (m.cpus != 1 and m.type not in maps.PERCPU):
+        raise ShapeError(f"{where}.cpus is out of range ({m.cpus})")
+    if len(m.entries) > m.max_entries:
+        raise ShapeError(f"{where}.entries: more than max_entries ({m.max_entries})")
+    value_hex = 2 * m.value_size * m.cpus
+    for key, value in m.entries.items():
+        if len(key) != 2 * m.key_size or len(value) != value_hex or not _is_hex(key + value):
+            raise ShapeError(f"{where}.entries.{key[:32]}: not a key and value of the map's sizes in hex")
+        if m.type in (maps.ARRAY, maps.PERCPU_ARRAY) and int.from_bytes(bytes.fromhex(key), "little") >= m.max_entries:
+            raise ShapeError(f"{where}.entries.{key}: index out of range")
+    if m.type == maps.RINGBUF:
+        records = m.records or []
+        if not all(_is_hex(r) and len(r) % 2 == 0 for r in records):
+            raise ShapeError(f"{where}.records: not hex")
+        prod, cons = m.prod or 0, m.cons or 0
+        used = sum(maps.RingBuf.rounded(len(r) // 2) for r in records)
+        if not 0 <= cons <= prod < U64 or prod - cons != used or used > m.max_entries:
+            raise ShapeError(f"{where}: positions do not match the records")
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
 def _is_cidr(text: str) -> bool:
     """``a.b.c.d/n`` as the board stores it (ipaddress's form), checked without importing ipaddress."""
     address, slash, prefix = text.partition("/")
@@ -285,6 +342,8 @@ def check_state(state: BoardState, where: str = "state") -> None:
             raise ShapeError(f"{where}.filters.{real}: no port on {real!r}")
         if filt.insns is not None:
             _program(filt.insns, f"{where}.filters.{real}.insns")
+        for i, m in enumerate(filt.maps or ()):
+            _map(m, f"{where}.filters.{real}.maps[{i}]")
     for dev, counters in state.counters.items():
         for key, value in counters.items():
             _count(value, f"{where}.counters.{dev}.{key}")

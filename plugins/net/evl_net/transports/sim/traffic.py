@@ -22,6 +22,7 @@ the board and works on its state through its public methods.
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,17 +59,23 @@ def program_for(filt: FilterInfo) -> Any:
     return prog
 
 
-def run_filter(prog: Any, frame: bytes, ifindex: int = 1, trace: Callable[[str], None] | None = None) -> int:
+def run_filter(
+    prog: Any,
+    frame: bytes,
+    ifindex: int = 1,
+    trace: Callable[[str], None] | None = None,
+    maps: list[Any] | None = None,
+) -> int:
     """The program's verdict on a frame, as the EVL input path reads it.
 
     ``trace`` receives each line the program's bpf_trace_printk() calls write
-    to the trace pipe (None: they go nowhere).
+    to the trace pipe (None: they go nowhere); ``maps`` are the program's maps.
     """
     from evl_net.transports.sim import ebpf as ebpf_vm
 
     info = framelib.inspect(frame)
     skb = ebpf_vm.SkbContext.for_frame(frame, vlan=info.vlan, ifindex=ifindex)
-    return prog.run(frame, skb, trace)
+    return prog.run(frame, skb, trace, maps)
 
 
 @dataclass
@@ -113,8 +120,17 @@ def receive(
         index = list(board.interfaces).index(real) + 1
         from evl_net.transports.sim.ebpf import EbpfError
 
+        prog = program_for(filt)
+        boot = state.boot
+        prog.clock = lambda: int(max(0.0, time.time() - boot) * 1e9)  # the board's clock: trace lines match its log
         try:
-            verdict = run_filter(program_for(filt), frame, ifindex=index, trace=sim.log if trace is None else trace)
+            verdict = run_filter(
+                prog,
+                frame,
+                ifindex=index,
+                trace=sim.log if trace is None else trace,
+                maps=sim.filter_maps(real) if filt.maps else None,
+            )
         except EbpfError as exc:  # what the simulator cannot do yet; the frame is not counted
             raise KernelError(errno.EOPNOTSUPP, f"the eBPF program on {real} failed: {exc}") from None
         verdict_name = VERDICTS.get(verdict, "other")

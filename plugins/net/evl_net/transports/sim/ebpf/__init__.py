@@ -21,6 +21,7 @@ bottom up, each importing only from those below it:
 * :mod:`.isa` opcode tables and constants, :mod:`.errors` the exceptions;
 * :mod:`.decoder` bytes to instructions, :mod:`.disassembler` instructions to text;
 * :mod:`.skb` :class:`SkbContext` and the ``__sk_buff`` layout;
+* :mod:`.maps` the BPF maps (array, hash, LRU, per-CPU, ring buffer);
 * :mod:`.memory` the address space and run state, :mod:`.alu` signed
   div/mod and byte swaps, :mod:`.helpers` the BPF helpers;
 * :mod:`.codegen` checks and translates basic blocks into Python functions;
@@ -34,6 +35,7 @@ bottom up, each importing only from those below it:
 
 from __future__ import annotations
 
+from . import maps
 from .disassembler import disasm
 from .errors import BudgetExceededError, EbpfError, UnsupportedError
 from .memory import CTX_BASE, STACK_SIZE, STACK_TOP
@@ -55,5 +57,6 @@ __all__ = [
     "Verified",
     "VerifierError",
     "disasm",
+    "maps",
     "verify",
 ]

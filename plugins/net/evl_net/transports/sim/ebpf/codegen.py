@@ -7,7 +7,7 @@ Translating is also where the checks the verifier makes statically happen:
 opcodes and reserved fields, registers (r10 is read-only), jump targets,
 ``lddw`` pairs, the program not falling off its end, frame-pointer accesses
 within the 512-byte frame and aligned, constant divisions by zero and shifts
-out of range, helper ids (maps, tail calls, kfuncs and helpers that
+out of range, helper ids (tail calls, kfuncs and helpers that
 :mod:`.helpers` lacks raise :class:`~.errors.UnsupportedError`).
 
 Semantics are the kernel's: 32-bit ALU results are zero-extended, shift
@@ -49,7 +49,6 @@ from .isa import (
     LDX,
     M32,
     M64,
-    MAP_HELPERS,
     MEM,
     MEMSX,
     SB32,
@@ -59,7 +58,8 @@ from .isa import (
     STX,
     helper_name,
 )
-from .memory import CTX_BASE, STACK_SIZE, STACK_TOP
+from .maps import MAP_BASE, map_pointer
+from .memory import CTX_BASE, FUNC_BASE, STACK_SIZE, STACK_TOP
 from .skb import ETH_HLEN
 
 #: A translated block: runs on the run-state list, returns the next pc (-1: exit).
@@ -72,7 +72,10 @@ class Compiler:
     def __init__(self, insns: list[Insn | None]) -> None:
         self.insns = insns
         self.n = len(insns)
-        self.has_calls = any(i is not None and i.code == (JMP | 0x80) and i.src == BPF_PSEUDO_CALL for i in insns)
+        # bpf-to-bpf calls and callbacks (a lddw of a function) need call frames.
+        self.has_calls = any(
+            i is not None and i.src in (BPF_PSEUDO_CALL, 4) and i.code in (JMP | 0x80, 0x18) for i in insns
+        )
 
     def fail(self, pc: int, message: str, cls: type[EbpfError] = EbpfError) -> EbpfError:
         return cls(message, pc, disasm(self.insns[pc], pc))
@@ -111,6 +114,8 @@ class Compiler:
             if op == 0x00:
                 return [self.target(pc, insn.imm if cls == JMP32 else insn.off)], False
             return [self.target(pc, insn.off)], True
+        if insn.code == 0x18 and insn.src == 4:  # a callback's address: its first insn starts a block
+            return [self.target(pc, insn.imm)], True
         return [], True
 
     def compile(self) -> tuple[list[Block], list[int]]:
@@ -350,8 +355,6 @@ class Compiler:
         if func_id in HELPERS:
             return func_id
         name = helper_name(func_id)
-        if func_id in MAP_HELPERS:
-            raise self.fail(pc, f"{name} needs maps: maps are not supported by the simulator", UnsupportedError)
         if not 0 < func_id < len(HELPER_NAMES):
             raise self.fail(pc, f"invalid helper {name}")
         raise self.fail(
@@ -366,21 +369,16 @@ class Compiler:
             if size != 8:
                 raise self.fail(pc, f"unknown opcode {c:#04x}")
             self.check_reg(pc, d, write=True)
+            if s == 1:  # BPF_PSEUDO_MAP_FD: the map index as the fd (kernel.bpflink)
+                return [f"r[{d}] = {map_pointer(imm):#x}"]
+            if s == 2:  # BPF_PSEUDO_MAP_VALUE: an offset in a global-data map's one value
+                return [f"r[{d}] = {MAP_BASE + (imm << 32) + ((insn.imm64 or 0) >> 32):#x}"]
+            if s == 4:  # BPF_PSEUDO_FUNC: a callback
+                t = self.target(pc, imm)
+                return [f"r[{d}] = {FUNC_BASE + t:#x}"]
             if s:
-                kind = {
-                    1: "map fd",
-                    2: "map value",
-                    3: "BTF id",
-                    4: "function pointer",
-                    5: "map index",
-                    6: "map index value",
-                }.get(s, f"pseudo {s}")
-                msg = (
-                    f"lddw of a {kind}: maps are not supported by the simulator"
-                    if s in (1, 2, 5, 6)
-                    else f"lddw of a {kind} is not supported"
-                )
-                raise self.fail(pc, msg, UnsupportedError)
+                kind = {3: "BTF id", 5: "map index", 6: "map index value"}.get(s, f"pseudo {s}")
+                raise self.fail(pc, f"lddw of a {kind} is not supported", UnsupportedError)
             return [f"r[{d}] = {insn.imm64:#x}"]
         if mode not in (ABS, IND) or size == 8:
             raise self.fail(pc, f"unknown opcode {c:#04x}")

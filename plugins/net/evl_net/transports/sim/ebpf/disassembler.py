@@ -79,7 +79,15 @@ def disasm(insn: Insn | None, pc: int | None = None) -> str:
     sz = _SIZE_NAME[size]
     if cls == LD:
         if mode == IMM:
-            return f"r{d} = {insn.imm64:#x} ll" if insn.imm64 is not None else "lddw"
+            if insn.imm64 is None:
+                return "lddw"
+            if insn.src == 1:  # BPF_PSEUDO_MAP_FD (the simulator's map index)
+                return f"r{d} = map[id:{insn.imm}] ll"
+            if insn.src == 2:  # BPF_PSEUDO_MAP_VALUE
+                return f"r{d} = map[id:{insn.imm}][0]+{insn.imm64 >> 32} ll"
+            if insn.src == 4:  # BPF_PSEUDO_FUNC
+                return f"r{d} = func {tgt(insn.imm)} ll"
+            return f"r{d} = {insn.imm64:#x} ll"
         if mode == ABS:
             return f"r0 = *({sz} *)skb[{imm}]"
         if mode == IND:

@@ -1,8 +1,8 @@
 """The BPF helper functions a socket filter may call, by id.
 
-Only helpers that make sense without maps on an RX skb are implemented; the
-code generator refuses every other id when the program is decoded
-(:class:`~.errors.UnsupportedError`).  Each helper takes the run state and
+The code generator refuses the ids of helpers not implemented when the
+program is decoded (:class:`~.errors.UnsupportedError`); the verifier has
+refused them already, saying the simulator lacks them.  Each helper takes the run state and
 the calling pc, reads its arguments from r1-r5 and returns r0:
 
 * bpf_skb_load_bytes (#26) at an offset from the network header, and
@@ -21,8 +21,13 @@ the calling pc, reads its arguments from r1-r5 and returns r0:
   text as bstr_printf() formats it, and one line per call, in trace_pipe's
   format, to the run's trace sink (``Program.run(..., trace=)``).
 
-bpf_snprintf (#165) is not implemented: its format must be a read-only map
-value (``.rodata``, ARG_PTR_TO_CONST_STR), and the simulator has no maps.
+* bpf_trace_vprintk (#177): the same with up to 12 u64 arguments in an
+  array (what ``bpf_printk()`` uses for more than 3); bpf_snprintf (#165):
+  the same text into a buffer, the format a string of ``.rodata``;
+* map helpers (#1-#3, #195), ring buffers (#130-#134) on the maps of
+  :mod:`.maps`, found from the map pointer in r1;
+* bpf_loop (#181) and bpf_for_each_map_elem (#164) run their callback
+  through :meth:`Program.callback` (a bpf-to-bpf call run to its exit).
 
 :data:`SOCKET_FILTER_HELPERS` is the table the verifier (:mod:`.verifier`)
 checks calls against: every helper the kernel grants a socket filter loaded
@@ -40,7 +45,8 @@ from dataclasses import dataclass
 
 from .errors import RunError
 from .isa import M32, M64
-from .memory import CTX_BASE, MAX_CALL_FRAMES, PKT, PROG, SKB, STACK_SIZE, STACK_TOP, STK, TRACE
+from .maps import E2BIG, BpfMap, RingBuf, map_of_pointer
+from .memory import CTX_BASE, MAPS, PKT, PROG, SKB, TRACE, buffer, read_bytes, write_bytes
 from .skb import ETH_HLEN
 
 EFAULT = 14
@@ -53,18 +59,10 @@ def _check_skb_arg(r: list, pc: int, name: str) -> None:
         raise RunError(pc, f"{name} expects the context (skb) in r1")
 
 
-def _stack_buffer(r: list, a: int, n: int, pc: int, name: str) -> int:
-    fp = r[10]
-    if not (fp - STACK_SIZE <= a and a + n <= STACK_TOP) or n <= 0:
-        raise RunError(pc, f"{name}: buffer of {n} bytes at {a:#x} is not within the stack")
-    return a - STACK_TOP + len(r[STK])
-
-
 def _copy_pkt(r: list, pc: int, name: str, start: int, offset: int) -> int:
     n = r[4] & M32
-    o = _stack_buffer(r, r[3], n, pc, name)
+    stk, o = buffer(r, r[3], n, pc, True, name)
     frame = r[PKT]
-    stk = r[STK]
     pos = start + offset
     if offset <= 0xFFFF and start >= 0 and pos + n <= len(frame):
         stk[o : o + n] = frame[pos : pos + n]
@@ -123,6 +121,8 @@ def _h_jiffies64(r: list, pc: int) -> int:
 MAX_BPRINTF_BUF = 1024
 #: bpf_trace_printk() passes r3-r5: at most 3 conversions (MAX_TRACE_PRINTK_VARARGS).
 MAX_TRACE_PRINTK_VARARGS = 3
+#: Arguments of bpf_trace_vprintk() and bpf_snprintf() (MAX_BPRINTF_VARARGS).
+MAX_BPRINTF_VARARGS = 12
 #: How the line starts in trace_pipe: the task that was current and its pid, then
 #: the flags (irqs-off, need-resched, hard/softirq, preempt depth, migrate-disable).
 #: Frames reach the EVL RX hook from the NIC's NAPI poll, in softirq context,
@@ -145,41 +145,34 @@ class _FormatError(Exception):
     """The format is one bpf_bprintf_prepare() refuses (-EINVAL)."""
 
 
-def _read_stack(r: list, a: int, n: int) -> bytes | None:
-    """n bytes at address a if they are all within the stack, else None (a faulting read)."""
-    stk = r[STK]
-    lo = STACK_TOP - STACK_SIZE * MAX_CALL_FRAMES
-    if n < 0 or a < lo or a + n > STACK_TOP:
+def _read_mem(r: list, a: int, n: int) -> bytes | None:
+    """n bytes at address a if they are all readable (stack or map memory), else None (a faulting read)."""
+    try:
+        return read_bytes(r, a, n, -1, "read")
+    except RunError:
         return None
-    o = a - STACK_TOP + len(stk)
-    if o < 0:
-        return None
-    return bytes(stk[o : o + n])
 
 
 def _read_str(r: list, a: int) -> str:
     """The NUL-terminated string at a, "" where the kernel's nofault copy faults.
 
-    Only the stack is readable here; the kernel would read any kernel address
-    (a pointer into the context reads struct sk_buff, not __sk_buff): such
-    pointers print as an empty string.
+    The stack and map memory (``.rodata`` literals) are readable here; the
+    kernel would read any kernel address (a pointer into the context reads
+    struct sk_buff, not __sk_buff): such pointers print as an empty string.
     """
-    stk = r[STK]
-    lo = STACK_TOP - STACK_SIZE * MAX_CALL_FRAMES
-    if not lo <= a < STACK_TOP:
-        return ""
-    o = a - STACK_TOP + len(stk)
-    if o < 0:
-        return ""
-    end = stk.find(0, o)
-    raw = stk[o:] if end < 0 else stk[o:end]
-    return bytes(raw).decode("latin-1")
+    out = bytearray()
+    while len(out) < MAX_BPRINTF_BUF:
+        chunk = _read_mem(r, a + len(out), 1)
+        if chunk is None or chunk == b"\0":
+            break
+        out += chunk
+    return bytes(out).decode("latin-1")
 
 
 def _ip(r: list, a: int, conv: str, compressed: bool) -> str:
     """%pI4 %pi4 %pI6 %pi6 (%pI6c): the address at a; zeros where reading it faults."""
     n = 4 if conv[1] == "4" else 16
-    raw = _read_stack(r, a, n) or bytes(n)
+    raw = _read_mem(r, a, n) or bytes(n)
     if n == 4:
         return ".".join((f"{b}" if conv[0] == "I" else f"{b:03d}") for b in raw)
     if compressed:
@@ -280,16 +273,15 @@ def trace_line(text: str, cpu: int, ns: int) -> str:
     return f"{head}{ns % 1_000_000_000 // 1000:06d}: bpf_trace_printk: {text}"
 
 
-def _h_trace_printk(r: list, pc: int) -> int:
-    size = r[2] & M32
-    raw = _read_stack(r, r[1], size)
+def _printk(r: list, pc: int, name: str, fmt_addr: int, size: int, args: tuple[int, ...]) -> int:
+    raw = _read_mem(r, fmt_addr, size)
     if raw is None:  # the verifier checked it; a stray pointer reads as the kernel's fault would
-        raise RunError(pc, f"bpf_trace_printk: format of {size} bytes at {r[1]:#x} is not within the stack")
+        raise RunError(pc, f"{name}: format of {size} bytes at {fmt_addr:#x} is not readable")
     end = raw.find(0)
     if end < 0:
         return (-EINVAL) & M64
     try:
-        text = trace_format(r, raw[:end], (r[3], r[4], r[5])[:MAX_TRACE_PRINTK_VARARGS])
+        text = trace_format(r, raw[:end], args)
     except _FormatError:
         return (-EINVAL) & M64
     written = len(text.encode("latin-1"))
@@ -309,17 +301,183 @@ def _h_trace_printk(r: list, pc: int) -> int:
     return written
 
 
+def _h_trace_printk(r: list, pc: int) -> int:
+    return _printk(r, pc, "bpf_trace_printk", r[1], r[2] & M32, (r[3], r[4], r[5])[:MAX_TRACE_PRINTK_VARARGS])
+
+
+def _u64_args(r: list, pc: int, name: str, addr: int, size: int) -> tuple[int, ...] | None:
+    """The u64 array of bpf_trace_vprintk()/bpf_snprintf() arguments; None when the kernel refuses it."""
+    if size % 8 or size > 8 * MAX_BPRINTF_VARARGS:
+        return None
+    if not size:
+        return ()
+    raw = read_bytes(r, addr, size, pc, name)
+    return tuple(int.from_bytes(raw[k : k + 8], "little") for k in range(0, size, 8))
+
+
+def _h_trace_vprintk(r: list, pc: int) -> int:
+    args = _u64_args(r, pc, "bpf_trace_vprintk", r[3], r[4] & M32)
+    if args is None:
+        return (-EINVAL) & M64
+    return _printk(r, pc, "bpf_trace_vprintk", r[1], r[2] & M32, args)
+
+
+def _h_snprintf(r: list, pc: int) -> int:
+    """bpf_snprintf(str, str_size, fmt, data, data_len): like snprintf, the length it would have written + 1."""
+    out, size = r[1], r[2] & M32
+    args = _u64_args(r, pc, "bpf_snprintf", r[4], r[5] & M32)
+    if args is None:
+        return (-EINVAL) & M64
+    fmt = bytearray()
+    while True:
+        b = _read_mem(r, r[3] + len(fmt), 1)
+        if b is None:
+            raise RunError(pc, "bpf_snprintf: the format is not readable")
+        if b == b"\0":
+            break
+        fmt += b
+    try:
+        text = trace_format(r, bytes(fmt), args).encode("latin-1")
+    except _FormatError:
+        return (-EINVAL) & M64
+    if size:
+        data = text[: size - 1] + b"\0"
+        write_bytes(r, out, data, pc, "bpf_snprintf")
+    return len(text) + 1
+
+
+# --- maps ------------------------------------------------------------------------------
+
+
+def _map(r: list, pc: int) -> BpfMap:
+    return map_of_pointer(r[MAPS], r[1], pc)
+
+
+def _h_map_lookup(r: list, pc: int) -> int:
+    m = _map(r, pc)
+    return m.lookup(read_bytes(r, r[2], m.ksize, pc, "bpf_map_lookup_elem key"), r[PROG].cpu)
+
+
+def _h_map_lookup_percpu(r: list, pc: int) -> int:
+    m = _map(r, pc)
+    cpu = r[3] & M32
+    if cpu >= m.ncpus:
+        return 0
+    return m.lookup(read_bytes(r, r[2], m.ksize, pc, "bpf_map_lookup_percpu_elem key"), cpu)
+
+
+def _h_map_update(r: list, pc: int) -> int:
+    m = _map(r, pc)
+    key = read_bytes(r, r[2], m.ksize, pc, "bpf_map_update_elem key")
+    value = read_bytes(r, r[3], m.vsize, pc, "bpf_map_update_elem value")
+    return m.update(key, value, r[4] & M64, r[PROG].cpu) & M64
+
+
+def _h_map_delete(r: list, pc: int) -> int:
+    m = _map(r, pc)
+    return m.delete(read_bytes(r, r[2], m.ksize, pc, "bpf_map_delete_elem key")) & M64
+
+
+def _ringbuf(r: list, pc: int) -> RingBuf:
+    m = _map(r, pc)
+    if not isinstance(m, RingBuf):
+        raise RunError(pc, f"map '{m.defn.name}' is not a ring buffer")
+    return m
+
+
+def _h_ringbuf_output(r: list, pc: int) -> int:
+    rb = _ringbuf(r, pc)
+    size = r[3] & M64
+    if r[4] & ~3:  # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP
+        return (-EINVAL) & M64
+    data = read_bytes(r, r[2], size, pc, "bpf_ringbuf_output") if size else b""
+    return rb.output(data) & M64
+
+
+def _h_ringbuf_reserve(r: list, pc: int) -> int:
+    rb = _ringbuf(r, pc)
+    if r[3]:
+        return 0
+    return rb.reserve(r[2] & M64)
+
+
+def _release(r: list, pc: int, submit: bool) -> int:
+    addr = r[1]
+    for m in r[MAPS]:
+        if isinstance(m, RingBuf) and m.release(addr, submit):
+            return 0
+    raise RunError(pc, f"{addr:#x} is not a reserved ring buffer record")
+
+
+def _h_ringbuf_submit(r: list, pc: int) -> int:
+    return _release(r, pc, True)
+
+
+def _h_ringbuf_discard(r: list, pc: int) -> int:
+    return _release(r, pc, False)
+
+
+def _h_ringbuf_query(r: list, pc: int) -> int:
+    return _ringbuf(r, pc).query(r[2] & M64)
+
+
+# --- callbacks -------------------------------------------------------------------------
+
+BPF_MAX_LOOPS = 1 << 23
+
+
+def _h_loop(r: list, pc: int) -> int:
+    """bpf_loop(nr_loops, callback, ctx, flags): calls callback(i, ctx) until it returns 1; the calls made."""
+    n, fn, ctx, flags = r[1] & M32, r[2], r[3], r[4]
+    if flags:
+        return (-EINVAL) & M64
+    if r[1] > BPF_MAX_LOOPS:
+        return (-E2BIG) & M64
+    prog = r[PROG]
+    for i in range(n):
+        if prog.callback(r, fn, (i, ctx, 0, 0, 0), pc) & 1:
+            return i + 1
+    return n
+
+
+def _h_for_each_map_elem(r: list, pc: int) -> int:
+    """bpf_for_each_map_elem(map, callback, ctx, flags): callback(map, key, value, ctx) per element."""
+    m = _map(r, pc)
+    mapptr, fn, ctx = r[1], r[2], r[3]
+    if r[4]:
+        return (-EINVAL) & M64
+    prog = r[PROG]
+    done = 0
+    for key, value in m.elements(prog.cpu):
+        done += 1
+        if prog.callback(r, fn, (mapptr, key, value, ctx, 0), pc) & 1:
+            break
+    return done
+
+
 # Argument kinds of a helper prototype (the kernel's enum bpf_arg_type, the
 # part the verifier checks for the helpers the simulator implements).
 ARG_ANYTHING = "anything"  # any initialised value
 ARG_CTX = "ctx"  # the unmodified context pointer (r1 at entry)
-ARG_UNINIT_MEM = "uninit_mem"  # a stack buffer the helper fills; its size is the next argument
-ARG_MEM = "mem"  # a stack buffer the helper reads; its size is the next argument
+ARG_UNINIT_MEM = "uninit_mem"  # a buffer (stack, map value, ring buffer record) the helper fills; size next
+ARG_MEM = "mem"  # a buffer the helper reads (read-only map values too); its size is the next argument
+ARG_MEM_OR_NULL = "mem_or_null"  # likewise, or NULL (then the size must be 0)
 ARG_CONST_SIZE = "const_size"  # the size of the buffer before it: bounded, not zero
 ARG_CONST_SIZE_OR_ZERO = "const_size_or_zero"  # likewise, zero allowed
+ARG_MAP = "map"  # a map (lddw of a map): ARG_CONST_MAP_PTR
+ARG_MAP_KEY = "map_key"  # a readable buffer of the map's key size
+ARG_MAP_VALUE = "map_value"  # a readable buffer of the map's value size
+ARG_UNINIT_MAP_VALUE = "uninit_map_value"  # a writable buffer of the map's value size
+ARG_FUNC = "func"  # a callback (lddw of a function)
+ARG_STACK_OR_NULL = "stack_or_null"  # the callback's context: a stack pointer, or NULL
+ARG_ALLOC_SIZE = "alloc_size"  # a known constant size (ARG_CONST_ALLOC_SIZE_OR_ZERO)
+ARG_RINGBUF_MEM = "ringbuf_mem"  # a ring buffer record, unmodified, released by the call
+ARG_CONST_STR = "const_str"  # a NUL-terminated string in a read-only map (.rodata)
 # Return kinds (enum bpf_return_type).
 RET_INTEGER = "integer"
-RET_OTHER = "other"  # pointers, maps: only in prototypes not modelled yet
+RET_MAP_VALUE_OR_NULL = "map_value_or_null"
+RET_RINGBUF_MEM_OR_NULL = "ringbuf_mem_or_null"
+RET_OTHER = "other"  # other pointers: only in prototypes not modelled
 
 
 @dataclass(frozen=True)
@@ -337,18 +495,27 @@ class HelperProto:
     gpl_only: bool = False
     might_sleep: bool = False
     fn: Callable[[list, int], int] | None = None
+    maps: frozenset[int] | None = None  # the map types it accepts (check_map_func_compatibility()), None: any
+    callback: str | None = None  # "loop" / "for_each": the callback's arguments
 
 
 _NO_ARGS: tuple[str, ...] = ()
+# Map types (enum bpf_map_type) by what the helpers accept.
+_KV_MAPS = frozenset({1, 2, 5, 6, 9, 10})  # hash, array, percpu hash/array, LRU hash, LRU percpu hash
+_PERCPU_MAPS = frozenset({5, 6, 10})
+_QUEUES = frozenset({22, 23})  # queue, stack: not simulated, so these helpers are always refused
+_RINGBUF = frozenset({27})
 _LOAD_BYTES = (ARG_CTX, ARG_ANYTHING, ARG_UNINIT_MEM, ARG_CONST_SIZE)
 
 #: What a socket filter loaded by root may call on Linux 6.18, by helper id
 #: (probed with BPF_PROG_LOAD: any other id gets "program of this type cannot
 #: use helper"); implemented helpers carry their function and prototype.
 SOCKET_FILTER_HELPERS: dict[int, HelperProto] = {
-    1: HelperProto("map_lookup_elem", ret=RET_OTHER),
-    2: HelperProto("map_update_elem"),
-    3: HelperProto("map_delete_elem"),
+    1: HelperProto("map_lookup_elem", (ARG_MAP, ARG_MAP_KEY), RET_MAP_VALUE_OR_NULL, fn=_h_map_lookup, maps=_KV_MAPS),
+    2: HelperProto(
+        "map_update_elem", (ARG_MAP, ARG_MAP_KEY, ARG_MAP_VALUE, ARG_ANYTHING), fn=_h_map_update, maps=_KV_MAPS
+    ),
+    3: HelperProto("map_delete_elem", (ARG_MAP, ARG_MAP_KEY), fn=_h_map_delete, maps=_KV_MAPS),
     5: HelperProto("ktime_get_ns", _NO_ARGS, fn=_h_ktime),
     # arg3-arg5 are not in the kernel's prototype: not checked, whatever they hold.
     6: HelperProto("trace_printk", (ARG_MEM, ARG_CONST_SIZE), gpl_only=True, fn=_h_trace_printk),
@@ -370,9 +537,9 @@ SOCKET_FILTER_HELPERS: dict[int, HelperProto] = {
     55: HelperProto("perf_event_read_value", gpl_only=True),
     68: HelperProto("skb_load_bytes_relative", (*_LOAD_BYTES, ARG_ANYTHING), fn=_h_skb_load_bytes_relative),
     80: HelperProto("get_current_cgroup_id"),
-    87: HelperProto("map_push_elem"),
-    88: HelperProto("map_pop_elem"),
-    89: HelperProto("map_peek_elem"),
+    87: HelperProto("map_push_elem", (ARG_MAP, ARG_MAP_VALUE, ARG_ANYTHING), maps=_QUEUES),
+    88: HelperProto("map_pop_elem", (ARG_MAP, ARG_UNINIT_MAP_VALUE), maps=_QUEUES),
+    89: HelperProto("map_peek_elem", (ARG_MAP, ARG_UNINIT_MAP_VALUE), maps=_QUEUES),
     93: HelperProto("spin_lock"),
     94: HelperProto("spin_unlock"),
     105: HelperProto("strtol"),
@@ -388,11 +555,19 @@ SOCKET_FILTER_HELPERS: dict[int, HelperProto] = {
     122: HelperProto("get_netns_cookie"),
     123: HelperProto("get_current_ancestor_cgroup_id"),
     125: HelperProto("ktime_get_boot_ns", _NO_ARGS, fn=_h_ktime),
-    130: HelperProto("ringbuf_output"),
-    131: HelperProto("ringbuf_reserve", ret=RET_OTHER),
-    132: HelperProto("ringbuf_submit"),
-    133: HelperProto("ringbuf_discard"),
-    134: HelperProto("ringbuf_query"),
+    130: HelperProto(
+        "ringbuf_output", (ARG_MAP, ARG_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING), fn=_h_ringbuf_output, maps=_RINGBUF
+    ),
+    131: HelperProto(
+        "ringbuf_reserve",
+        (ARG_MAP, ARG_ALLOC_SIZE, ARG_ANYTHING),
+        RET_RINGBUF_MEM_OR_NULL,
+        fn=_h_ringbuf_reserve,
+        maps=_RINGBUF,
+    ),
+    132: HelperProto("ringbuf_submit", (ARG_RINGBUF_MEM, ARG_ANYTHING), fn=_h_ringbuf_submit),
+    133: HelperProto("ringbuf_discard", (ARG_RINGBUF_MEM, ARG_ANYTHING), fn=_h_ringbuf_discard),
+    134: HelperProto("ringbuf_query", (ARG_MAP, ARG_ANYTHING), fn=_h_ringbuf_query, maps=_RINGBUF),
     136: HelperProto("skc_to_tcp6_sock", ret=RET_OTHER),
     137: HelperProto("skc_to_tcp_sock", ret=RET_OTHER),
     138: HelperProto("skc_to_tcp_timewait_sock", ret=RET_OTHER),
@@ -407,22 +582,44 @@ SOCKET_FILTER_HELPERS: dict[int, HelperProto] = {
     157: HelperProto("task_storage_delete"),
     158: HelperProto("get_current_task_btf", ret=RET_OTHER, gpl_only=True),
     160: HelperProto("ktime_get_coarse_ns", _NO_ARGS, fn=_h_ktime),
-    164: HelperProto("for_each_map_elem"),
-    165: HelperProto("snprintf", gpl_only=True),
+    164: HelperProto(
+        "for_each_map_elem",
+        (ARG_MAP, ARG_FUNC, ARG_STACK_OR_NULL, ARG_ANYTHING),
+        fn=_h_for_each_map_elem,
+        maps=_KV_MAPS,
+        callback="for_each",
+    ),
+    165: HelperProto(
+        "snprintf",
+        (ARG_MEM_OR_NULL, ARG_CONST_SIZE_OR_ZERO, ARG_CONST_STR, ARG_MEM_OR_NULL, ARG_CONST_SIZE_OR_ZERO),
+        gpl_only=True,
+        fn=_h_snprintf,
+    ),
     169: HelperProto("timer_init", gpl_only=True),
     170: HelperProto("timer_set_callback", gpl_only=True),
     171: HelperProto("timer_start", gpl_only=True),
     172: HelperProto("timer_cancel", gpl_only=True),
     175: HelperProto("task_pt_regs", ret=RET_OTHER, gpl_only=True),
     176: HelperProto("get_branch_snapshot", gpl_only=True),
-    177: HelperProto("trace_vprintk", gpl_only=True),
+    177: HelperProto(
+        "trace_vprintk",
+        (ARG_MEM, ARG_CONST_SIZE, ARG_MEM_OR_NULL, ARG_CONST_SIZE_OR_ZERO),
+        gpl_only=True,
+        fn=_h_trace_vprintk,
+    ),
     178: HelperProto("skc_to_unix_sock", ret=RET_OTHER),
     180: HelperProto("find_vma"),
-    181: HelperProto("loop"),
+    181: HelperProto("loop", (ARG_ANYTHING, ARG_FUNC, ARG_STACK_OR_NULL, ARG_ANYTHING), fn=_h_loop, callback="loop"),
     182: HelperProto("strncmp"),
     191: HelperProto("copy_from_user_task", gpl_only=True, might_sleep=True),
     194: HelperProto("kptr_xchg", ret=RET_OTHER),
-    195: HelperProto("map_lookup_percpu_elem", ret=RET_OTHER),
+    195: HelperProto(
+        "map_lookup_percpu_elem",
+        (ARG_MAP, ARG_MAP_KEY, ARG_ANYTHING),
+        RET_MAP_VALUE_OR_NULL,
+        fn=_h_map_lookup_percpu,
+        maps=_PERCPU_MAPS,
+    ),
     196: HelperProto("skc_to_mptcp_sock", ret=RET_OTHER),
     197: HelperProto("dynptr_from_mem"),
     198: HelperProto("ringbuf_reserve_dynptr"),

@@ -2,8 +2,9 @@
 
 Generated code reaches memory only through these functions, which is where
 the checks the verifier would make on pointers happen at run time.  Pointers
-are plain integers in two ranges: the context at :data:`CTX_BASE`, the stack
-of every call frame below :data:`STACK_TOP`.  Stack and context accesses must
+are plain integers in three ranges: the context at :data:`CTX_BASE`, the stack
+of every call frame below :data:`STACK_TOP`, the maps (:mod:`.maps`) from
+:data:`~.maps.MAP_BASE`.  Stack and context accesses must
 be aligned and in bounds (:class:`~.errors.RunError` otherwise); the context
 follows the ``__sk_buff`` rules of :mod:`.skb`.
 
@@ -22,6 +23,7 @@ import struct
 
 from .errors import RunError
 from .isa import BPF_FETCH, M64
+from .maps import MAP_BASE, MAP_END
 from .skb import CTX_SIZE, CTX_TARGET, ETH_HLEN, check_ctx_access, ctx_image
 
 #: Bytes of stack per call frame, frames per run.
@@ -30,6 +32,8 @@ MAX_CALL_FRAMES = 8
 #: Pointer values: the context (r1 at entry) and the frame pointer (r10).
 CTX_BASE = 0xFFFF_8880_0000_0000
 STACK_TOP = 0xFFFF_C900_0001_0000
+#: What a ``lddw`` of a function (``BPF_PSEUDO_FUNC``, a callback) loads: this plus its pc.
+FUNC_BASE = 0xFFFF_F000_0000_0000
 SKF_NET_OFF = -0x100000
 SKF_LL_OFF = -0x200000
 
@@ -41,6 +45,8 @@ SKB = 14  # SkbContext
 CALLS = 15  # bpf-to-bpf call stack: [(return pc, r6, r7, r8, r9, r10), ...]
 PROG = 16  # the Program (random generator, clock, cpu)
 TRACE = 17  # where bpf_trace_printk() lines go: a callable taking one line, or None (discarded)
+MAPS = 18  # the program's maps (list of maps.BpfMap), by index
+CB_DEPTH = 19  # callbacks (bpf_loop, bpf_for_each_map_elem) running
 
 #: Little-endian unsigned / signed structs, by access size.
 U_STRUCT = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")}
@@ -67,6 +73,40 @@ def _in_stack(a: int) -> bool:
     return STACK_TOP - STACK_SIZE * MAX_CALL_FRAMES <= a < STACK_TOP
 
 
+def _map_mem(r: list, a: int, size: int, pc: int, write: bool) -> tuple[bytearray, int]:
+    k = (a - MAP_BASE) >> 32
+    maps = r[MAPS]
+    if k >= len(maps):
+        raise RunError(pc, f"invalid memory access of {size} bytes at {a:#x}: no such map")
+    return maps[k].memory(a & 0xFFFF_FFFF, size, write, pc)
+
+
+def buffer(r: list, a: int, n: int, pc: int, write: bool, what: str) -> tuple[bytearray, int]:
+    """The buffer and index of ``n`` bytes at ``a`` (stack or map memory) a helper reads or writes."""
+    if n <= 0:
+        raise RunError(pc, f"{what}: a buffer of {n} bytes")
+    if _in_stack(a):
+        fp = r[10]
+        if a < fp - STACK_SIZE or a + n > STACK_TOP:
+            raise RunError(pc, f"{what}: buffer of {n} bytes at {a:#x} is not within the stack")
+        return r[STK], a - STACK_TOP + len(r[STK])
+    if MAP_BASE <= a < MAP_END:
+        return _map_mem(r, a, n, pc, write)
+    raise RunError(pc, f"{what}: {a:#x} is not a stack or map pointer")
+
+
+def read_bytes(r: list, a: int, n: int, pc: int, what: str) -> bytes:
+    """``n`` bytes at ``a``, for a helper."""
+    buf, o = buffer(r, a, n, pc, False, what)
+    return bytes(buf[o : o + n])
+
+
+def write_bytes(r: list, a: int, data: bytes, pc: int, what: str) -> None:
+    """Write ``data`` at ``a``, for a helper."""
+    buf, o = buffer(r, a, len(data), pc, True, what)
+    buf[o : o + len(data)] = data
+
+
 def _ctx_buf(r: list) -> bytearray:
     image = r[CTX]
     if image is None:
@@ -91,7 +131,10 @@ def load(r: list, a: int, size: int, pc: int) -> int:
         if size < target:
             v = (v >> ((off & 3) * 8)) & ((1 << (size * 8)) - 1)
         return v
-    raise RunError(pc, f"invalid memory load of {size} bytes at {a:#x}: not a stack or context pointer")
+    if MAP_BASE <= a < MAP_END:
+        buf, o = _map_mem(r, a, size, pc, False)
+        return U_STRUCT[size].unpack_from(buf, o)[0]
+    raise RunError(pc, f"invalid memory load of {size} bytes at {a:#x}: not a stack, context or map pointer")
 
 
 def loadsx(r: list, a: int, size: int, pc: int) -> int:
@@ -113,17 +156,25 @@ def store(r: list, a: int, size: int, v: int, pc: int) -> None:
         check_ctx_access(pc, off, size, True)
         U_STRUCT[size].pack_into(_ctx_buf(r), off, v & ((1 << (size * 8)) - 1))
         return
-    raise RunError(pc, f"invalid memory store of {size} bytes at {a:#x}: not a stack or context pointer")
+    if MAP_BASE <= a < MAP_END:
+        buf, o = _map_mem(r, a, size, pc, True)
+        U_STRUCT[size].pack_into(buf, o, v & ((1 << (size * 8)) - 1))
+        return
+    raise RunError(pc, f"invalid memory store of {size} bytes at {a:#x}: not a stack, context or map pointer")
 
 
 def atomic(r: list, a: int, size: int, op: int, src: int, pc: int) -> None:
-    """BPF_STX|BPF_ATOMIC on the stack (the context is not allowed)."""
-    if not _in_stack(a):
-        raise RunError(pc, f"atomic operation at {a:#x}: only the stack is supported")
-    o = _stack_off(r, a, size, pc, "atomic access")
+    """BPF_STX|BPF_ATOMIC on the stack or a map value (the context is not allowed)."""
+    if _in_stack(a):
+        stk, o = r[STK], _stack_off(r, a, size, pc, "atomic access")
+    elif MAP_BASE <= a < MAP_END:
+        if a & (size - 1):
+            raise RunError(pc, f"misaligned atomic access of {size} bytes at {a:#x}")
+        stk, o = _map_mem(r, a, size, pc, True)
+    else:
+        raise RunError(pc, f"atomic operation at {a:#x}: not a stack or map pointer")
     st = U_STRUCT[size]
     mask = (1 << (size * 8)) - 1
-    stk = r[STK]
     old = st.unpack_from(stk, o)[0]
     base = op & ~BPF_FETCH
     if base == 0xF0:  # cmpxchg: compare with r0, old value into r0

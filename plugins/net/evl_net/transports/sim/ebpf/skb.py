@@ -2,23 +2,61 @@
 
 Everything the kernel derives from an RX frame before the program runs lives
 here, so that the rest of the interpreter only sees a frame and a 192-byte
-context image.  The kernel's view, checked in tests/test_ebpf_vm.py against
-``BPF_PROG_TEST_RUN`` and its real RX path:
+context image.
 
-* The skb data starts after the 14-byte Ethernet header (``eth_type_trans()``
-  pulled it), so ``__sk_buff.len`` is ``len(frame) - 14``.
+**Where the EVL RX hook runs** (docs/abi.md, "The skb at the RX hook").  The
+program installed with ``evl net -F`` runs in ``__evl_net_filter_rx()``
+(kernel/evl/net/dev.c, through ``bpf_prog_run_clear_cb()``), called by
+``netif_deliver_oob()`` (kernel/evl/net/input.c), which Dovetail's
+``netif_receive_oob()`` (net/core/dev.c) calls at the very top of
+``netif_receive_skb()``, ``netif_receive_skb_list()``, ``netif_rx()`` and
+``gro_receive_skb()`` (net/core/gro.c, before GRO and before
+``skb_mark_napi_id()``), for a device with oob diversion on.  So the driver
+has already run ``eth_type_trans()`` and the core's
+``__netif_receive_skb_core()`` has not run yet.  The skb there, and what this
+module gives a program:
+
+* ``skb->data`` is at the byte after the 14-byte MAC header
+  (``eth_type_trans()`` pulled it): the network header of an untagged frame,
+  the TCI of a VLAN tag still in the data.  ``len`` is the frame's length
+  less 14 (less 4 more for a tag the NIC stripped; no FCS).
+* ``protocol`` is what ``eth_type_trans()`` read at offset 12 of the buffer
+  the NIC handed over: 0x8100/0x88a8 for a tag still in the data.
+  ``skb_vlan_untag()`` has *not* run (that is in
+  ``__netif_receive_skb_core()``, after the hook), so a tag the NIC did not
+  strip stays in the data, ``vlan_present`` 0.  A tag the NIC stripped
+  (``NETIF_F_HW_VLAN_CTAG_RX``, ``..._STAG_RX``) is in ``vlan_tci`` (the
+  whole TCI, PCP and DEI included), ``vlan_proto`` (its TPID) and
+  ``vlan_present`` 1.  Only the outer tag is ever stripped; the kernel reads
+  ``vlan_proto`` 0 when there is no tag.
 * ``protocol`` and ``vlan_proto`` are ``__be16`` in the kernel: a program
   reads IPv4 as ``bpf_htons(0x0800)`` == 0x0008.  :class:`SkbContext` holds
   them in host order and :func:`ctx_image` presents them the kernel's way.
-* A VLAN-accelerated NIC (or ``skb_vlan_untag()``) moves the outer
-  802.1Q/802.1ad tag into ``vlan_present``/``vlan_tci``/``vlan_proto``:
-  :meth:`SkbContext.for_frame` does that by default.  With a plain
-  :class:`SkbContext` a tagged frame is seen as is (``protocol`` 0x8100),
-  exactly as ``BPF_PROG_TEST_RUN`` shows it.
+* ``pkt_type`` is ``eth_type_trans()``'s: PACKET_HOST for our MAC,
+  PACKET_BROADCAST for ff:ff:ff:ff:ff:ff, PACKET_MULTICAST for the group
+  bit, PACKET_OTHERHOST otherwise (a promiscuous NIC).
+* ``ifindex`` is the real (physical) device's: the hook runs before
+  ``vlan_do_receive()``, and ``evl_net_filter_rx()`` refuses VLAN devices.
+  ``ingress_ifindex`` (``skb->skb_iif``) is 0: only
+  ``__netif_receive_skb_core()`` sets it.
+* ``mark``, ``priority``, ``tc_index`` are 0 (no netfilter, tc, nor
+  ``vlan_do_receive()`` yet); ``napi_id`` reads 0 (``gro_receive_skb()``
+  marks it after the hook, and the kernel hides ids below MIN_NAPI_ID);
+  ``gso_segs``/``gso_size`` are 0 (GRO is bypassed); cb[] is zero
+  (``bpf_prog_run_clear_cb()``).
+* Driver-dependent, 0 by default here: ``hash`` (the NIC's RSS hash with
+  NETIF_F_RXHASH, ``skb_set_hash()``), ``queue_mapping`` (rx queue + 1 when
+  the driver calls ``skb_record_rx_queue()``; 0 when it does not).
 * Readable fields are those the kernel lets socket filters read, with its
   narrow-load rewriting (:data:`CTX_TARGET`); only cb[] is writable;
   data/data_end, tc_classid, the socket fields, tstamp, wire_len and
   hwtstamp are rejected (:func:`check_ctx_access`).
+
+:meth:`SkbContext.for_frame` builds that context (by default for a NIC that
+strips an outer 802.1Q or 802.1ad tag); a plain :class:`SkbContext` is the
+view of ``BPF_PROG_TEST_RUN`` (``eth_type_trans()`` on the loopback device,
+tags left in the data), against which tests/test_ebpf_vm.py and
+tests/test_ebpf_rx_hook.py check the interpreter.
 """
 
 from __future__ import annotations
@@ -65,18 +103,28 @@ def pkt_type_of(frame: bytes, dev_addr: bytes | None = None) -> int:
 
 @dataclass(frozen=True)
 class SkbContext:
-    """The ``struct __sk_buff`` fields a socket filter can read.
+    """The ``struct __sk_buff`` fields a socket filter can read, at the EVL RX hook.
 
-    Fields left at None are derived from the frame on each run, the way
-    the kernel derives them: ``len`` is len(frame) - 14, ``protocol`` comes
-    from eth_type_trans(), ``pkt_type`` from the destination MAC compared
-    with ``dev_addr`` (see :func:`pkt_type_of`).  ``protocol`` and
-    ``vlan_proto`` are host-order ethertypes (0x0800, 0x8100): the program
-    reads them as the kernel's ``__be16``.  ``vlan_offloaded`` means the
-    frame handed to :meth:`Program.run` still carries the outer VLAN tag that
-    ``vlan_tci`` describes and the program must not see it (set by
-    :meth:`for_frame`).  ``socket_cookie`` is what bpf_get_socket_cookie()
-    returns (no socket owns an RX skb: 0).
+    The values are those the skb has when ``netif_deliver_oob()`` runs the
+    device's program (module docstring): after the driver's
+    eth_type_trans(), before the core's skb_vlan_untag() and
+    ``__netif_receive_skb_core()``.  Fields left at None are derived from the
+    frame on each run, the way the kernel derives them: ``len`` is
+    len(frame) - 14, ``protocol`` comes from eth_type_trans(), ``pkt_type``
+    from the destination MAC compared with ``dev_addr`` (see
+    :func:`pkt_type_of`).  ``protocol`` and ``vlan_proto`` are host-order
+    ethertypes (0x0800, 0x8100): the program reads them as the kernel's
+    ``__be16``.  ``ifindex`` is the real device's; ``ingress_ifindex``,
+    ``mark``, ``priority``, ``tc_index``, ``napi_id``, the gso fields and cb[]
+    are 0 there; ``hash`` and ``queue_mapping`` are what the driver set (0
+    when it sets nothing).  ``vlan_offloaded`` means the frame handed to
+    :meth:`Program.run` still carries the outer VLAN tag that ``vlan_tci``
+    describes and the program must not see it, because the NIC stripped it
+    (set by :meth:`for_frame`).  ``socket_cookie`` is what
+    bpf_get_socket_cookie() returns (no socket owns an RX skb: 0).
+
+    A plain ``SkbContext()`` leaves VLAN tags in the data, as
+    ``BPF_PROG_TEST_RUN`` and a NIC without VLAN stripping do.
     """
 
     len: int | None = None
@@ -102,21 +150,42 @@ class SkbContext:
 
     @classmethod
     def for_frame(
-        cls, frame: bytes, *, vlan: int | None = None, vlan_offload: bool = True, **fields: Any
+        cls,
+        frame: bytes,
+        *,
+        vlan: int | None = None,
+        vlan_offload: bool = True,
+        stag_offload: bool = True,
+        rx_queue: int | None = None,
+        **fields: Any,
     ) -> SkbContext:
-        """The context of ``frame`` received by a NIC, derived fields filled in.
+        """The context the EVL RX hook gives the program for ``frame``, as a NIC received it.
 
-        With ``vlan_offload`` (the default: a VLAN-accelerated NIC, or the
-        core's skb_vlan_untag()), an outer 802.1Q/802.1ad tag in the frame
-        moves to vlan_present/vlan_tci/vlan_proto and the program sees the
-        frame without it.  ``vlan`` is a VLAN id the hardware already took
-        out of an untagged ``frame``; for a tagged frame it must match the
-        tag's VID.  Other keyword arguments set fields (ifindex=, mark=, ...).
+        ``frame`` is the frame on the wire (without FCS).  ``vlan_offload``
+        says that the NIC strips VLAN tags on RX (NETIF_F_HW_VLAN_CTAG_RX, the
+        default), ``stag_offload`` that it strips 802.1ad (0x88a8) outer tags
+        too (NETIF_F_HW_VLAN_STAG_RX; ignored without ``vlan_offload``).  A
+        stripped outer tag moves to vlan_present/vlan_tci/vlan_proto and the
+        program sees the frame without it: ``protocol`` is then the inner
+        ethertype (0x8100 for QinQ) and ``len`` 4 bytes shorter.  Any other
+        tag stays in the data, as at the hook nothing else untags it:
+        ``protocol`` 0x8100/0x88a8, ``vlan_present`` 0, skb->data at the TCI.
+
+        ``vlan`` is a VLAN id the NIC already took out of an untagged
+        ``frame`` (vlan_tci = vlan, vlan_proto 0x8100); for a frame whose
+        outer tag the NIC strips it must match that tag's VID, and it is an
+        error when the tag stays in the data.  ``rx_queue`` is the NIC's RX
+        queue for a driver that calls skb_record_rx_queue():
+        ``queue_mapping`` is then rx_queue + 1 (None: 0, as for a driver that
+        does not).  Other keyword arguments set fields (ifindex=, hash=,
+        mark=, ...): ``ifindex`` should be the real device's.
         """
         if len(frame) < ETH_HLEN:
             raise ValueError(f"a {len(frame)}-byte frame has no Ethernet header")
         tpid = (frame[12] << 8) | frame[13]
-        if vlan_offload and tpid in _VLAN_TPIDS and len(frame) >= ETH_HLEN + 4:
+        tagged = tpid in _VLAN_TPIDS and len(frame) >= ETH_HLEN + 4
+        strips = vlan_offload and (tpid == 0x8100 or (tpid == 0x88A8 and stag_offload))
+        if tagged and strips:
             tci = (frame[14] << 8) | frame[15]
             if vlan is not None and vlan != tci & 0x0FFF:
                 raise ValueError(f"vlan={vlan} but the frame is tagged with VLAN {tci & 0x0FFF}")
@@ -126,9 +195,16 @@ class SkbContext:
             fields["vlan_offloaded"] = True
             frame = frame[:12] + frame[16:]
         elif vlan is not None:
+            if tagged:
+                raise ValueError(
+                    f"vlan={vlan} names a tag the NIC stripped, but this NIC leaves the frame's "
+                    f"{tpid:#06x} tag in the data"
+                )
             fields.setdefault("vlan_present", 1)
             fields.setdefault("vlan_tci", vlan)
             fields.setdefault("vlan_proto", 0x8100)
+        if rx_queue is not None:
+            fields.setdefault("queue_mapping", rx_queue + 1)
         if fields.get("len") is None:
             fields["len"] = len(frame) - ETH_HLEN
         if fields.get("protocol") is None:

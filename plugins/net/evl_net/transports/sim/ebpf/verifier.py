@@ -21,7 +21,9 @@ every test program with BPF_PROG_LOAD when it can).  In order:
    each function, ``lddw`` pairs and opcodes, reachability;
 2. every path from the entry point, with abstract registers and stack:
    types (not initialised, scalar, pointer to the context, pointer to a call
-   frame's stack with a fixed and a variable offset), scalar bounds (a tnum
+   frame's stack with a fixed and a variable offset, map, map value and key,
+   maybe-NULL map value until a NULL check, ring buffer record -- a reference
+   the program must submit or discard --, callback), scalar bounds (a tnum
    and signed/unsigned 64- and 32-bit ranges kept consistent, copies of one
    value refined together), each stack byte (invalid, misc, zero, spilled
    register).  A conditional jump whose outcome the bounds decide follows
@@ -30,13 +32,20 @@ every test program with BPF_PROG_LOAD when it can).  In order:
    already explored is pruned, as in the kernel: registers compared only
    where still live, scalars only where the explored state found their
    value precise (precision is tracked backwards along each path);
+   Helper calls are checked against :data:`~.helpers.SOCKET_FILTER_HELPERS`:
+   argument kinds, the map types a helper takes, memory sizes, references.
+   A callback (``bpf_loop()``, ``bpf_for_each_map_elem()``) runs from the
+   call's state any number of times: each return to the call widens what
+   changed to unknown until the state is covered, where the kernel unrolls
+   (same verdict for the programs tested, fewer paths); reads of a frozen
+   read-only map (``.rodata``) are known constants, as in the kernel;
 3. the combined stack size of bpf-to-bpf calls.
 
 Instructions no path reaches are not checked, as in the kernel, and
 :attr:`Verified.insns` has them replaced by ``goto -1`` (the kernel's
 sanitize_dead_code()): that, not the object's code, is what to run.  What the
 kernel accepts but the simulator cannot run (helpers it does not implement
-yet, maps, kfuncs, ``skb->sk``, ``may_goto``) is refused with
+yet, kfuncs, ``skb->sk``, ``may_goto``, arenas) is refused with
 :class:`SimulatorLimitError`, which says so.  The walk stops after
 :data:`INSN_LIMIT` processed instructions or :data:`TIME_LIMIT` seconds (the
 kernel allows 1M instructions, far too slow in Python), so that a program
@@ -53,12 +62,24 @@ from typing import NamedTuple
 
 from .errors import EbpfError
 from .helpers import (
+    ARG_ALLOC_SIZE,
     ARG_ANYTHING,
     ARG_CONST_SIZE,
     ARG_CONST_SIZE_OR_ZERO,
+    ARG_CONST_STR,
     ARG_CTX,
+    ARG_FUNC,
+    ARG_MAP,
+    ARG_MAP_KEY,
+    ARG_MAP_VALUE,
     ARG_MEM,
+    ARG_MEM_OR_NULL,
+    ARG_RINGBUF_MEM,
+    ARG_STACK_OR_NULL,
+    ARG_UNINIT_MAP_VALUE,
     ARG_UNINIT_MEM,
+    RET_MAP_VALUE_OR_NULL,
+    RET_RINGBUF_MEM_OR_NULL,
     SOCKET_FILTER_HELPERS,
 )
 from .isa import ALU_NAMES, ATOMIC_OPS, HELPER_NAMES, JMP_NAMES, M32, M64, SB32, SB64
@@ -154,6 +175,8 @@ def verify(
     nr_cpus: int = NR_CPUS,
     insn_limit: int = INSN_LIMIT,
     time_limit: float = TIME_LIMIT,
+    maps: tuple = (),
+    func_info: bool = False,
 ) -> Verified:
     """Check a socket filter as the kernel's verifier would; raise :class:`VerifierError` if it would refuse.
 
@@ -161,8 +184,13 @@ def verify(
     GPL-compatible one, as in the kernel.  ``nr_cpus`` bounds what
     bpf_get_smp_processor_id() returns (the kernel uses the machine's count).
     ``insn_limit`` and ``time_limit`` bound the work (see :data:`INSN_LIMIT`).
+    ``maps`` are the program's maps (:class:`evl_net.kernel.bpflink.MapDef`),
+    indexed as its ``lddw`` instructions name them; ``func_info`` says that
+    the program comes with BTF function information (libbpf passes it for an
+    object built with ``-g``), which callbacks need, and which lets
+    sub-programs use legacy packet loads and tail calls.
     """
-    return _Verifier(bytes(insns), license, nr_cpus, insn_limit, time_limit).run()
+    return _Verifier(bytes(insns), license, nr_cpus, insn_limit, time_limit, tuple(maps), func_info).run()
 
 
 # ==========================================================================
@@ -298,7 +326,23 @@ def kernel_text(insn: Insn) -> str:
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
 S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 NOT_INIT, SCALAR, PTR_CTX, PTR_STACK = 0, 1, 2, 3
-TYPE_NAMES = {NOT_INIT: "?", SCALAR: "scalar", PTR_CTX: "ctx", PTR_STACK: "fp"}
+MAP_PTR, MAP_VALUE, MAP_VALUE_OR_NULL, MAP_KEY, RINGBUF_MEM, RINGBUF_MEM_OR_NULL, PTR_FUNC = 4, 5, 6, 7, 8, 9, 10
+TYPE_NAMES = {
+    NOT_INIT: "?",
+    SCALAR: "scalar",
+    PTR_CTX: "ctx",
+    PTR_STACK: "fp",
+    MAP_PTR: "map_ptr",
+    MAP_VALUE: "map_value",
+    MAP_VALUE_OR_NULL: "map_value_or_null",
+    MAP_KEY: "map_key",
+    RINGBUF_MEM: "ringbuf_mem",
+    RINGBUF_MEM_OR_NULL: "ringbuf_mem_or_null",
+    PTR_FUNC: "func",
+}
+OR_NULL = {MAP_VALUE_OR_NULL: MAP_VALUE, RINGBUF_MEM_OR_NULL: RINGBUF_MEM}
+#: Pointers to memory a helper may read or write (the kernel's map_key_value_types and friends).
+MEM_TYPES = frozenset({PTR_STACK, MAP_VALUE, MAP_KEY, RINGBUF_MEM})
 ADD_CONST = 1 << 40  # flag in Reg.id: a linked copy plus a constant (Reg.off)
 
 
@@ -363,7 +407,8 @@ class Reg(NamedTuple):
     value, ``id`` links copies of one value, ``off`` is the constant a linked
     copy adds.  For pointers, ``off`` is the fixed offset, the tnum and bounds
     describe the variable one, ``frame`` the call frame a stack pointer
-    points into.
+    points into, ``aux`` the map (or memory size) of other pointers, ``id``
+    what a NULL check of a maybe-NULL pointer applies to.
     """
 
     type: int
@@ -380,6 +425,8 @@ class Reg(NamedTuple):
     off: int = 0
     id: int = 0
     frame: int = 0
+    aux: int = 0  # map pointers and values: the map's index; ring buffer records: their size; func: its pc
+    ref: int = 0  # ring buffer records: the reference the program must release
 
     @property
     def const(self) -> bool:
@@ -842,19 +889,44 @@ EMPTY = Slot(EMPTY_SLOT)
 class Frame:
     """One call frame of the current path: registers, stack slots by index (fp-8 is 0)."""
 
-    __slots__ = ("callsite", "regs", "stack", "subprog")
+    __slots__ = ("callback", "callsite", "loops", "refs", "regs", "stack", "subprog", "unroll")
 
-    def __init__(self, regs: list[Reg], stack: dict[int, Slot], callsite: int, subprog: int) -> None:
+    def __init__(
+        self,
+        regs: list[Reg],
+        stack: dict[int, Slot],
+        callsite: int,
+        subprog: int,
+        callback: str | None = None,
+        refs: tuple[tuple[int, int], ...] = (),
+        loops: dict[int, list[Frame]] | None = None,
+        unroll: int = 0,
+    ) -> None:
         self.regs = regs
         self.stack = stack
         self.callsite = callsite
         self.subprog = subprog
+        self.callback = callback  # the helper calling it, for a callback's frame ("loop", "for_each")
+        self.refs = refs  # (id, insn) of the references held (ring buffer records), in the outermost frame
+        self.loops = loops or {}  # callback-calling insn -> the frames the last call there started from
+        # Callback runs this frame started: states of two runs are never one loop repeating
+        # (the kernel's callback_unroll_depth).
+        self.unroll = unroll
 
     def copy(self) -> Frame:
-        return Frame(list(self.regs), dict(self.stack), self.callsite, self.subprog)
+        return Frame(
+            list(self.regs),
+            dict(self.stack),
+            self.callsite,
+            self.subprog,
+            self.callback,
+            self.refs,
+            dict(self.loops),
+            self.unroll,
+        )
 
     def freeze(self) -> tuple:
-        return (tuple(self.regs), tuple(sorted(self.stack.items())), self.callsite)
+        return (tuple(self.regs), tuple(sorted(self.stack.items())), self.callsite, self.refs, self.unroll)
 
 
 class Checkpoint:
@@ -880,12 +952,25 @@ class Checkpoint:
 #: The register numbers in each 11-bit mask.
 _BITS = [tuple(r for r in range(11) if mask >> r & 1) for mask in range(1 << 11)]
 _ARGS_MASK = 0b111110  # r1-r5
+#: Helpers that call a callback of the program: bpf_for_each_map_elem, bpf_loop.
+CALLBACK_HELPERS = frozenset({164, 181})
 _CALLER_SAVED = 0b111111  # r0-r5
 
 
 class _Verifier:
-    def __init__(self, data: bytes, license: str, nr_cpus: int, insn_limit: int, time_limit: float) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        license: str,
+        nr_cpus: int,
+        insn_limit: int,
+        time_limit: float,
+        maps: tuple = (),
+        func_info: bool = False,
+    ) -> None:
         self.data = data
+        self.maps = maps  # kernel.bpflink.MapDef, by index (the fd a lddw names)
+        self.func_info = func_info  # the program comes with BTF function info (an object built with -g)
         self.deadline = time.perf_counter() + time_limit
         self.time_limit = time_limit
         self.nr_cpus = nr_cpus
@@ -958,6 +1043,11 @@ class _Verifier:
                 starts.add(t)
             elif insn.code == (JMP | 0x80) and insn.src == 2:
                 raise self.limit(i, f"calling kernel functions (kfunc btf_id {insn.imm})")
+            elif insn.code == 0x18 and insn.src == 4:  # a callback's address
+                t = i + insn.imm + 1
+                if not 0 <= t < self.n:
+                    raise self.err(None, "call to invalid destination", _errno.EINVAL)
+                starts.add(t)
         self.subprogs = sorted(starts)
 
     def check_subprogs(self) -> None:
@@ -975,8 +1065,8 @@ class _Verifier:
                     raise self.err(None, f"jump out of range from insn {i} to {t}", _errno.EINVAL)
             if self.insns[end - 1].code not in (JMP | 0x90, JMP | 0x00, JMP32 | 0x00):
                 raise self.err(None, "last insn is not an exit or jmp", _errno.EINVAL)
-        # check_abnormal_return(): without BTF (never here), functions may not end the program.
-        for k, start in enumerate(self.subprogs[1:], 1):
+        # check_abnormal_return(): without BTF, functions may not end the program.
+        for k, start in enumerate(self.subprogs[1:] if not self.func_info else [], 1):
             body = self.insns[start : bounds[k + 1]]
             if any(i.code & 7 == LD and i.code & 0xE0 in (ABS, IND) for i in body):
                 raise self.err(None, "LD_ABS is not allowed in subprogs without BTF", _errno.EINVAL)
@@ -995,15 +1085,30 @@ class _Verifier:
                 second = insns[i + 1] if i + 1 < self.n else None
                 if second is None or second.code or second.dst or second.src or second.off:
                     raise self.err(None, "invalid bpf_ld_imm64 insn", _errno.EINVAL)
-                if insn.src in (1, 2, 5, 6):
-                    if insn.src in (1, 5) and second.imm:
+                if insn.src in (1, 2):
+                    if insn.src == 1 and second.imm:
                         raise self.err(None, "unrecognized bpf_ld_imm64 insn", _errno.EINVAL)
-                    raise self.limit(i, "loading a map reference (maps)")
-                if insn.src == 3:
+                    if not 0 <= insn.imm < len(self.maps):
+                        raise self.err(None, f"fd {insn.imm} is not pointing to valid bpf_map", _errno.EBADF)
+                    m = self.maps[insn.imm]
+                    off = second.imm & M32
+                    if insn.src == 2:
+                        if m.type != 2:  # only arrays give a value's address (map_direct_value_addr)
+                            raise self.err(None, "no direct value access support for this map type", _errno.EINVAL)
+                        if off >= m.value_size:
+                            raise self.err(
+                                None,
+                                f"invalid access to map value pointer, value_size={m.value_size} off={off}",
+                                _errno.EINVAL,
+                            )
+                elif insn.src in (5, 6):
+                    raise self.limit(i, "loading a map by index (BPF_PSEUDO_MAP_IDX)")
+                elif insn.src == 3:
                     raise self.limit(i, "loading a kernel variable (BTF id)")
-                if insn.src == 4:
-                    raise self.limit(i, "loading a function pointer (callbacks)")
-                if insn.src:
+                elif insn.src == 4:
+                    if second.imm:
+                        raise self.err(None, "unrecognized bpf_ld_imm64 insn", _errno.EINVAL)
+                elif insn.src:
                     raise self.err(None, "unrecognized bpf_ld_imm64 insn", _errno.EINVAL)
                 self.second_halves.add(i + 1)
                 i += 2
@@ -1025,7 +1130,9 @@ class _Verifier:
             if op == 0x00:
                 return [i + (insn.imm if cls == JMP32 else insn.off) + 1]
             return [i + 1, i + insn.off + 1]
-        return [i + 2] if insn.code == 0x18 else [i + 1]
+        if insn.code == 0x18:
+            return [i + 2, i + insn.imm + 1] if insn.src == 4 else [i + 2]
+        return [i + 1]
 
     def check_cfg(self) -> None:
         """check_cfg(): every instruction reachable, no jump into the middle of a lddw."""
@@ -1074,7 +1181,7 @@ class _Verifier:
                 if op == 0x80:
                     succ[i] = [i + 1]
                     self.prune_point[i + 1] = True
-                    if insn.src == 1:
+                    if insn.src == 1 or (insn.src == 0 and insn.imm in CALLBACK_HELPERS):
                         self.prune_point[i] = True
                 elif op == 0x00:
                     t = i + (insn.imm if cls == JMP32 else insn.off) + 1
@@ -1318,7 +1425,7 @@ class _Verifier:
                 idx += 1
             elif cls == LD:
                 if insn.code == 0x18:
-                    self.write_reg(idx, insn.dst, const(insn.imm64))
+                    self.write_reg(idx, insn.dst, self.ld_imm64(idx, insn))
                     idx += 2
                 else:
                     self.check_ld_abs(idx, insn)
@@ -1330,6 +1437,18 @@ class _Verifier:
                     idx = self.end_path()
                     if idx < 0:
                         return
+
+    def ld_imm64(self, idx: int, insn: Insn) -> Reg:
+        """What a lddw loads: a constant, a map, a global variable's address, a function."""
+        if insn.src == 1:
+            return Reg(MAP_PTR, aux=insn.imm)
+        if insn.src == 2:
+            return Reg(MAP_VALUE, off=insn.imm64 >> 32, aux=insn.imm)
+        if insn.src == 4:
+            if not self.func_info:
+                raise self.err(idx, "missing btf func_info", _errno.EINVAL)
+            return Reg(PTR_FUNC, aux=idx + insn.imm + 1)
+        return const(insn.imm64)
 
     def fp(self, frame: int) -> Reg:
         return Reg(PTR_STACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, frame)
@@ -1373,7 +1492,9 @@ class _Verifier:
         """Prune against a covering explored state, detect a loop that repeats exactly, keep a checkpoint."""
         looping = self.looping[idx] > 0
         key: tuple | None = None
-        if looping:  # an exact repeat of a state still being explored: a loop that never ends
+        # An exact repeat of a state still being explored: a loop that never ends (callback sites
+        # converge in call_callback() instead).
+        if looping and not self.is_callback_site(idx):
             key = (idx, tuple(f.freeze() for f in self.frames))
             if key in self.in_progress:
                 raise self.err(None, f"infinite loop detected at insn {idx}", _errno.EINVAL)
@@ -1413,6 +1534,10 @@ class _Verifier:
             self.prev_insns = self.processed
         return False
 
+    def is_callback_site(self, idx: int) -> bool:
+        insn = self.insns[idx]
+        return insn.code == (JMP | 0x80) and insn.src == 0 and insn.imm in CALLBACK_HELPERS
+
     def states_equal(self, cp: Checkpoint, idx: int) -> bool:
         """Whether the explored state ``cp`` covers the current one (states_equal() with RANGE_WITHIN).
 
@@ -1421,7 +1546,7 @@ class _Verifier:
         are compared in full.
         """
         old_frames, cur_frames = cp.frames, self.frames
-        if len(old_frames) != len(cur_frames):
+        if len(old_frames) != len(cur_frames) or len(old_frames[0].refs) != len(cur_frames[0].refs):
             return False
         last = len(cur_frames) - 1
         idmap: dict[int, int] = {}
@@ -1467,7 +1592,16 @@ class _Verifier:
         if o.type != c.type:
             return False
         if o.type != SCALAR:
-            return o == c
+            if o._replace(id=0, ref=0) != c._replace(id=0, ref=0) or bool(o.id) != bool(c.id):
+                return False
+            if o.id:  # maybe-NULL pointers: the same ones must be the same here
+                if o.id in idmap:
+                    return idmap[o.id] == c.id
+                if c.id in revmap:
+                    return False
+                idmap[o.id] = c.id
+                revmap[c.id] = o.id
+            return True
         if not relevant:
             return True
         if not (
@@ -1710,6 +1844,10 @@ class _Verifier:
                 return UNKNOWN
             raise self.err(idx, f"R{d} 32-bit pointer arithmetic prohibited")
         kind = TYPE_NAMES[ptr.type]
+        if ptr.type in OR_NULL:
+            raise self.err(idx, f"R{d} pointer arithmetic on {kind} prohibited, null-check it first")
+        if ptr.type in (MAP_PTR, PTR_FUNC):
+            raise self.err(idx, f"R{d} pointer arithmetic on {kind} prohibited")
         self.sane_offset(idx, off_reg, kind)
         self.sane_offset(idx, ptr, kind)
         if op == 0x10:
@@ -1729,7 +1867,7 @@ class _Verifier:
             var = _alu64(op, ptr._replace(type=SCALAR, id=0, off=0), off_reg._replace(id=0, off=0))
             res = Reg(
                 ptr.type, var.value, var.mask, var.smin, var.smax, var.umin, var.umax,
-                S32_MIN, S32_MAX, 0, M32, ptr.off, 0, ptr.frame,
+                S32_MIN, S32_MAX, 0, M32, ptr.off, 0, ptr.frame, ptr.aux, ptr.ref,
             )  # fmt: skip
         self.sane_offset(idx, res, kind)
         return res
@@ -1847,7 +1985,47 @@ class _Verifier:
             if off == 168:
                 raise self.limit(idx, "reading skb->sk (struct bpf_sock)")
             return UNKNOWN
+        if base.type in (MAP_VALUE, MAP_KEY, RINGBUF_MEM):
+            self.region_access(idx, regno, base, off, size, write=False)
+            if base.type == MAP_VALUE and base.const and size <= 8:
+                m = self.maps[base.aux]
+                if m.readonly and m.initial is not None:  # a frozen read-only map: bpf_map_direct_read()
+                    at = base.off + off + base.value
+                    return const(int.from_bytes(m.initial[at : at + size], "little"))
+            return UNKNOWN
         raise self.err(idx, f"R{regno} invalid mem access '{TYPE_NAMES[base.type]}'")
+
+    def region_access(self, idx: int, regno: int, base: Reg, off: int, size: int, write: bool) -> None:
+        """check_map_access() and check_mem_region_access(): map values, keys, ring buffer records."""
+        if base.type == MAP_VALUE:
+            m = self.maps[base.aux]
+            limit = m.value_size
+            if write and m.readonly:
+                raise self.err(
+                    idx, f"write into map forbidden, value_size={m.value_size} off={base.off + off} size={size}"
+                )
+        elif base.type == MAP_KEY:
+            if write:
+                raise self.err(idx, f"write to change key R{regno} not allowed")
+            limit = self.maps[base.aux].key_size
+        else:
+            limit = base.aux
+        total = base.off + off
+        smin, umax = base.smin, base.umax
+        if base.const:
+            smin = umax = _s64(base.value)
+        if smin < 0 and (smin == S64_MIN or not S32_MIN <= total + smin <= S32_MAX or total + smin < 0):
+            raise self.err(
+                idx, f"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check."
+            )
+        # The kernel logs "invalid access to <what> off=.. size=.." first, then the line said here.
+        lo = smin + total
+        if lo < 0 or size > limit or lo > limit - size:
+            raise self.err(idx, f"R{regno} min value is outside of the allowed memory range")
+        if umax >= MAX_VAR_OFF:
+            raise self.err(idx, f"R{regno} unbounded memory access, make sure to bounds check any such access")
+        if umax + total > limit - size:
+            raise self.err(idx, f"R{regno} max value is outside of the allowed memory range")
 
     def mem_write(
         self,
@@ -1866,6 +2044,8 @@ class _Verifier:
             self.stack_access(idx, regno, base, off, size, value, imm, write=True)
         elif base.type == PTR_CTX:
             self.ctx_access(idx, regno, base, off, size, write=True)
+        elif base.type in (MAP_VALUE, MAP_KEY, RINGBUF_MEM):
+            self.region_access(idx, regno, base, off, size, write=True)
         else:
             raise self.err(idx, f"R{regno} invalid mem access '{TYPE_NAMES[base.type]}'")
 
@@ -2037,8 +2217,7 @@ class _Verifier:
                 raise self.err(idx, "BPF_CALL uses reserved fields", _errno.EINVAL)
             if s == 1:
                 return self.call_subprog(idx, insn)
-            self.call_helper(idx, insn)
-            return idx + 1
+            return self.call_helper(idx, insn)
         if op == 0x00:
             if c & 8 or s or d or (cls == JMP and imm) or (cls == JMP32 and off):
                 raise self.err(idx, "BPF_JA uses reserved fields", _errno.EINVAL)
@@ -2056,13 +2235,35 @@ class _Verifier:
     def exit(self, idx: int) -> int:
         if len(self.frames) == 1:
             self.read_reg(idx, 0)
+            if self.frames[0].refs:
+                raise self.err(idx, "BPF_EXIT instruction in main prog would lead to reference leak", _errno.EINVAL)
             return -1
+        if self.frames[-1].callback is not None:
+            return self.callback_exit(idx)
         r0 = self.frames[-1].regs[0]  # a function's R0 is checked where its caller reads it
         if r0.type == PTR_STACK:
             raise self.err(idx, "cannot return stack pointer to the caller", _errno.EINVAL)
         callee = self.frames.pop()
         self.frames[-1].regs[0] = r0
         return callee.callsite + 1
+
+    def callback_exit(self, idx: int) -> int:
+        """prepare_func_exit() of a callback: r0 in [0, 1]; back to the helper call, which runs it again."""
+        r0 = self.read_reg(idx, 0)
+        if r0.type != SCALAR:
+            raise self.err(idx, "R0 not a scalar value")
+        self.mark_precise(1)
+        if r0.smin < 0 or r0.smax > 1:
+            bounds = (f" smin={r0.smin}" if r0.smin > S64_MIN else "") + (
+                f" smax={r0.smax}" if r0.smax < S64_MAX else ""
+            )
+            raise self.err(
+                idx,
+                f"At callback return the register R0 has{bounds or ' unknown scalar value'} should have been in [0, 1]",
+                _errno.EINVAL,
+            )
+        callee = self.frames.pop()
+        return callee.callsite
 
     def call_subprog(self, idx: int, insn: Insn) -> int:
         if len(self.frames) >= MAX_CALL_FRAMES:
@@ -2079,7 +2280,8 @@ class _Verifier:
         self.frames.append(Frame(regs, {}, idx, target))
         return target
 
-    def call_helper(self, idx: int, insn: Insn) -> None:
+    def call_helper(self, idx: int, insn: Insn) -> int:
+        """check_helper_call(): the arguments against the prototype, then r0; the next insn (-1: path ends)."""
         func_id = insn.imm
         name = f"{helper_name(func_id)}#{func_id}"
         if not 0 <= func_id < FUNC_MAX_ID:
@@ -2091,44 +2293,252 @@ class _Verifier:
             raise self.err(idx, "cannot call GPL-restricted function from non-GPL compatible program", _errno.EINVAL)
         if proto.might_sleep:
             raise self.err(idx, "helper call might sleep in a non-sleepable prog", _errno.EINVAL)
-        if proto.fn is None or proto.args is None:
+        if proto.fn is None and proto.args is None:
             raise SimulatorLimitError(f"the simulator does not implement helper {name} yet", idx, kernel_text(insn))
         writes: list[tuple[Reg, int, int, bool]] = []
-        args = proto.args
+        args = proto.args or ()
+        meta_map = -1
+        alloc_size = 0
+        release = 0
+        func = -1
+        null_mem = 0  # registers holding a NULL for a maybe-NULL buffer
         for k, kind in enumerate(args):
             regno = k + 1
             reg = self.read_reg(idx, regno)
+            tname = TYPE_NAMES[reg.type]
             if kind == ARG_CTX:
                 if reg.type != PTR_CTX:
-                    raise self.err(idx, f"R{regno} type={TYPE_NAMES[reg.type]} expected=ctx")
+                    raise self.err(idx, f"R{regno} type={tname} expected=ctx")
                 self.check_ptr_off(idx, regno, reg)
-            elif kind in (ARG_MEM, ARG_UNINIT_MEM):
-                if reg.type != PTR_STACK:
-                    raise self.err(
-                        idx,
-                        f"R{regno} type={TYPE_NAMES[reg.type]} expected=fp, pkt, pkt_meta, map_key, map_value, mem, "
-                        "ringbuf_mem, buf, trusted_ptr_",
-                    )
+            elif kind == ARG_MAP:
+                if reg.type != MAP_PTR:
+                    raise self.err(idx, f"R{regno} type={tname} expected=map_ptr")
+                meta_map = reg.aux
+            elif kind in (ARG_MAP_KEY, ARG_MAP_VALUE, ARG_UNINIT_MAP_VALUE):
+                m = self.maps[meta_map]
+                self.check_mem_type(idx, regno, reg)
+                size = m.key_size if kind == ARG_MAP_KEY else m.value_size
+                w = self.helper_mem(idx, regno, reg, size, kind == ARG_UNINIT_MAP_VALUE)
+                if w is not None:
+                    writes.append(w)
+            elif kind in (ARG_MEM, ARG_UNINIT_MEM, ARG_MEM_OR_NULL):
+                if kind == ARG_MEM_OR_NULL and reg.type == SCALAR and reg.const and reg.value == 0:
+                    null_mem |= 1 << regno
+                    continue
+                self.check_mem_type(idx, regno, reg)
             elif kind in (ARG_CONST_SIZE, ARG_CONST_SIZE_OR_ZERO):
                 if reg.type != SCALAR:
-                    raise self.err(idx, f"R{regno} type={TYPE_NAMES[reg.type]} expected=scalar")
-                writes.append(self.check_mem_size(idx, regno, reg, args[k - 1], kind == ARG_CONST_SIZE_OR_ZERO))
+                    raise self.err(idx, f"R{regno} type={tname} expected=scalar")
+                if null_mem >> (regno - 1) & 1:
+                    if reg.umax:
+                        raise self.err(idx, f"R{regno - 1} type=scalar expected=fp, pkt, pkt_meta, map_key, map_value")
+                    continue
+                w = self.check_mem_size(idx, regno, reg, args[k - 1], kind == ARG_CONST_SIZE_OR_ZERO)
+                if w is not None:
+                    writes.append(w)
+            elif kind == ARG_FUNC:
+                if reg.type != PTR_FUNC:
+                    raise self.err(idx, f"R{regno} type={tname} expected=func")
+                func = reg.aux
+            elif kind == ARG_STACK_OR_NULL:
+                if reg.type != PTR_STACK and not (reg.type == SCALAR and reg.const and reg.value == 0):
+                    raise self.err(idx, f"R{regno} type={tname} expected=fp")
+            elif kind == ARG_ALLOC_SIZE:
+                if reg.type != SCALAR or not reg.const:
+                    raise self.err(idx, f"R{regno} is not a known constant'")
+                alloc_size = reg.value
+                self.mark_precise(1 << regno)
+            elif kind == ARG_RINGBUF_MEM:
+                if reg.type != RINGBUF_MEM:
+                    raise self.err(idx, f"R{regno} type={tname} expected=ringbuf_mem")
+                if reg.off or not reg.const or reg.value:
+                    raise self.err(
+                        idx, f"R{regno} must have zero offset when passed to release func or trusted arg to kfunc"
+                    )
+                if not any(rid == reg.ref for rid, _ in self.frames[0].refs):
+                    raise self.err(idx, f"arg {k} is an unacquired reference")
+                release = reg.ref
+            elif kind == ARG_CONST_STR:
+                self.check_const_str(idx, regno, reg)
             elif kind != ARG_ANYTHING:
                 raise AssertionError(f"unknown argument kind {kind}")
+        if meta_map >= 0:  # check_map_func_compatibility(), after the arguments
+            m = self.maps[meta_map]
+            ringbuf_only = m.type == 27 and func_id not in (130, 131, 134)
+            if (proto.maps is not None and m.type not in proto.maps) or ringbuf_only:
+                raise self.err(idx, f"cannot pass map_type {m.type} into func {name}", _errno.EINVAL)
         for ptr, lo, hi, write in writes:
             if write:
                 self.clobber(self.frames[ptr.frame], lo, hi, False)
+        if release:
+            self.release(release)
+        if proto.callback is not None:
+            return self.call_callback(idx, proto.callback, func, meta_map)
         regs = self.frames[-1].regs
         for r in range(1, 6):
             regs[r] = UNINIT
         regs[0] = UNKNOWN
-        if func_id == 8:  # do_refine_retval_range(): a CPU number
+        if proto.ret == RET_MAP_VALUE_OR_NULL:
+            regs[0] = self.lookup_result(idx, meta_map, func_id)
+        elif proto.ret == RET_RINGBUF_MEM_OR_NULL:
+            rid = self.new_id()
+            self.frames[0].refs = (*self.frames[0].refs, (rid, idx))
+            regs[0] = Reg(RINGBUF_MEM_OR_NULL, id=rid, aux=alloc_size, ref=rid)
+        elif func_id == 8:  # do_refine_retval_range(): a CPU number
             top = self.nr_cpus - 1
             regs[0] = _scalar(0, (1 << top.bit_length()) - 1, 0, top, 0, top)
+        return idx + 1
+
+    def lookup_result(self, idx: int, map_index: int, func_id: int) -> Reg:
+        """What bpf_map_lookup_elem() returns: a maybe-NULL value, not NULL for a constant key an array has."""
+        m = self.maps[map_index]
+        if func_id == 1 and m.type in (2, 6):  # can_elide_value_nullness(): the key is known and in range
+            key = self.constant_key(m.key_size)
+            if key is not None and key < m.max_entries:
+                return Reg(MAP_VALUE, aux=map_index)
+        return Reg(MAP_VALUE_OR_NULL, id=self.new_id(), aux=map_index)
+
+    def constant_key(self, size: int) -> int | None:
+        """get_constant_map_key(): the key r2 points to, when the stack holds it as a known constant."""
+        ptr = self.frames[-1].regs[2]
+        if ptr.type != PTR_STACK or not ptr.const:
+            return None
+        lo = _s64(ptr.value) + ptr.off
+        frame = self.frames[ptr.frame]
+        spi = (-lo - 1) // 8
+        slot = frame.stack.get(spi)
+        if slot is None:
+            return None
+        start = lo + 8 * (spi + 1)
+        kinds = slot.kinds[start : start + size]
+        if kinds == B_ZERO * size:
+            return 0
+        if (start == 0 and kinds == B_SPILL * size and slot.kinds[size:] != B_SPILL * (8 - size)) or (
+            start == 0 and slot.kinds == B_SPILL * 8
+        ):
+            spill = slot.spill
+            if spill is not None and spill.type == SCALAR and spill.const:
+                return spill.value & ((1 << (8 * size)) - 1)
+        return None
+
+    def check_mem_type(self, idx: int, regno: int, reg: Reg) -> None:
+        if reg.type not in MEM_TYPES:
+            raise self.err(
+                idx,
+                f"R{regno} type={TYPE_NAMES[reg.type]} expected=fp, pkt, pkt_meta, map_key, map_value, mem, "
+                "ringbuf_mem, buf, trusted_ptr_",
+            )
+
+    def helper_mem(self, idx: int, regno: int, ptr: Reg, size: int, write: bool) -> tuple[Reg, int, int, bool] | None:
+        """check_helper_mem_access(): ``size`` bytes at ``ptr`` for a helper; the stack range it writes, if any."""
+        if size == 0:
+            raise self.err(idx, "invalid zero-sized read")
+        if ptr.type == PTR_STACK:
+            lo, hi = self.stack_range(idx, regno, ptr, 0, size, "write to" if write else "read from")
+            return ptr, lo, hi, write
+        self.region_access(idx, regno, ptr, 0, size, write)
+        return None
+
+    def check_const_str(self, idx: int, regno: int, reg: Reg) -> None:
+        """ARG_PTR_TO_CONST_STR: a NUL-terminated string at a known place of a frozen read-only map."""
+        if reg.type != MAP_VALUE:
+            raise self.err(idx, f"R{regno} type={TYPE_NAMES[reg.type]} expected=map_value")
+        m = self.maps[reg.aux]
+        if not m.readonly or m.initial is None:
+            raise self.err(idx, f"R{regno} does not point to a readonly map'")
+        if not reg.const:
+            raise self.err(idx, f"R{regno} is not a constant address'")
+        at = reg.off + reg.value
+        self.region_access(idx, regno, reg, 0, 1, False)
+        if b"\0" not in m.initial[at:]:
+            raise self.err(idx, "string is not zero-terminated")
+
+    def release(self, rid: int) -> None:
+        """release_reference(): the reference is gone, and every pointer holding it is invalid (for root: unknown)."""
+        self.frames[0].refs = tuple(r for r in self.frames[0].refs if r[0] != rid)
+        for frame in self.frames:
+            frame.regs = [UNKNOWN if r.ref == rid and r.type != SCALAR else r for r in frame.regs]
+            for spi, slot in list(frame.stack.items()):
+                if slot.spill is not None and slot.spill.ref == rid and slot.spill.type != SCALAR:
+                    frame.stack[spi] = Slot(B_MISC * 8)
+
+    def call_callback(self, idx: int, kind: str, func: int, map_index: int) -> int:
+        """push_callback_call(): the callback runs from this state (any number of times); the helper returns.
+
+        The kernel revisits the call after each run of the callback until the
+        state stops changing.  Here each revisit widens what changed (scalars
+        to unknown) against the state the previous call started from, so
+        that the walk converges in a few rounds; a revisit that adds nothing
+        ends its path.
+        """
+        if len(self.frames) >= MAX_CALL_FRAMES:
+            raise self.err(idx, f"the call stack of {len(self.frames) + 1} frames is too deep", _errno.E2BIG)
+        caller = self.frames[-1]
+        prev = caller.loops.get(idx)
+        if prev is not None:
+            if self.covers(prev, self.frames):
+                return -1
+            self.frames = self.widen(prev, self.frames)
+            caller = self.frames[-1]
+            caller.unroll += 1
+        caller.loops[idx] = [f.copy() for f in self.frames]
+        after = self.copy_frames()
+        regs = after[-1].regs
+        for r in range(1, 6):
+            regs[r] = UNINIT
+        regs[0] = UNKNOWN
+        self.push_branch(idx + 1, after)
+        cregs = [UNINIT] * 11
+        if kind == "loop":  # set_loop_callback_state(): (index, ctx)
+            cregs[1] = UNKNOWN
+            cregs[2] = caller.regs[3]
+        else:  # set_map_elem_callback_state(): (map, key, value, ctx)
+            cregs[1] = Reg(MAP_PTR, aux=map_index)
+            cregs[2] = Reg(MAP_KEY, aux=map_index)
+            cregs[3] = Reg(MAP_VALUE, aux=map_index)
+            cregs[4] = caller.regs[3]
+        cregs[10] = self.fp(len(self.frames))
+        self.callees.setdefault(caller.subprog, set()).add(func)
+        self.frames.append(Frame(cregs, {}, idx, func, callback=kind))
+        return func
+
+    def covers(self, old: list[Frame], cur: list[Frame]) -> bool:
+        """Whether state ``old`` covers ``cur`` with every value taken as precise."""
+        if len(old) != len(cur) or len(old[0].refs) != len(cur[0].refs):
+            return False
+        idmap: dict[int, int] = {}
+        revmap: dict[int, int] = {}
+        for of, cf in zip(old, cur, strict=True):
+            if of.callsite != cf.callsite:
+                return False
+            if not all(self.regsafe(o, c, True, idmap, revmap) for o, c in zip(of.regs, cf.regs, strict=True)):
+                return False
+            for spi in of.stack.keys() | cf.stack.keys():
+                if not self.slotsafe(of.stack.get(spi) or EMPTY, cf.stack.get(spi) or EMPTY, True, idmap, revmap):
+                    return False
+        return True
+
+    def widen(self, old: list[Frame], cur: list[Frame]) -> list[Frame]:
+        """``cur`` with every scalar ``old`` does not cover made unknown (and stack bytes so made data)."""
+        out = []
+        for of, cf in zip(old, cur, strict=True):
+            nf = cf.copy()
+            for r, (o, c) in enumerate(zip(of.regs, cf.regs, strict=True)):
+                if c.type == SCALAR and not self.regsafe(o, c, True, {}, {}):
+                    nf.regs[r] = UNKNOWN
+            for spi, c_slot in cf.stack.items():
+                o_slot = of.stack.get(spi) or EMPTY
+                if self.slotsafe(o_slot, c_slot, True, {}, {}):
+                    continue
+                if c_slot.spill is None or c_slot.spill.type == SCALAR:
+                    kinds = "".join(B_MISC if k != B_INV else B_INV for k in c_slot.kinds)
+                    nf.stack[spi] = Slot(kinds)
+            out.append(nf)
+        return out
 
     def check_mem_size(
         self, idx: int, regno: int, size: Reg, mem_kind: str, zero_ok: bool
-    ) -> tuple[Reg, int, int, bool]:
+    ) -> tuple[Reg, int, int, bool] | None:
         """check_mem_size_reg(): the buffer in the register before must hold up to size.umax bytes."""
         if size.smin < 0:
             raise self.err(idx, f"R{regno} min value is negative, either use unsigned or 'var &= const'")
@@ -2136,11 +2546,11 @@ class _Verifier:
             raise self.err(idx, f"R{regno} invalid zero-sized read: u64=[{size.umin},{size.umax}]")
         if size.umax >= MAX_VAR_SIZ:
             raise self.err(idx, f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")
-        ptr = self.frames[-1].regs[regno - 1]
-        write = mem_kind == ARG_UNINIT_MEM
-        lo, hi = self.stack_range(idx, regno - 1, ptr, 0, size.umax, "write to" if write else "read from")
         self.mark_precise(1 << regno)
-        return ptr, lo, hi, write
+        if size.umax == 0:
+            return None
+        ptr = self.frames[-1].regs[regno - 1]
+        return self.helper_mem(idx, regno - 1, ptr, size.umax, mem_kind == ARG_UNINIT_MEM)
 
     def cond_jmp(self, idx: int, insn: Insn) -> int:
         """check_cond_jmp_op(): follow the outcome the operands decide, or both, each state refined."""
@@ -2158,8 +2568,7 @@ class _Verifier:
             self.mark_precise(operands)
             return target if _const_taken(op, dst.value, src.value, is32) else idx + 1
         if dst.type != SCALAR or src.type != SCALAR:
-            self.push_branch(target, self.copy_frames())
-            return idx + 1
+            return self.pointer_jmp(idx, op, is32, dst, src, target)
         if use_x and d == s:  # a register against itself: neither predicted nor refined (unless known)
             self.push_branch(target, self.copy_frames())
             return idx + 1
@@ -2183,6 +2592,39 @@ class _Verifier:
         self.push_branch(target, taken)
         self.frames = fall
         return idx + 1
+
+    def pointer_jmp(self, idx: int, op: int, is32: bool, dst: Reg, src: Reg, target: int) -> int:
+        """A comparison with a pointer: NULL checks split maybe-NULL pointers (mark_ptr_or_null_regs())."""
+        ptr, other = (dst, src) if dst.type != SCALAR else (src, dst)
+        null = other.type == SCALAR and other.const and other.value == 0
+        if not is32 and null and op in (0x10, 0x50):
+            if ptr.type in OR_NULL:
+                taken, fall = self.copy_frames(), self.frames
+                self.mark_null(taken, ptr.id, op == 0x10)
+                self.mark_null(fall, ptr.id, op != 0x10)
+                self.push_branch(target, taken)
+                return idx + 1
+            if ptr.type != NOT_INIT:  # a pointer that cannot be NULL: the outcome is known
+                return target if op == 0x50 else idx + 1
+        self.push_branch(target, self.copy_frames())
+        return idx + 1
+
+    @staticmethod
+    def mark_null(frames: list[Frame], rid: int, is_null: bool) -> None:
+        """Every copy of maybe-NULL pointer ``rid``: NULL (a zero scalar), or the pointer; NULL holds no reference."""
+
+        def conv(r: Reg) -> Reg:
+            if r.type in OR_NULL and r.id == rid:
+                return ZERO if is_null else r._replace(type=OR_NULL[r.type], id=0)
+            return r
+
+        for frame in frames:
+            frame.regs = [conv(r) for r in frame.regs]
+            for spi, slot in list(frame.stack.items()):
+                if slot.spill is not None and slot.spill.type in OR_NULL and slot.spill.id == rid:
+                    frame.stack[spi] = slot._replace(spill=conv(slot.spill))
+        if is_null:
+            frames[0].refs = tuple(r for r in frames[0].refs if r[0] != rid)
 
     def note_linked(self, dst: Reg, src: Reg | None) -> None:
         """Record in the trail which registers the branch refined through their links (for back_step())."""

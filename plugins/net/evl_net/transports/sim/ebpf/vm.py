@@ -30,7 +30,7 @@ from .decoder import decode
 from .disassembler import disasm
 from .errors import BudgetExceededError, EbpfError, RunError
 from .isa import M32
-from .memory import CTX_BASE, MAX_CALL_FRAMES, STACK_SIZE, STACK_TOP
+from .memory import CALLS, CB_DEPTH, CTX_BASE, FUNC_BASE, MAX_CALL_FRAMES, STACK_SIZE, STACK_TOP
 from .skb import ETH_HLEN, SkbContext
 
 #: Executed-instruction budget of a run (the kernel has none: its verifier
@@ -91,11 +91,19 @@ class Program:
         """The program's text, one ``pc: insn`` line per instruction."""
         return [f"{pc:4}: {disasm(insn, pc)}" for pc, insn in enumerate(self.decoded) if insn]
 
-    def execute(self, frame: bytes, skb: SkbContext | None = None, trace: Callable[[str], None] | None = None) -> int:
+    def execute(
+        self,
+        frame: bytes,
+        skb: SkbContext | None = None,
+        trace: Callable[[str], None] | None = None,
+        maps: list[Any] | None = None,
+    ) -> int:
         """Run the program on frame; the full 64-bit r0 at exit.
 
         ``trace`` receives each line bpf_trace_printk() writes, in the
         kernel's trace_pipe format (without the newline); None discards them.
+        ``maps`` are the program's maps (:mod:`.maps`), indexed as its
+        ``lddw`` instructions name them.
         """
         if len(frame) < ETH_HLEN:
             raise FrameError(f"a {len(frame)}-byte frame has no Ethernet header")
@@ -125,6 +133,8 @@ class Program:
             [],
             self,
             trace,
+            maps if maps is not None else [],
+            0,
         ]
         blocks = self._blocks
         lens = self._lens
@@ -146,13 +156,51 @@ class Program:
             raise
         except Exception as exc:  # a fault of this run, whatever Python raised: report it as one
             raise EbpfError(f"run-time fault: {type(exc).__name__}: {exc}", pc, disasm(self.decoded[pc], pc)) from exc
+        finally:
+            for m in r[18]:
+                abandon = getattr(m, "abandon", None)
+                if abandon is not None:
+                    abandon()
         return r[0]
 
-    def run(self, frame: bytes, skb: SkbContext | None = None, trace: Callable[[str], None] | None = None) -> int:
+    def callback(self, r: list, fn: int, args: tuple[int, ...], pc: int) -> int:
+        """Call the callback at ``fn`` (a ``lddw`` of a function) with r1-r5 = args, to its exit; its r0.
+
+        It runs as a bpf-to-bpf call from the helper at ``pc``: r6-r9 and the
+        caller's stack survive it, r1-r5 are the helper's to clobber.  A
+        callback has the run's budget of its own.
+        """
+        target = fn - FUNC_BASE
+        if not 0 <= target < len(self._blocks) or self._blocks[target] is None:
+            raise RunError(pc, f"{fn:#x} is not a function of the program")
+        calls = r[CALLS]
+        if len(calls) + 1 >= MAX_CALL_FRAMES:
+            raise RunError(pc, f"a callback nested deeper than {MAX_CALL_FRAMES} frames")
+        calls.append((-1, r[6], r[7], r[8], r[9], r[10]))
+        r[10] -= STACK_SIZE
+        r[1], r[2], r[3], r[4], r[5] = args
+        r[CB_DEPTH] += 1
+        blocks, lens, left, p = self._blocks, self._lens, self.budget, target
+        while p >= 0:
+            left -= lens[p]
+            if left < 0:
+                raise RunError(p, f"instruction budget of {self.budget} exhausted in a callback", BudgetExceededError)
+            p = blocks[p](r)
+        r[CB_DEPTH] -= 1
+        return r[0]
+
+    def run(
+        self,
+        frame: bytes,
+        skb: SkbContext | None = None,
+        trace: Callable[[str], None] | None = None,
+        maps: list[Any] | None = None,
+    ) -> int:
         """The program's return value (u32) on ``frame``: the RX verdict.
 
         ``frame`` starts at the Ethernet header; ``skb`` defaults to
         ``SkbContext.for_frame(frame)``; ``trace`` receives the trace_pipe
-        lines of bpf_trace_printk() (see :meth:`execute`).
+        lines of bpf_trace_printk(), ``maps`` are the program's maps (see
+        :meth:`execute`).
         """
-        return self.execute(frame, skb, trace) & M32
+        return self.execute(frame, skb, trace, maps) & M32
