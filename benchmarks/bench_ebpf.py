@@ -146,16 +146,17 @@ def main(argv: list[str] | None = None) -> int:
                 obj = bpf_build.build(name, Path(tmp)).read_bytes()
                 prog = Program.from_object(obj, f"{name}.o")
             ctxs = [(fr, SkbContext.for_frame(fr)) for fr in FRAMES]
+            extra = (None, maps) if maps else ()  # run(frame, skb) as before maps, for a side-by-side run
 
-            def bare(prog=prog, ctxs=ctxs, maps=maps):
+            def bare(prog=prog, ctxs=ctxs, extra=extra):
                 for fr, skb in ctxs:
-                    prog.run(fr, skb, None, maps)
+                    prog.run(fr, skb, *extra)
 
-            def with_ctx(prog=prog, maps=maps):
+            def with_ctx(prog=prog, extra=extra):
                 for fr in FRAMES:
-                    prog.run(fr, SkbContext.for_frame(fr), None, maps)
+                    prog.run(fr, SkbContext.for_frame(fr), *extra)
 
-            verdicts = " ".join(str(prog.run(fr, skb, None, maps)) for fr, skb in ctxs)
+            verdicts = " ".join(str(prog.run(fr, skb, *extra)) for fr, skb in ctxs)
             for fn in (bare, with_ctx):  # warm-up
                 _rate(fn, 0.05)
             run = statistics.median(_rate(bare, args.seconds) for _ in range(args.repeat))

@@ -697,13 +697,15 @@ def test_cpu_numbers_are_bounded_by_nr_cpus():
 # What the kernel accepts but the simulator cannot run
 # ==========================================================================
 
+#: bpf_get_ns_current_pid_tgid(0, 0, fp-8, 8): a granted helper the simulator does not implement (call at 5).
+NS_PID = asm(mov(1, imm=0), mov(2, imm=0), mov(3, 10), alu("add", 3, imm=-8), mov(4, imm=8), call(120), EXIT)
+NS_PID_LIMIT = (
+    "5: (85) call bpf_get_ns_current_pid_tgid#120: the simulator does not implement helper "
+    "bpf_get_ns_current_pid_tgid#120 yet"
+)
+
 LIMITS = {
-    "a helper the simulator lacks": (
-        asm(call(14), EXIT),
-        "0: (85) call bpf_get_current_pid_tgid#14: the simulator does not implement helper "
-        "bpf_get_current_pid_tgid#14 yet",
-        True,
-    ),
+    "a helper the simulator lacks": (NS_PID, NS_PID_LIMIT, True),
     "skb->sk": (
         asm(ldx("dw", 2, 1, 168), mov(0, imm=0), EXIT),
         "0: (79) r2 = *(u64 *)(r1 +168): reading skb->sk (struct bpf_sock) is not implemented by the simulator",
@@ -778,8 +780,8 @@ C_VERDICTS = {
     "verifier_unbounded": (E2BIG, ""),
     "verifier_pid": (
         errno.EOPNOTSUPP,
-        ": (85) call bpf_get_current_pid_tgid#14: the simulator does not implement helper "
-        "bpf_get_current_pid_tgid#14 yet",
+        ": (85) call bpf_get_ns_current_pid_tgid#120: the simulator does not implement helper "
+        "bpf_get_ns_current_pid_tgid#120 yet",
     ),
 }
 
@@ -1133,12 +1135,9 @@ def test_install_refuses_what_the_verifier_refuses(sim):
 
 def test_install_refuses_what_the_simulator_cannot_run(sim):
     with pytest.raises(KernelError) as info:
-        sim.install_rx_filter("eth0.42", _object(asm(call(14), EXIT)), "pid.o")
+        sim.install_rx_filter("eth0.42", _object(NS_PID), "pid.o")
     assert info.value.errno == errno.EOPNOTSUPP
-    assert info.value.detail == (
-        "pid.o: the simulator cannot run program 'socket': 0: (85) call bpf_get_current_pid_tgid#14: "
-        "the simulator does not implement helper bpf_get_current_pid_tgid#14 yet"
-    )
+    assert info.value.detail == f"pid.o: the simulator cannot run program 'socket': {NS_PID_LIMIT}"
     assert sim.load().filters == {}
 
 
@@ -1203,11 +1202,10 @@ def _show(env: dict[str, str], cwd: Path) -> dict:
             "Invalid argument\n",
         ),
         (
-            asm(call(14), EXIT),
+            NS_PID,
             "GPL",
-            "evl-net: cannot set BPF filter on eth0.42 (bad.o: the simulator cannot run program 'socket': "
-            "0: (85) call bpf_get_current_pid_tgid#14: the simulator does not implement helper "
-            "bpf_get_current_pid_tgid#14 yet): Operation not supported\n",
+            f"evl-net: cannot set BPF filter on eth0.42 (bad.o: the simulator cannot run program 'socket': "
+            f"{NS_PID_LIMIT}): Operation not supported\n",
         ),
     ],
     ids=["skb-data", "not-granted", "not-implemented"],

@@ -28,6 +28,18 @@ the calling pc, reads its arguments from r1-r5 and returns r0:
   :mod:`.maps`, found from the map pointer in r1;
 * bpf_loop (#181) and bpf_for_each_map_elem (#164) run their callback
   through :meth:`Program.callback` (a bpf-to-bpf call run to its exit).
+* the current task (#14-#16, #35, #80, #123): on the RX path, the CPU's
+  idle task ("swapper/0", pid 0, uid 0, the root cgroup);
+* bpf_strtol/strtoul (#105/#106) and bpf_strncmp (#182) as the kernel's
+  __bpf_strtoull() and strncmp(); bpf_probe_read_kernel[_str] (#113/#115)
+  read the simulator's memory (stack, maps: anything else faults, where the
+  kernel would read its own), bpf_probe_read_user[_str] (#112/#114) always
+  fault (the idle task has no user memory), zeroing the buffer: -EFAULT.
+
+The granted helpers still unimplemented need objects the simulator lacks
+(tail calls and program arrays, perf events, BTF-typed map values for spin
+locks, timers and kptrs, dynptrs, task/cgroup storage, kfuncs...): the
+verifier refuses a call to one at install time, saying so.
 
 :data:`SOCKET_FILTER_HELPERS` is the table the verifier (:mod:`.verifier`)
 checks calls against: every helper the kernel grants a socket filter loaded
@@ -421,6 +433,161 @@ def _h_ringbuf_query(r: list, pc: int) -> int:
     return _ringbuf(r, pc).query(r[2] & M64)
 
 
+# --- the current task, strings, kernel and user memory -----------------------------------
+
+#: The task a socket filter on the RX path runs in: the CPU's idle task (the trace lines' <idle>-0).
+IDLE_COMM = b"swapper/0"
+#: What bpf_get_current_task() returns for it: an address in the kernel image (init_task's is one).
+IDLE_TASK = 0xFFFF_FFFF_8260_0000
+ERANGE = 34
+_SPACES = frozenset(b" \t\n\v\f\r\xa0")  # the kernel's isspace() (its ctype marks 0xa0 too)
+
+
+def _h_zero(r: list, pc: int) -> int:
+    """bpf_get_current_pid_tgid(), _uid_gid(): pid 0 of the idle task, uid/gid 0."""
+    return 0
+
+
+def _h_current_comm(r: list, pc: int) -> int:
+    size = r[2] & M32
+    write_bytes(r, r[1], (IDLE_COMM[: size - 1] + bytes(size))[:size], pc, "bpf_get_current_comm")
+    return 0
+
+
+def _h_current_task(r: list, pc: int) -> int:
+    return IDLE_TASK
+
+
+def _h_cgroup_id(r: list, pc: int) -> int:
+    """The idle task is in the root cgroup: id 1."""
+    return 1
+
+
+def _h_ancestor_cgroup_id(r: list, pc: int) -> int:
+    return 1 if r[1] == 0 else 0  # the root is its only ancestor, at level 0
+
+
+def _strtoull(raw: bytes, flags: int) -> tuple[int, int, bool]:
+    """__bpf_strtoull(): (consumed or -errno, value, negative)."""
+    base = flags & 0x1F
+    if not raw or base not in (0, 8, 10, 16) or flags & ~0x1F:
+        return -EINVAL, 0, False
+    i = 0
+    while i < len(raw) and raw[i] in _SPACES:
+        i += 1
+    negative = i < len(raw) and raw[i] == 0x2D
+    i += negative
+    if i == len(raw):
+        return -EINVAL, 0, negative
+    text = raw[i : i + 63].split(b"\0", 1)[0]
+    j = 0
+    low = text.lower()
+    if base == 0:
+        base = (
+            (16 if low[1:2] == b"x" and low[2:3].isalnum() and low[2:3] in b"0123456789abcdef" else 8)
+            if low[:1] == b"0"
+            else 10
+        )
+    if base == 16 and low[:2] == b"0x":
+        j = 2
+    digits = "0123456789abcdef"[:base].encode()
+    start, value, overflow = j, 0, False
+    while j < len(low) and low[j] in digits:
+        value = value * base + digits.index(low[j])
+        overflow |= value >> 64 != 0
+        value &= M64
+        j += 1
+    if overflow:
+        return -ERANGE, 0, negative
+    if j == start:
+        return -EINVAL, 0, negative
+    return i + j, value, negative
+
+
+def _strto(r: list, pc: int, signed: bool) -> int:
+    name = "bpf_strtol" if signed else "bpf_strtoul"
+    raw = read_bytes(r, r[1], r[2] & M32, pc, name)
+    consumed, value, negative = _strtoull(raw, r[3] & M64)
+    if consumed < 0:
+        return consumed & M64
+    if negative:
+        if not signed:
+            return (-EINVAL) & M64
+        if value > 1 << 63:
+            return (-ERANGE) & M64
+        value = -value & M64
+    elif signed and value >= 1 << 63:
+        return (-ERANGE) & M64
+    write_bytes(r, r[4], value.to_bytes(8, "little"), pc, name)
+    return consumed
+
+
+def _h_strtol(r: list, pc: int) -> int:
+    return _strto(r, pc, True)
+
+
+def _h_strtoul(r: list, pc: int) -> int:
+    return _strto(r, pc, False)
+
+
+def _h_strncmp(r: list, pc: int) -> int:
+    """bpf_strncmp(s1, s1_sz, s2): the kernel's strncmp() of at most s1_sz bytes: -1, 0 or 1."""
+    n = r[2] & M32
+    s1 = read_bytes(r, r[1], n, pc, "bpf_strncmp")
+    for k in range(n):
+        c2 = (_read_mem(r, r[3] + k, 1) or b"\0")[0]
+        c1 = s1[k]
+        if c1 != c2:
+            return 1 if c1 > c2 else M64  # -1
+        if not c1:
+            break
+    return 0
+
+
+def _probe_read(r: list, pc: int, kernel: bool, string: bool) -> int:
+    """bpf_probe_read_{kernel,user}[_str](): kernel memory is the simulator's (stack, maps); there is no user
+    memory on the RX path (the idle task has none).  A fault zeroes the buffer: -EFAULT."""
+    size = r[2] & M32
+    if not size:
+        return 0
+    out: bytes | None = None
+    if kernel and not string:
+        out = _read_mem(r, r[3], size)
+    elif kernel:  # strncpy_from_kernel_nofault(): up to size bytes, the last one a NUL
+        copied = bytearray()
+        while len(copied) < size:
+            b = _read_mem(r, r[3] + len(copied), 1)
+            if b is None:
+                break
+            copied += b
+            if b == b"\0":
+                out = bytes(copied)
+                break
+        else:
+            out = bytes(copied[:-1]) + b"\0"
+    if out is None:
+        write_bytes(r, r[1], bytes(size), pc, "bpf_probe_read")
+        return (-EFAULT) & M64
+    write_bytes(r, r[1], out, pc, "bpf_probe_read")
+    return len(out) if string else 0
+
+
+def _h_probe_read_user(r: list, pc: int) -> int:
+    return _probe_read(r, pc, False, False)
+
+
+def _h_probe_read_kernel(r: list, pc: int) -> int:
+    return _probe_read(r, pc, True, False)
+
+
+def _h_probe_read_user_str(r: list, pc: int) -> int:
+    return _probe_read(r, pc, False, True)
+
+
+def _h_probe_read_kernel_str(r: list, pc: int) -> int:
+    return _probe_read(r, pc, True, True)
+
+
 # --- callbacks -------------------------------------------------------------------------
 
 BPF_MAX_LOOPS = 1 << 23
@@ -473,6 +640,7 @@ ARG_STACK_OR_NULL = "stack_or_null"  # the callback's context: a stack pointer, 
 ARG_ALLOC_SIZE = "alloc_size"  # a known constant size (ARG_CONST_ALLOC_SIZE_OR_ZERO)
 ARG_RINGBUF_MEM = "ringbuf_mem"  # a ring buffer record, unmodified, released by the call
 ARG_CONST_STR = "const_str"  # a NUL-terminated string in a read-only map (.rodata)
+ARG_OUT_LONG = "out_long"  # 8 aligned bytes the helper writes (ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT)
 # Return kinds (enum bpf_return_type).
 RET_INTEGER = "integer"
 RET_MAP_VALUE_OR_NULL = "map_value_or_null"
@@ -506,6 +674,8 @@ _PERCPU_MAPS = frozenset({5, 6, 10})
 _QUEUES = frozenset({22, 23})  # queue, stack: not simulated, so these helpers are always refused
 _RINGBUF = frozenset({27})
 _LOAD_BYTES = (ARG_CTX, ARG_ANYTHING, ARG_UNINIT_MEM, ARG_CONST_SIZE)
+_STRTOX = (ARG_MEM, ARG_CONST_SIZE, ARG_ANYTHING, ARG_OUT_LONG)
+_PROBE_READ = (ARG_UNINIT_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING)
 
 #: What a socket filter loaded by root may call on Linux 6.18, by helper id
 #: (probed with BPF_PROG_LOAD: any other id gets "program of this type cannot
@@ -522,38 +692,38 @@ SOCKET_FILTER_HELPERS: dict[int, HelperProto] = {
     7: HelperProto("get_prandom_u32", _NO_ARGS, fn=_h_prandom),
     8: HelperProto("get_smp_processor_id", _NO_ARGS, fn=_h_cpu),
     12: HelperProto("tail_call"),
-    14: HelperProto("get_current_pid_tgid"),
-    15: HelperProto("get_current_uid_gid"),
-    16: HelperProto("get_current_comm"),
+    14: HelperProto("get_current_pid_tgid", _NO_ARGS, fn=_h_zero),
+    15: HelperProto("get_current_uid_gid", _NO_ARGS, fn=_h_zero),
+    16: HelperProto("get_current_comm", (ARG_UNINIT_MEM, ARG_CONST_SIZE), fn=_h_current_comm),
     17: HelperProto("get_cgroup_classid"),
     22: HelperProto("perf_event_read", gpl_only=True),
     25: HelperProto("perf_event_output", gpl_only=True),
     26: HelperProto("skb_load_bytes", _LOAD_BYTES, fn=_h_skb_load_bytes),
-    35: HelperProto("get_current_task", gpl_only=True),
+    35: HelperProto("get_current_task", _NO_ARGS, gpl_only=True, fn=_h_current_task),
     37: HelperProto("current_task_under_cgroup"),
     42: HelperProto("get_numa_node_id", _NO_ARGS, fn=_h_numa),
     46: HelperProto("get_socket_cookie", (ARG_CTX,), fn=_h_cookie),
     47: HelperProto("get_socket_uid", (ARG_CTX,), fn=_h_uid),
     55: HelperProto("perf_event_read_value", gpl_only=True),
     68: HelperProto("skb_load_bytes_relative", (*_LOAD_BYTES, ARG_ANYTHING), fn=_h_skb_load_bytes_relative),
-    80: HelperProto("get_current_cgroup_id"),
+    80: HelperProto("get_current_cgroup_id", _NO_ARGS, fn=_h_cgroup_id),
     87: HelperProto("map_push_elem", (ARG_MAP, ARG_MAP_VALUE, ARG_ANYTHING), maps=_QUEUES),
     88: HelperProto("map_pop_elem", (ARG_MAP, ARG_UNINIT_MAP_VALUE), maps=_QUEUES),
     89: HelperProto("map_peek_elem", (ARG_MAP, ARG_UNINIT_MAP_VALUE), maps=_QUEUES),
     93: HelperProto("spin_lock"),
     94: HelperProto("spin_unlock"),
-    105: HelperProto("strtol"),
-    106: HelperProto("strtoul"),
+    105: HelperProto("strtol", _STRTOX, fn=_h_strtol),
+    106: HelperProto("strtoul", _STRTOX, fn=_h_strtoul),
     109: HelperProto("send_signal"),
-    112: HelperProto("probe_read_user", gpl_only=True),
-    113: HelperProto("probe_read_kernel", gpl_only=True),
-    114: HelperProto("probe_read_user_str", gpl_only=True),
-    115: HelperProto("probe_read_kernel_str", gpl_only=True),
+    112: HelperProto("probe_read_user", _PROBE_READ, gpl_only=True, fn=_h_probe_read_user),
+    113: HelperProto("probe_read_kernel", _PROBE_READ, gpl_only=True, fn=_h_probe_read_kernel),
+    114: HelperProto("probe_read_user_str", _PROBE_READ, gpl_only=True, fn=_h_probe_read_user_str),
+    115: HelperProto("probe_read_kernel_str", _PROBE_READ, gpl_only=True, fn=_h_probe_read_kernel_str),
     117: HelperProto("send_signal_thread"),
     118: HelperProto("jiffies64", _NO_ARGS, fn=_h_jiffies64),
     120: HelperProto("get_ns_current_pid_tgid"),
     122: HelperProto("get_netns_cookie"),
-    123: HelperProto("get_current_ancestor_cgroup_id"),
+    123: HelperProto("get_current_ancestor_cgroup_id", (ARG_ANYTHING,), fn=_h_ancestor_cgroup_id),
     125: HelperProto("ktime_get_boot_ns", _NO_ARGS, fn=_h_ktime),
     130: HelperProto(
         "ringbuf_output", (ARG_MAP, ARG_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING), fn=_h_ringbuf_output, maps=_RINGBUF
@@ -610,7 +780,7 @@ SOCKET_FILTER_HELPERS: dict[int, HelperProto] = {
     178: HelperProto("skc_to_unix_sock", ret=RET_OTHER),
     180: HelperProto("find_vma"),
     181: HelperProto("loop", (ARG_ANYTHING, ARG_FUNC, ARG_STACK_OR_NULL, ARG_ANYTHING), fn=_h_loop, callback="loop"),
-    182: HelperProto("strncmp"),
+    182: HelperProto("strncmp", (ARG_MEM, ARG_CONST_SIZE, ARG_CONST_STR), fn=_h_strncmp),
     191: HelperProto("copy_from_user_task", gpl_only=True, might_sleep=True),
     194: HelperProto("kptr_xchg", ret=RET_OTHER),
     195: HelperProto(

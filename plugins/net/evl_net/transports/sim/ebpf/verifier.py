@@ -74,6 +74,7 @@ from .helpers import (
     ARG_MAP_VALUE,
     ARG_MEM,
     ARG_MEM_OR_NULL,
+    ARG_OUT_LONG,
     ARG_RINGBUF_MEM,
     ARG_STACK_OR_NULL,
     ARG_UNINIT_MAP_VALUE,
@@ -2360,6 +2361,12 @@ class _Verifier:
                 release = reg.ref
             elif kind == ARG_CONST_STR:
                 self.check_const_str(idx, regno, reg)
+            elif kind == ARG_OUT_LONG:  # ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_ALIGNED, 8 bytes
+                self.check_mem_type(idx, regno, reg)
+                self.check_alignment(idx, reg, 0, 8, True)
+                w = self.helper_mem(idx, regno, reg, 8, True)
+                if w is not None:
+                    writes.append(w)
             elif kind != ARG_ANYTHING:
                 raise AssertionError(f"unknown argument kind {kind}")
         if meta_map >= 0:  # check_map_func_compatibility(), after the arguments
