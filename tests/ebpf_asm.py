@@ -75,3 +75,29 @@ EXIT = insn(0x95)
 
 def asm(*parts: bytes) -> bytes:
     return b"".join(parts)
+
+
+#: Offsets of the struct __sk_buff fields socket filters read (include/uapi/linux/bpf.h).
+SK_BUFF_FIELDS = {
+    "len": 0,
+    "pkt_type": 4,
+    "mark": 8,
+    "queue_mapping": 12,
+    "protocol": 16,
+    "vlan_present": 20,
+    "vlan_tci": 24,
+    "vlan_proto": 28,
+    "priority": 32,
+    "ingress_ifindex": 36,
+    "ifindex": 40,
+    "tc_index": 44,
+    "cb0": 48,
+    "cb1": 52,
+    "cb2": 56,
+    "cb3": 60,
+    "cb4": 64,
+    "hash": 68,
+    "napi_id": 84,
+    "gso_segs": 164,
+    "gso_size": 176,
+}

@@ -15,15 +15,14 @@ the hook's view for a NIC without VLAN stripping, except for the device
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import struct
 
 import pytest
 
-from bpf_syscall import BPF_PROG_TEST_RUN, Bpf
-from ebpf_asm import EXIT, asm, ld_abs, ldx, mov
+from bpf_syscall import Bpf
+from ebpf_asm import EXIT, SK_BUFF_FIELDS, asm, ld_abs, ldx, mov
 from evl_net.transports.sim.ebpf import Program, SkbContext
 
 MAC_DST = bytes.fromhex("502df41d32d0")  # the receiving NIC's address
@@ -65,29 +64,7 @@ NICS = {
 }
 
 #: __sk_buff offsets (include/uapi/linux/bpf.h) of the fields socket filters read.
-FIELDS = {
-    "len": 0,
-    "pkt_type": 4,
-    "mark": 8,
-    "queue_mapping": 12,
-    "protocol": 16,
-    "vlan_present": 20,
-    "vlan_tci": 24,
-    "vlan_proto": 28,
-    "priority": 32,
-    "ingress_ifindex": 36,
-    "ifindex": 40,
-    "tc_index": 44,
-    "cb0": 48,
-    "cb1": 52,
-    "cb2": 56,
-    "cb3": 60,
-    "cb4": 64,
-    "hash": 68,
-    "napi_id": 84,
-    "gso_segs": 164,
-    "gso_size": 176,
-}
+FIELDS = dict(SK_BUFF_FIELDS)
 #: Packet probes: the 16-bit words at skb->data + 0 and + 2 (BPF_LD_ABS, network order).
 PROBES = {"data+0": 0, "data+2": 2}
 
@@ -232,12 +209,7 @@ class KernelTestRun:
             os.close(fd)
 
     def _run(self, fd: int, frame: bytes) -> int:
-        data = ctypes.create_string_buffer(frame, len(frame))
-        attr = bytearray(128)
-        # prog_fd, retval, data_size_in, data_size_out, data_in, data_out, repeat, ...
-        struct.pack_into("IIIIQQI", attr, 0, fd, 0, len(frame), 0, ctypes.addressof(data), 0, 1)
-        self.bpf.call(BPF_PROG_TEST_RUN, attr)
-        return struct.unpack_from("I", attr, 4)[0]
+        return self.bpf.test_run(fd, frame)
 
 
 @pytest.fixture(scope="module")

@@ -318,3 +318,15 @@ def test_evl_sim_filter_prints_the_maps_after_the_frames(evl, objects, tmp_path)
     assert "map 0: by_src  hash  key 4B  value 16B  max_entries 64" in r.out
     # one packet of 50 bytes (skb->len: the 64-byte frame without its Ethernet header)
     assert "  key: 0a 01 02 03  value: 01 00 00 00 00 00 00 00 32 00 00 00 00 00 00 00" in r.out
+
+
+def test_a_state_whose_maps_the_program_lacks_is_corrupt(evl, installed, sim_env):
+    """The program loads map 0: a state file without it is refused as corrupt, not run into a fault."""
+    path = sim_env["EVL_SIM_STATE"]
+    with open(path) as f:
+        state = json.load(f)
+    state["filters"]["eth0"]["maps"] = []
+    with open(path, "w") as f:
+        json.dump(state, f)
+    r = evl("sim", "rx", "eth0")
+    assert r.code == 1 and "corrupt" in r.err and "loads map 0, and the filter has 0 maps" in r.err, r.err

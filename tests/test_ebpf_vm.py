@@ -19,7 +19,6 @@ operation class, checked against values computed in Python.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
@@ -32,10 +31,11 @@ from fractions import Fraction
 import pytest
 
 import bpf_build
-from bpf_syscall import BPF_PROG_TEST_RUN, Bpf
+from bpf_syscall import Bpf
 from ebpf_asm import (
     EXIT,
     JMP_OPS,
+    SK_BUFF_FIELDS,
     alu,
     asm,
     atomic,
@@ -96,28 +96,7 @@ class Kernel:
         return fd
 
     def run_fd(self, fd: int, frame: bytes, ctx: bytes | None = None) -> int:
-        data = ctypes.create_string_buffer(bytes(frame), len(frame))
-        cbuf = ctypes.create_string_buffer(bytes(ctx), len(ctx)) if ctx else None
-        attr = bytearray(128)
-        struct.pack_into(
-            "IIIIQQIIIIQQ",
-            attr,
-            0,
-            fd,
-            0,
-            len(frame),
-            0,
-            ctypes.addressof(data),
-            0,
-            1,
-            0,
-            len(ctx) if ctx else 0,
-            0,
-            ctypes.addressof(cbuf) if ctx else 0,
-            0,
-        )
-        self.bpf.call(BPF_PROG_TEST_RUN, attr)
-        return struct.unpack_from("I", attr, 4)[0]
+        return self.bpf.test_run(fd, frame, ctx)
 
     def runs(self, insns: bytes, inputs: list[tuple[bytes, bytes | None]]) -> list[int]:
         fd = self.load(insns)
@@ -1062,29 +1041,7 @@ def test_load_bytes_relative_with_a_bad_start_header_fails():
 
 # --- the context ----------------------------------------------------------------
 
-CTX_FIELDS = {
-    "len": 0,
-    "pkt_type": 4,
-    "mark": 8,
-    "queue_mapping": 12,
-    "protocol": 16,
-    "vlan_present": 20,
-    "vlan_tci": 24,
-    "vlan_proto": 28,
-    "priority": 32,
-    "ingress_ifindex": 36,
-    "ifindex": 40,
-    "tc_index": 44,
-    "cb0": 48,
-    "cb1": 52,
-    "cb2": 56,
-    "cb3": 60,
-    "cb4": 64,
-    "hash": 68,
-    "napi_id": 84,
-    "gso_segs": 164,
-    "gso_size": 176,
-}
+CTX_FIELDS = dict(SK_BUFF_FIELDS)
 CTX_FRAMES = ["udp53", "vlan42_udp53", "arp", "ipv6", "llc", "udp_truncated"]
 
 
@@ -1241,7 +1198,7 @@ def test_time_cpu_numa_cookie_uid_helpers():
     "func,what",
     [
         (12, "not supported"),  # bpf_tail_call: no program arrays
-        (14, "not supported"),
+        (120, "not supported"),  # bpf_get_ns_current_pid_tgid
         (9, "not supported"),
         (100000, "invalid helper"),
     ],

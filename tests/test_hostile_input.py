@@ -453,6 +453,12 @@ STATE_CASES: list[tuple[str, Any]] = [
         ),
     ),
     ("maps-huge", _set("filters.eth0.maps", [_map_state(max_entries=1 << 40)])),
+    ("maps-name-escape", _set("filters.eth0.maps", [_map_state(name="a\x1b[31mred\n")])),
+    ("maps-name-empty", _set("filters.eth0.maps", [_map_state(name="")])),
+    (
+        "maps-total",
+        _set("filters.eth0.maps", [_map_state(name=f"m{i}", max_entries=1 << 20, value_size=60) for i in range(5)]),
+    ),
     (
         "ringbuf-positions",
         _set(
@@ -809,6 +815,7 @@ OBJECTS = [
     ("map-big-bss", "map_big_bss.o", (".bss", "too large")),
     ("map-bad-ringbuf", "map_bad_ringbuf.o", ("map 'rb'", "power of 2")),
     ("map-lpm", "map_lpm.o", ("lpm_trie",)),
+    ("map-total", "map_total.o", ("maps need", "256 MiB")),
     ("btf-magic", "btf_magic.o", ("BTF",)),
     ("btf-gone", "btf_gone.o", ("BTF",)),
     ("btf-type-len", "btf_type_len.o", ("BTF",)),
@@ -1552,7 +1559,7 @@ def _build_objects(objdir: Path) -> str | None:
                 bb.build(name, objdir)
             from evl_net.cli.sim import cflags
 
-            for name in ("map_huge_array", "map_big_bss", "map_bad_ringbuf", "map_lpm"):
+            for name in ("map_huge_array", "map_big_bss", "map_bad_ringbuf", "map_lpm", "map_total"):
                 bb.build(name, objdir, flags=("-g", *cflags()))
             bb.SRC_DIR = saved
             bb.build("users_percpu_count", objdir, flags=("-g", *cflags()))

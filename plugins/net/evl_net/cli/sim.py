@@ -287,7 +287,8 @@ def _maps(sim: SimTransport, args: argparse.Namespace, ctx: Context) -> None:
         if filt.maps is None:
             continue
         data[real] = filtermaps.dump(filt.maps)
-        text.append(f"{real}: {filt.name} ({filt.object})\n" + filtermaps.text(filt.maps))
+        header = f"{real}: {shown(filt.name or '?')} ({shown(filt.object or '?')})\n"
+        text.append(header + filtermaps.text(filt.maps, consuming=args.consume))
         if args.consume:
             consumed = filtermaps.consume(filt.maps) or consumed
     if consumed:

@@ -29,6 +29,7 @@ instructions carry it, :attr:`Linked.maps` is indexed by it.
 from __future__ import annotations
 
 import errno
+import re
 import struct
 from dataclasses import dataclass
 
@@ -39,7 +40,6 @@ from evl_net.kernel.bpfobj import (
     ElfObject,
     Section,
     Symbol,
-    first_socket_filter,
     program_sections,
 )
 
@@ -86,6 +86,9 @@ MAP_TYPES = {
 BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_MMAPABLE = 1 << 10
 BPF_OBJ_NAME_LEN = 16
+KSYM_NAME_LEN = 512
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OBJ_NAME = re.compile(r"[A-Za-z0-9_.]+")
 KMALLOC_MAX_SIZE = 4 << 20  # the largest map value (a global-data section) the kernel allocates
 MAX_SUBPROGS = 256  # BPF_MAX_SUBPROGS
 BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_PSEUDO_FUNC, BPF_PSEUDO_CALL = 1, 2, 4, 1
@@ -126,6 +129,7 @@ class Linked:
     insns: bytes
     maps: tuple[MapDef, ...]
     func_info: bool = False  # the object has BTF function information (.BTF.ext), which libbpf passes on
+    global_funcs: frozenset[int] = frozenset()  # where non-static .text functions start in ``insns``
 
 
 def _internal_name(obj_name: str, section: str) -> str:
@@ -160,7 +164,11 @@ class _Linker:
         text = elf.section(".text")
         self.text = text if text is not None and text.size else None
         self.funcs: list[tuple[int, int]] = []  # .text functions: (first insn, insn count)
+        self.globals: set[int] = set()  # first insns of the global ones
         if self.text is not None:
+            self.globals = {
+                s.value // 8 for s in elf.symbols if s.kind == _STT_FUNC and s.shndx == self.text.index and s.bind == 1
+            }
             self.funcs = sorted(
                 {
                     (s.value // 8, max(s.size // 8, 1))
@@ -234,7 +242,14 @@ class _Linker:
                     )
                 )
 
+    def check_name(self, name: str, btf: bool) -> None:
+        """The kernel's rules: a BTF variable's name is a C identifier; an object name takes [A-Za-z0-9_.]."""
+        ok = _IDENTIFIER.fullmatch(name) if btf else _OBJ_NAME.fullmatch(name[: BPF_OBJ_NAME_LEN - 1])
+        if not ok or len(name) > KSYM_NAME_LEN:
+            raise self.fail(f"map {name!a}: invalid name")
+
     def add_map(self, where: tuple[int, int], m: MapDef) -> None:
+        self.check_name(m.name, m.section == ".maps")
         self.map_syms[where] = len(self.maps)
         self.maps.append(m)
 
@@ -309,14 +324,12 @@ class _Linker:
             raise self.fail(f"{where}: relocation against '{sym.name or section}' in section '{section}'")
 
 
-def link(data: bytes, name: str = "object") -> Linked:
-    """The first program of the object, relocated and with its sub-programs, and the maps it uses.
+def link(elf: ElfObject, program: BpfProgram) -> Linked:
+    """``program`` of the object ``elf``, relocated and with its sub-programs, and the maps it uses.
 
-    Fails as :func:`~evl_net.kernel.bpfobj.first_socket_filter` does, and with
-    :class:`BpfObjectError` (EINVAL) on a relocation or map libbpf would refuse.
+    Fails with :class:`BpfObjectError` (EINVAL) on a relocation or map libbpf would refuse.
     """
-    program = first_socket_filter(data, name)
-    elf = ElfObject(data, name)
+    name = elf.name
     if elf.byteorder != "<":
         raise elf.fail("big-endian eBPF objects are not supported by the simulator")
     linker = _Linker(elf, _object_name(name))
@@ -327,4 +340,5 @@ def link(data: bytes, name: str = "object") -> Linked:
     if len(linker.out) // 8 > 1_000_000:
         raise BpfObjectError(errno.E2BIG, f"{name}: program too large")
     func_info = elf.section(".BTF") is not None and elf.section(".BTF.ext") is not None
-    return Linked(program, bytes(linker.out), tuple(linker.maps), func_info)
+    global_funcs = frozenset(at for lo, at in linker.placed.items() if lo in linker.globals)
+    return Linked(program, bytes(linker.out), tuple(linker.maps), func_info, global_funcs)

@@ -22,6 +22,7 @@ __all__ = [
     "BpfProgram",
     "first_socket_filter",
     "parse",
+    "programs",
 ]
 
 EM_BPF = 247
@@ -440,7 +441,11 @@ def parse(data: bytes, name: str = "object") -> list[BpfProgram]:
     ``name`` only prefixes error messages (typically the file name given
     to ``evl net -F``).
     """
-    elf = ElfObject(data, name)
+    return programs(ElfObject(data, name))
+
+
+def programs(elf: ElfObject) -> list[BpfProgram]:
+    """The programs of an object already read, in the order libbpf loads them."""
     license = license_of(elf)
     progs = program_sections(elf)
     names = _function_names(elf) if progs else {}

@@ -69,13 +69,10 @@ def store(maps: list[vmmaps.BpfMap], states: list[MapState]) -> bool:
 
 
 def consume(states: list[MapState]) -> bool:
-    """Empty the ring buffers, as a consumer reading every record does; whether there was any record."""
-    read = False
-    for s in states:
-        if s.type == vmmaps.RINGBUF and s.records:
-            s.records = []
-            s.cons = s.prod
-            read = True
+    """Read the ring buffers as a consumer does (:meth:`RingBuf.consume`); whether there was any record."""
+    maps = live(states)
+    read = any([m.consume() for m in maps if isinstance(m, vmmaps.RingBuf)])
+    store(maps, states)
     return read
 
 
@@ -115,8 +112,11 @@ def dump(states: list[MapState]) -> list[dict[str, Any]]:
     return out
 
 
-def text(states: list[MapState]) -> str:
-    """The dump as ``bpftool map dump`` prints it: ``key: 01 00 00 00  value: 2a 00 ...`` per element."""
+def text(states: list[MapState], consuming: bool = False) -> str:
+    """The dump as ``bpftool map dump`` prints it: ``key: 01 00 00 00  value: 2a 00 ...`` per element.
+
+    ``consuming``: the ring buffers' records are being read (``evl sim maps --consume``).
+    """
     lines = []
     for m in dump(states):
         lines.append(
@@ -125,7 +125,8 @@ def text(states: list[MapState]) -> str:
         )
         if "records" in m:
             lines.extend(f"  record: {' '.join(r[k : k + 2] for k in range(0, len(r), 2))}" for r in m["records"])
-            lines.append(f"  ({len(m['records'])} records not consumed)")
+            n = len(m["records"])
+            lines.append(f"  ({n} record{'s' if n != 1 else ''} {'consumed' if consuming else 'not consumed'})")
             continue
         shown = 0
         for el in m["elements"]:

@@ -41,7 +41,8 @@ def load(data: bytes, name: str, log: Any = None, cpus: int = 1) -> Loaded:
     from evl_net.transports.sim import ebpf
 
     try:
-        programs = bpfobj.parse(data, name or "object")
+        elf = bpfobj.ElfObject(data, name or "object")
+        programs = bpfobj.programs(elf)
         if not programs:
             raise KernelError(errno.EINVAL, f"{name}: no eBPF program in object")
         first = programs[0]
@@ -49,7 +50,7 @@ def load(data: bytes, name: str, log: Any = None, cpus: int = 1) -> Loaded:
             if log is not None:
                 log("invalid out-of-band eBPF program")
             raise KernelError(errno.EINVAL, f"{name}: program '{first.section}' is not a socket filter")
-        linked = bpflink.link(data, name or "object")
+        linked = bpflink.link(elf, first)
     except bpfobj.BpfObjectError as exc:
         raise KernelError(exc.errno, str(exc)) from None
     program = linked.program
@@ -57,8 +58,17 @@ def load(data: bytes, name: str, log: Any = None, cpus: int = 1) -> Loaded:
         why = ebpf.maps.check_def(m, cpus)
         if why is not None:
             raise KernelError(why[0], f"{name}: {why[1]}")
+    why = ebpf.maps.check_total(linked.maps, cpus)
+    if why is not None:
+        raise KernelError(why[0], f"{name}: {why[1]}")
     try:
-        verified = ebpf.verify(linked.insns, program.license, maps=linked.maps, func_info=linked.func_info)
+        verified = ebpf.verify(
+            linked.insns,
+            program.license,
+            maps=linked.maps,
+            func_info=linked.func_info,
+            global_funcs=linked.global_funcs,
+        )
         vm = ebpf.Program(verified.insns)
     except ebpf.SimulatorLimitError as exc:
         raise KernelError(

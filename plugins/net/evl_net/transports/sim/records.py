@@ -259,6 +259,8 @@ def _map(m: MapState, where: str) -> None:
     why = maps.check_def(MapDef(m.name, m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.section), m.cpus)
     if why is not None:
         raise ShapeError(f"{where}: {why[1]}")
+    if not m.name or len(m.name) > 512 or not all(c.isascii() and (c.isalnum() or c in "_.") for c in m.name):
+        raise ShapeError(f"{where}.name is not a map name")
     if not 1 <= m.cpus <= maps.MAX_CPUS or (m.cpus != 1 and m.type not in maps.PERCPU):
         raise ShapeError(f"{where}.cpus is out of range ({m.cpus})")
     if len(m.entries) > m.max_entries:
@@ -275,8 +277,30 @@ def _map(m: MapState, where: str) -> None:
             raise ShapeError(f"{where}.records: not hex")
         prod, cons = m.prod or 0, m.cons or 0
         used = sum(maps.RingBuf.rounded(len(r) // 2) for r in records)
-        if not 0 <= cons <= prod < U64 or prod - cons != used or used > m.max_entries:
+        # between the positions: the records, and those discarded that no consumer passed yet
+        if not 0 <= cons <= prod < U64 or prod - cons < used or prod - cons >= m.max_entries:
             raise ShapeError(f"{where}: positions do not match the records")
+
+
+def _maps_total(maps: list[MapState], where: str) -> None:
+    from evl_net.kernel.bpflink import MapDef
+    from evl_net.transports.sim.ebpf import maps as vmmaps
+
+    defs = [MapDef(m.name, m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.section) for m in maps]
+    why = vmmaps.check_total(defs, max(m.cpus for m in maps))
+    if why is not None:
+        raise ShapeError(f"{where}: {why[1]}")
+
+
+def _map_references(insns: str, count: int, where: str) -> None:
+    """Fail unless every map the program loads (a lddw of a map or of a map value) is one of the filter's."""
+    import base64
+    import struct
+
+    raw = base64.b64decode(insns)
+    for k, (code, regs, _off, imm) in enumerate(struct.iter_unpack("<BBhi", raw)):
+        if code == 0x18 and regs >> 4 in (1, 2) and not 0 <= imm < count:
+            raise ShapeError(f"{where}.insns[{k}] loads map {imm}, and the filter has {count} maps")
 
 
 def _is_hex(text: str) -> bool:
@@ -344,6 +368,10 @@ def check_state(state: BoardState, where: str = "state") -> None:
             _program(filt.insns, f"{where}.filters.{real}.insns")
         for i, m in enumerate(filt.maps or ()):
             _map(m, f"{where}.filters.{real}.maps[{i}]")
+        if filt.maps:
+            _maps_total(filt.maps, f"{where}.filters.{real}.maps")
+        if filt.insns is not None:
+            _map_references(filt.insns, len(filt.maps or ()), f"{where}.filters.{real}")
     for dev, counters in state.counters.items():
         for key, value in counters.items():
             _count(value, f"{where}.counters.{dev}.{key}")

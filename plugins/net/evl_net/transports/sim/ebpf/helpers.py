@@ -279,6 +279,17 @@ def trace_format(r: list, fmt: bytes, args: tuple[int, ...]) -> str:
     return "".join(out)
 
 
+def format_ok(fmt: bytes, nargs: int) -> bool:
+    """Whether bpf_bprintf_prepare() takes ``fmt`` with ``nargs`` arguments (the verifier's check of bpf_snprintf)."""
+    r: list = [0] * (MAPS + 2)
+    r[MAPS] = []
+    try:
+        trace_format(r, fmt, (0,) * nargs)  # zero arguments: %s and %pI4 read nothing
+    except _FormatError:
+        return False
+    return True
+
+
 def trace_line(text: str, cpu: int, ns: int) -> str:
     """One trace_pipe line for text, as the kernel prints a bpf_trace_printk event."""
     head = f"{TRACE_TASK:>16}-{TRACE_PID:<7} [{cpu:03d}] {TRACE_FLAGS} {ns // 1_000_000_000:5d}."

@@ -28,7 +28,7 @@ A map's content survives the process through :meth:`BpfMap.entries` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from evl_net.kernel.bpflink import MapDef
 
@@ -52,7 +52,8 @@ MAX_CPUS = 256
 MAX_KEY_SIZE = 512
 KMALLOC_MAX_SIZE = 4 << 20
 MAX_PERCPU_VALUE = 32 << 10
-#: The most memory the simulator gives one map (values and keys), a limit of its own.
+#: The most memory the simulator gives the maps of one filter, and one map (values and keys): limits of its own.
+MAX_FILTER_BYTES = 256 << 20
 MAX_MAP_BYTES = 64 << 20
 
 
@@ -94,6 +95,23 @@ def check_def(m: MapDef, ncpus: int = 1) -> tuple[int, str] | None:
         and m.max_entries * m.value_size * (ncpus if m.type in PERCPU else 1) > MAX_MAP_BYTES
     ):
         return EOPNOTSUPP, f"{name}: larger than the simulator's {MAX_MAP_BYTES >> 20} MiB per map"
+    return None
+
+
+def footprint(m: MapDef, ncpus: int = 1) -> int:
+    """The most memory the simulator gives the map: arrays and ring buffers whole, hashes when full."""
+    if m.type == RINGBUF:
+        return m.max_entries
+    n = ncpus if m.type in PERCPU else 1
+    size = m.max_entries * m.value_size * n
+    return size if m.type in (ARRAY, PERCPU_ARRAY) else min(size + m.max_entries * m.key_size, MAX_MAP_BYTES)
+
+
+def check_total(defs: Sequence[MapDef], ncpus: int = 1) -> tuple[int, str] | None:
+    """(errno, why) when the maps of one program need more memory than the simulator gives a filter."""
+    total = sum(footprint(m, ncpus) for m in defs)
+    if total > MAX_FILTER_BYTES:
+        return EOPNOTSUPP, f"the maps need {total >> 20} MiB, more than the simulator's {MAX_FILTER_BYTES >> 20} MiB"
     return None
 
 
@@ -246,8 +264,9 @@ class HashMap(BpfMap):
         self.step = self.vsize * self.ncpus
 
     def _touch(self, key: bytes) -> None:
-        if self.lru:
+        if self.lru:  # the order is the LRU's state: it is kept with the content
             self.slots[key] = self.slots.pop(key)
+            self.changed = True
 
     def _new_slot(self) -> int:
         if self.free:
@@ -323,16 +342,23 @@ class HashMap(BpfMap):
 
 
 class RingBuf(BpfMap):
-    """A BPF ring buffer: submitted records wait for a consumer, reserved ones are being written."""
+    """A BPF ring buffer (kernel/bpf/ringbuf.c): records take their space from reserve until a consumer passes them.
+
+    ``prod`` and ``cons`` are the producer and consumer positions; what lies
+    between them is the records submitted and not consumed (``records``),
+    those discarded (their space still taken: the consumer skips them) and
+    those being written (``pending``).  A reservation fails when the ring
+    would be completely full (``prod - cons > size - 1`` after it).
+    """
 
     HDR = 8
 
     def __init__(self, index: int, defn: MapDef, ncpus: int = 1) -> None:
         super().__init__(index, defn, ncpus)
         self.size = defn.max_entries
-        self.records: list[bytes] = []  # submitted, not consumed (discarded ones are dropped)
-        self.prod = 0  # producer position: bytes ever reserved (headers included)
-        self.cons = 0  # consumer position
+        self.records: list[bytes] = []  # submitted, not consumed
+        self.prod = 0
+        self.cons = 0
         self.pending: dict[int, bytearray] = {}  # offset in the region -> record being written
 
     @staticmethod
@@ -348,27 +374,23 @@ class RingBuf(BpfMap):
     def reserve(self, n: int) -> int:
         """A record of n bytes being written: its address, 0 when there is no room."""
         need = self.rounded(n)
-        if n > self.size - self.HDR or self.prod - self.cons + need > self.size:
+        if n > self.size or self.prod + need - self.cons > self.size - 1:
             return 0
         off = (self.prod % KEY_AREA) + self.HDR
         self.prod += need
         self.pending[off] = bytearray(n)
+        self.changed = True
         return self.base + off
 
     def release(self, addr: int, submit: bool) -> bool:
+        """Submit or discard a reserved record; False if ``addr`` is none."""
         rec = self.pending.pop(addr - self.base, None)
         if rec is None:
             return False
         if submit:
             self.records.append(bytes(rec))
-        else:
-            self.cons_skip(len(rec))
         self.changed = True
         return True
-
-    def cons_skip(self, n: int) -> None:
-        """A discarded record: the consumer will pass over it (its space comes back then; here, now)."""
-        self.cons += self.rounded(n)
 
     def output(self, data: bytes) -> int:
         addr = self.reserve(len(data))
@@ -379,17 +401,15 @@ class RingBuf(BpfMap):
         return 0
 
     def abandon(self) -> None:
-        """End of a run: records reserved and never submitted (the verifier forbids it) are dropped."""
-        for rec in self.pending.values():
-            self.cons_skip(len(rec))
+        """End of a run: records reserved and never submitted (the verifier forbids it) count as discarded."""
         self.pending.clear()
 
     def query(self, flags: int) -> int:
-        avail = sum(self.rounded(len(r)) for r in self.records)
-        return {0: avail, 1: self.size, 2: self.cons, 3: self.prod}.get(flags, 0)
+        """bpf_ringbuf_query(): BPF_RB_AVAIL_DATA, _RING_SIZE, _CONS_POS, _PROD_POS."""
+        return {0: self.prod - self.cons, 1: self.size, 2: self.cons, 3: self.prod}.get(flags, 0)
 
     def consume(self) -> list[bytes]:
-        """Read every submitted record, as a user-space consumer does: their space comes back."""
+        """Read every record, as a user-space consumer does: their space (and the discarded ones') comes back."""
         out = self.records
         self.records = []
         self.cons = self.prod - sum(self.rounded(len(r)) for r in self.pending.values())

@@ -82,6 +82,7 @@ from .helpers import (
     RET_MAP_VALUE_OR_NULL,
     RET_RINGBUF_MEM_OR_NULL,
     SOCKET_FILTER_HELPERS,
+    format_ok,
 )
 from .isa import ALU_NAMES, ATOMIC_OPS, HELPER_NAMES, JMP_NAMES, M32, M64, SB32, SB64
 
@@ -178,6 +179,7 @@ def verify(
     time_limit: float = TIME_LIMIT,
     maps: tuple = (),
     func_info: bool = False,
+    global_funcs: frozenset[int] = frozenset(),
 ) -> Verified:
     """Check a socket filter as the kernel's verifier would; raise :class:`VerifierError` if it would refuse.
 
@@ -189,9 +191,13 @@ def verify(
     indexed as its ``lddw`` instructions name them; ``func_info`` says that
     the program comes with BTF function information (libbpf passes it for an
     object built with ``-g``), which callbacks need, and which lets
-    sub-programs use legacy packet loads and tail calls.
+    sub-programs use legacy packet loads and tail calls; ``global_funcs`` are
+    the first instructions of non-static functions, which the kernel checks
+    on their own (calls of them are refused as beyond the simulator).
     """
-    return _Verifier(bytes(insns), license, nr_cpus, insn_limit, time_limit, tuple(maps), func_info).run()
+    return _Verifier(
+        bytes(insns), license, nr_cpus, insn_limit, time_limit, tuple(maps), func_info, frozenset(global_funcs)
+    ).run()
 
 
 # ==========================================================================
@@ -953,6 +959,10 @@ class Checkpoint:
 #: The register numbers in each 11-bit mask.
 _BITS = [tuple(r for r in range(11) if mask >> r & 1) for mask in range(1 << 11)]
 _ARGS_MASK = 0b111110  # r1-r5
+#: Map types bpf_for_each_map_elem() walks: arrays and hashes, per-CPU or not, LRU or not.
+FOR_EACH_MAPS = frozenset({1, 2, 5, 6, 9, 10})
+#: The kernel's internal "operation not supported" errno (not EOPNOTSUPP), as BPF_PROG_LOAD returns it.
+ENOTSUPP = 524
 #: Helpers that call a callback of the program: bpf_for_each_map_elem, bpf_loop.
 CALLBACK_HELPERS = frozenset({164, 181})
 _CALLER_SAVED = 0b111111  # r0-r5
@@ -968,10 +978,12 @@ class _Verifier:
         time_limit: float,
         maps: tuple = (),
         func_info: bool = False,
+        global_funcs: frozenset[int] = frozenset(),
     ) -> None:
         self.data = data
         self.maps = maps  # kernel.bpflink.MapDef, by index (the fd a lddw names)
         self.func_info = func_info  # the program comes with BTF function info (an object built with -g)
+        self.global_funcs = global_funcs  # first insns of the functions with global linkage
         self.deadline = time.perf_counter() + time_limit
         self.time_limit = time_limit
         self.nr_cpus = nr_cpus
@@ -1175,7 +1187,8 @@ class _Verifier:
         i = 0
         while i < n:
             insn = self.insns[i]
-            uses[i], defs[i] = self.reg_use_def(insn)
+            use, define = self.reg_use_def(insn)
+            uses[i], defs[i] = use & 0x7FF, define & 0x7FF  # r11-r15 are refused where they are used
             cls = insn.code & 7
             if cls in (JMP, JMP32):
                 op = insn.code & 0xF0
@@ -2071,6 +2084,8 @@ class _Verifier:
             lo = _s64(ptr.value) + ptr.off + off
             hi = lo + size
         else:
+            if ptr.smax >= MAX_VAR_OFF or ptr.smin <= -MAX_VAR_OFF:
+                raise self.err(idx, f"invalid unbounded variable-offset {what} stack R{regno}")
             lo = ptr.smin + ptr.off + off
             hi = ptr.smax + ptr.off + off + size
         code = 0
@@ -2270,6 +2285,8 @@ class _Verifier:
         if len(self.frames) >= MAX_CALL_FRAMES:
             raise self.err(idx, f"the call stack of {len(self.frames) + 1} frames is too deep", _errno.E2BIG)
         target = idx + insn.imm + 1
+        if target in self.global_funcs:
+            raise self.limit(idx, "calling a global function (the kernel checks it on its own, from its BTF prototype)")
         caller = self.frames[-1]
         self.callees.setdefault(caller.subprog, set()).add(target)
         regs = [UNINIT] * 11
@@ -2369,6 +2386,10 @@ class _Verifier:
                     writes.append(w)
             elif kind != ARG_ANYTHING:
                 raise AssertionError(f"unknown argument kind {kind}")
+        if func_id == 165:
+            self.check_snprintf(idx)
+        if func_id == 164 and self.maps[meta_map].type not in FOR_EACH_MAPS:  # the map has no for_each op
+            raise self.err(idx, "callback function not allowed for map", ENOTSUPP)
         if meta_map >= 0:  # check_map_func_compatibility(), after the arguments
             m = self.maps[meta_map]
             ringbuf_only = m.type == 27 and func_id not in (130, 131, 134)
@@ -2380,6 +2401,8 @@ class _Verifier:
         if release:
             self.release(release)
         if proto.callback is not None:
+            if func in self.global_funcs:
+                raise self.limit(idx, "a global function as a callback")
             return self.call_callback(idx, proto.callback, func, meta_map)
         regs = self.frames[-1].regs
         for r in range(1, 6):
@@ -2460,6 +2483,19 @@ class _Verifier:
         if b"\0" not in m.initial[at:]:
             raise self.err(idx, "string is not zero-terminated")
 
+    def check_snprintf(self, idx: int) -> None:
+        """check_bpf_snprintf_call(): the format, read from its frozen map, takes data_len / 8 arguments."""
+        regs = self.frames[-1].regs
+        fmt, size = regs[3], regs[5]
+        if size.value % 8:
+            raise self.err(idx, f"bpf_snprintf data_len {size.value} is not a multiple of 8", _errno.EINVAL)
+        m = self.maps[fmt.aux]
+        at = fmt.off + fmt.value
+        assert m.initial is not None  # check_const_str() made sure
+        text = m.initial[at:].split(b"\0", 1)[0]
+        if not format_ok(text, size.value // 8):
+            raise self.err(idx, "Invalid format string", _errno.EINVAL)
+
     def release(self, rid: int) -> None:
         """release_reference(): the reference is gone, and every pointer holding it is invalid (for root: unknown)."""
         self.frames[0].refs = tuple(r for r in self.frames[0].refs if r[0] != rid)
@@ -2470,7 +2506,7 @@ class _Verifier:
                     frame.stack[spi] = Slot(B_MISC * 8)
 
     def call_callback(self, idx: int, kind: str, func: int, map_index: int) -> int:
-        """push_callback_call(): the callback runs from this state (any number of times); the helper returns.
+        """push_callback_call(): the callback runs from this state (any number of times), the helper returns.
 
         The kernel revisits the call after each run of the callback until the
         state stops changing.  Here each revisit widens what changed (scalars
@@ -2489,12 +2525,8 @@ class _Verifier:
             caller = self.frames[-1]
             caller.unroll += 1
         caller.loops[idx] = [f.copy() for f in self.frames]
-        after = self.copy_frames()
-        regs = after[-1].regs
-        for r in range(1, 6):
-            regs[r] = UNINIT
-        regs[0] = UNKNOWN
-        self.push_branch(idx + 1, after)
+        # As the kernel: the callback's run is a branch explored later, this path goes on past the call.
+        frames = self.copy_frames()
         cregs = [UNINIT] * 11
         if kind == "loop":  # set_loop_callback_state(): (index, ctx)
             cregs[1] = UNKNOWN
@@ -2506,8 +2538,13 @@ class _Verifier:
             cregs[4] = caller.regs[3]
         cregs[10] = self.fp(len(self.frames))
         self.callees.setdefault(caller.subprog, set()).add(func)
-        self.frames.append(Frame(cregs, {}, idx, func, callback=kind))
-        return func
+        frames.append(Frame(cregs, {}, idx, func, callback=kind))
+        self.push_branch(func, frames)
+        regs = caller.regs
+        for r in range(1, 6):
+            regs[r] = UNINIT
+        regs[0] = UNKNOWN
+        return idx + 1
 
     def covers(self, old: list[Frame], cur: list[Frame]) -> bool:
         """Whether state ``old`` covers ``cur`` with every value taken as precise."""
