@@ -101,6 +101,10 @@ with a one\-line notice on stderr.
 eth0 with eth0.42 at 10.10.10.11/24 and a peer at 10.10.10.10, eth1 and eth1.42,
 eth2 whose driver is not oob\-capable, and lo).
 Its state persists between invocations.
+There, \fB\-F\fR loads the object as libbpf does (maps, global data, sub\-programs), runs the
+kernel's verifier first (Linux 6.18, for a socket filter loaded by root: what it refuses,
+\fB\-F\fR refuses in its words), and the filter then runs on the frames \fBevl sim rx\fR injects;
+its maps keep their content from one run to the next (\fBevl sim maps\fR).
 \fBioctl\fR is the EVL kernel ABI (revision 45, the newest net ABI):
 \fBEVL_CTLIOC_GET_COREINFO\fR on \fI$EVL_DEVDIR/control\fR (no such node: "no EVL core in this
 kernel"; an ABI range without 45: "EVL ABI mismatch", naming both ranges);

@@ -273,53 +273,6 @@ HELPER_NAMES: tuple[str, ...] = (
     "user_ringbuf_drain",
 )
 
-#: Helpers that only make sense with maps (or that need map-like objects).
-MAP_HELPERS = frozenset(
-    {
-        1,
-        2,
-        3,
-        12,
-        25,
-        51,
-        52,
-        53,
-        60,
-        70,
-        71,
-        72,
-        81,
-        87,
-        88,
-        89,
-        93,
-        94,
-        107,
-        108,
-        130,
-        131,
-        132,
-        133,
-        134,
-        145,
-        146,
-        156,
-        157,
-        164,
-        169,
-        170,
-        171,
-        172,
-        194,
-        195,
-        198,
-        199,
-        200,
-        209,
-    }
-)
-
-
 def helper_name(func_id: int) -> str:
     """``bpf_<name> (#id)`` of a helper, for messages."""
     if 0 <= func_id < len(HELPER_NAMES):

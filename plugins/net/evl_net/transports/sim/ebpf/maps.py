@@ -146,10 +146,6 @@ class BpfMap:
             self.changed = True
         return self.mem, off
 
-    def read(self, off: int, n: int, pc: int) -> bytes:
-        buf, o = self.memory(off, n, False, pc)
-        return bytes(buf[o : o + n])
-
     # -- element operations (overridden) ---------------------------------------------------------
 
     def lookup(self, key: bytes, cpu: int) -> int:
