@@ -8,7 +8,7 @@
 # --transport/--board/--remote options typed, else from /sys/class/net.
 
 # -- tables -----------------------------------------------------------------
-_evl_commands='help net net-agent plugins sim'
+_evl_commands='help net net-agent net-config plugins sim'
 # getopt surfaces: the getopt string, whether options stop at the first operand,
 # and each long option as name:shortest-abbreviation:argument(0/1/2):key
 declare -gA _evl_short=(
@@ -46,8 +46,10 @@ declare -gA _evl_values=(
 # argparse commands, by parser path ("sim", "sim rx"): option=value-kind
 # (empty for a flag), subcommands, operand kinds ("..." repeats the last)
 declare -gA _evl_ap_opts=(
-    [help]='-h= --help= --json= --man=words:help,net,net-agent,plugins,sim'
+    [help]='-h= --help= --json= --man=words:help,net,net-agent,net-config,plugins,sim'
     [net-agent]='-h= --help= --stdio= --transport=words:auto,sim,ioctl,remote --board=file --state-dir=dir --idle-timeout=none --frame-timeout=none --request-timeout=none --log=words:syslog,stderr,none'
+    [net-config]='-h= --help= --json='
+    ['net-config validate']='-h= --help='
     [plugins]='-h= --help= --json='
     [sim]='-h= --help= --board=file --json='
     ['sim show']='-h= --help='
@@ -61,10 +63,12 @@ declare -gA _evl_ap_opts=(
     ['sim filter']='-h= --help= --cflags= --pcap=file --frames=file --proto=words:udp,tcp,icmp,arp,ipv6 --vlan=none --size=none --src=none --dst=none --sport=none --dport=none --bad-csum='
 )
 declare -gA _evl_ap_subs=(
+    [net-config]=validate
     [sim]='show reset log maps rx tx drain link filter'
 )
 declare -gA _evl_ap_pos=(
     [help]=none...
+    ['net-config validate']=file...
     ['sim maps']=iface
     ['sim rx']=iface
     ['sim tx']=iface

@@ -76,7 +76,7 @@ end
 
 # External evl-* commands on PATH.
 function __evl_externals
-    set -l known help net net-agent plugins sim
+    set -l known help net net-agent net-config plugins sim
     for dir in $PATH
         for f in $dir/evl-?*
             test -x $f; and not test -d $f; or continue
@@ -120,6 +120,7 @@ complete -c evl -n __evl_needs_command -f
 complete -c evl -n __evl_needs_command -a help -d 'list the available commands'
 complete -c evl -n __evl_needs_command -a net -d 'manage the EVL out-of-band networking stack'
 complete -c evl -n __evl_needs_command -a net-agent -d 'serve evl net operations to a remote workstation (over SSH)'
+complete -c evl -n __evl_needs_command -a net-config -d 'a board\'s whole out-of-band network setup as files: validate them'
 complete -c evl -n __evl_needs_command -a plugins -d 'list the loaded plugins and what they provide'
 complete -c evl -n __evl_needs_command -a sim -d 'drive and inspect the simulated EVL network stack'
 complete -c evl -n __evl_needs_command -a '(__evl_externals)'
@@ -170,6 +171,15 @@ complete -c evl -n '__evl_using net-agent' -l idle-timeout -x -d 'exit after thi
 complete -c evl -n '__evl_using net-agent' -l frame-timeout -x -d 'a started frame must be complete within this time (default 10)'
 complete -c evl -n '__evl_using net-agent' -l request-timeout -x -d 'deadline of one operation'
 complete -c evl -n '__evl_using net-agent' -l log -x -a 'syslog stderr none' -d 'where mutations and session events are logged (default syslog)'
+
+# evl net-config
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate' -f
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate' -l json -d 'print the result as JSON'
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate' -a validate -d 'check files, reporting every problem as FILE:LINE: key.path: what is wrong (exit 1)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from validate' -f
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from validate' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from validate; and __evl_argument validate 1' -F -d 'net-config files, layered in this order'
 
 # evl plugins
 complete -c evl -n '__evl_using plugins' -f
@@ -262,6 +272,7 @@ function __evl_values_3
     printf '%s\t%s\n' help 'list the available commands'
     printf '%s\t%s\n' net 'manage the EVL out-of-band networking stack'
     printf '%s\t%s\n' net-agent 'serve evl net operations to a remote workstation (over SSH)'
+    printf '%s\t%s\n' net-config 'a board\'s whole out-of-band network setup as files: validate them'
     printf '%s\t%s\n' plugins 'list the loaded plugins and what they provide'
     printf '%s\t%s\n' sim 'drive and inspect the simulated EVL network stack'
 end

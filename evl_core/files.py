@@ -99,3 +99,29 @@ def read_text(path: str, what: str, limit: int, prefix: str = "") -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EvlError(f"{prefix}{what} {shown(path)} is not UTF-8 text (byte {exc.start})") from None
+
+
+class TomlError(ValueError):
+    """A text that is no TOML document: ``message`` says why, ``line`` where (0 when unknown)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def parse_toml(text: str) -> dict:
+    """The TOML document ``text``; TomlError, never a RecursionError or an int() limit, for a hostile one."""
+    import re
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)|\s*\(at end of document\)", "", str(exc))
+        raise TomlError(int(where.group(1)) if where else text.count("\n") + 1, reason) from None
+    except RecursionError:
+        raise TomlError(0, "arrays or tables nested too deep") from None
+    except ValueError:  # an integer of more digits than int() converts
+        raise TomlError(0, "a number has too many digits") from None

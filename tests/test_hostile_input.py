@@ -191,6 +191,15 @@ for kind, frags in KINDS.items():
     )
     C(f"filter-obj-{kind}", A, ("evl", "sim", "filter", thing), setup=mk, has=name, any=frags, prefix="evl-sim: ")
     C(
+        f"net-config-{kind}",
+        A,
+        ("evl", "net-config", "validate", thing),
+        setup=mk,
+        has=name,
+        any=frags,
+        prefix="evl-net-config: ",
+    )
+    C(
         f"filter-pcap-{kind}",
         A,
         ("evl", "sim", "filter", "{O}/netrx.o", "--pcap", thing),
@@ -923,6 +932,7 @@ POSITIONS = {
     "sim-rx-dev": lambda p: ("evl", "sim", "rx", p),
     "sim-link-dev": lambda p: ("evl", "sim", "link", p, "up"),
     "sim-filter-obj": lambda p: ("evl", "sim", "filter", p),
+    "net-config-file": lambda p: ("evl", "net-config", "validate", p),
     "sim-command": lambda p: ("evl", "sim", p),
     "evl-command": lambda p: ("evl", p),
     "net-option": lambda p: ("evl", "net", _glue("--", p)),
@@ -951,6 +961,7 @@ for pos in (
     "net-option",
     "remote",
     "sim-filter-obj",
+    "net-config-file",
 ):
     C(f"echo-{pos}-long", ECHO, POSITIONS[pos](LONG), setup=("good",), maxlen=240, note="echoed argument of 5000 chars")
 C(
@@ -1076,6 +1087,26 @@ C("board-missing-name", J, ("evl", "net", "-n"), env={"EVL_SIM_BOARD": "no-such-
 C("board-empty-opt", J, ("evl", "net", "--board=", "-n"), any=("board", "empty"))
 C("board-missing-file", J, ("evl", "net", "--board", "{D}/missing.toml", "-n"), has=("missing.toml", "No such file"))
 C("hosts-missing-file", J, ("evl", "net", "--hosts", "{D}/missing.txt", "-n"), has=("missing.txt", "No such file"))
+NET_CONFIGS = {
+    "esc-key": ('[interface."eth \\u001b[2J"]\nup = true\n', ("not an interface name",)),
+    "esc-value": ('[[peer]]\nhost = "a\\u001b[31m\\nevl-net: forged"\n', ("not an IPv4 address or host name",)),
+    "deep": ("x = " + "[" * 5000 + "]" * 5000 + "\n", ("nested too deep",)),
+    "deep-value": ("vlan_filter = " + "[" * 300 + "]" * 300 + "\n", ("vlan_filter",)),
+    "huge-int": ("[port.eth0]\npool = " + "9" * 5000 + "\n", ("too many digits",)),
+    "nul": ('vlan_filter = "42\x00"\n', ("not TOML",)),
+    "binary": ("\x00\x01\x02\xff", ("UTF-8", "not TOML")),
+}
+for _nid, (_text, _frags) in NET_CONFIGS.items():
+    C(
+        f"net-config-content-{_nid}",
+        J,
+        ("evl", "net-config", "validate", "{D}/net.toml"),
+        setup=(f"data:net.toml:net-config-{_nid}",),
+        any=_frags,
+        prefix="evl-net-config: ",
+        lines=_nid not in ("esc-key", "esc-value"),
+        maxlen=400,
+    )
 C("sim-maps-no-device", J, ("evl", "sim", "maps", "nope0"), has="nope0", prefix="evl-sim: ")
 C("sim-maps-no-filter", J, ("evl", "sim", "maps", "eth2"), has=("no eBPF filter", "eth2"), prefix="evl-sim: ")
 C("sim-maps-bad-name", J, ("evl", "sim", "maps", "a/b"), has="invalid interface name", prefix="evl-sim: ")
@@ -1484,6 +1515,8 @@ for _fid, _data, _ in FRAMES:
     DATA[f"frames-{_fid}"] = _data
 for _hid, _data in HOSTS:
     DATA[f"hosts-{_hid}"] = _data
+for _nid, (_text, _frags) in NET_CONFIGS.items():
+    DATA[f"net-config-{_nid}"] = _text.encode("latin-1") if _nid == "binary" else _text.encode()
 
 STDINS: dict[str, Callable[[], bytes]] = {
     "random": lambda: os.urandom(65536),

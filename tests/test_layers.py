@@ -20,6 +20,7 @@ BELOW = {
     "evl_net.outcomes": set(),
     "evl_net.schema": set(),
     "evl_net.kernel": {"evl_net.errors", "evl_net.model", "evl_net.outcomes"},
+    "evl_net.netconfig": {"evl_net.errors", "evl_net.model", "evl_net.kernel", "evl_net.schema"},
     "evl_net.transports": {"evl_net.errors", "evl_net.model", "evl_net.outcomes", "evl_net.kernel", "evl_net.schema"},
     "evl_net.engine.request": {"evl_net.model", "evl_net.outcomes"},
     "evl_net.hookspecs": {"evl_net.transports"},
@@ -72,6 +73,7 @@ BELOW = {
         "evl_net.transports",
         "evl_net.errors",
         "evl_net.plugin",
+        "evl_net.netconfig",
     },
 }
 

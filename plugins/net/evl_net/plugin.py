@@ -37,6 +37,12 @@ def evl_commands() -> list[Command]:
             manpage="evl_net.cli.manpage:sim_sections",
         ),
         Command(
+            name="net-config",
+            summary="a board's whole out-of-band network setup as files: validate them",
+            parser="evl_net.cli.netconfig:build_parser",
+            handler="evl_net.cli.netconfig:run",
+        ),
+        Command(
             name="net-agent",
             summary="serve evl net operations to a remote workstation (over SSH)",
             parser="evl_net.agent:build_parser",

@@ -230,16 +230,13 @@ def parse(data: bytes, path: str, name: str | None = None) -> Board:
             f"board file {path}: line {line}, column {column}: not UTF-8 text "
             f"(byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from None
-    import tomllib
+    from evl_core.files import TomlError, parse_toml
 
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise EvlError(f"board file {path}: {exc}") from None
-    except RecursionError:
-        raise EvlError(f"board file {path}: arrays or tables nested too deep") from None
-    except ValueError:  # an integer of more digits than int() converts
-        raise EvlError(f"board file {path}: a number has too many digits") from None
+        document = parse_toml(text)
+    except TomlError as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        raise EvlError(f"board file {path}: {where}{exc.message}") from None
     found = problems(document)
     if found:
         more = f" (and {len(found) - 1} more problem{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""

@@ -273,6 +273,7 @@ HELPER_NAMES: tuple[str, ...] = (
     "user_ringbuf_drain",
 )
 
+
 def helper_name(func_id: int) -> str:
     """``bpf_<name> (#id)`` of a helper, for messages."""
     if 0 <= func_id < len(HELPER_NAMES):
