@@ -40,5 +40,7 @@ def command_page(command: Any, plugin_manager: Any = None) -> str:
     extra = list(resolve(command.manpage)()) if command.manpage else []
     if not any(h == "EXIT STATUS" for h, _c in extra):
         extra.append(("EXIT STATUS", "0 on success, 1 on failure, 2 on a usage error."))
-    extra.append(("SEE ALSO", r"\fBevl\fR(8)"))
+    see_also = [c for h, c in extra if h == "SEE ALSO"]
+    extra = [(h, c) for h, c in extra if h != "SEE ALSO"]
+    extra.append(("SEE ALSO", ", ".join([r"\fBevl\fR(8)", *(c.strip() for c in see_also)])))
     return render(parser, f"evl-{command.name}", command.summary, extra)

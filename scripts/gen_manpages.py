@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate man/evl.8 and man/evl-<cmd>.8 from the real parsers (argparse-manpage).
+"""Generate man/evl.8 and man/evl-<cmd>.8 from the real parsers (argparse-manpage), evl-net-config.5 from its schema.
 
     python scripts/gen_manpages.py            # rewrite the pages in man/
     python scripts/gen_manpages.py --check    # exit 1 if a committed page is stale
@@ -97,6 +97,10 @@ def render_all() -> dict[str, str]:
     pages = {"evl.8": manpage.render(cli.build_parser(), "evl", "run a command of the EVL command set", EVL_SECTIONS)}
     for name, command in sorted(registry.commands.items()):
         pages[f"evl-{name}.8"] = manpage.command_page(command, registry.plugin_manager)
+    from evl_net import netconfig
+    from evl_net.netconfig import manpage as netconfig_manpage
+
+    pages["evl-net-config.5"] = netconfig_manpage.page(netconfig.SCHEMA_PATH)  # the file format, from its schema
     return pages
 
 

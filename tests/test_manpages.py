@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MAN = ROOT / "man"
-PAGES = sorted(MAN.glob("*.8"))
+PAGES = sorted(MAN.glob("*.[58]"))
 
 
 def test_pages_are_fresh(tmp_path):
@@ -23,7 +23,7 @@ def test_pages_are_fresh(tmp_path):
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    generated = sorted(p.name for p in tmp_path.glob("*.8"))
+    generated = sorted(p.name for p in tmp_path.glob("*.[58]"))
     assert generated == [p.name for p in PAGES], "man/ and the generated set differ"
     for page in PAGES:
         assert (tmp_path / page.name).read_text() == page.read_text(), (
@@ -71,14 +71,6 @@ def test_net_page_documents_what_users_need():
         assert needle in evl, needle
 
 
-def test_every_page_is_shipped_as_data_file():
-    import tomllib
-
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    shipped = data["tool"]["setuptools"]["data-files"]["share/man/man8"]
-    assert sorted(shipped) == [f"man/{p.name}" for p in PAGES]
-
-
 def test_help_man_prints_the_page_of_a_command_and_refuses_others(evl):
     run = evl("help", "--man", "net")
     assert run.code == 0
@@ -87,3 +79,12 @@ def test_help_man_prints_the_page_of_a_command_and_refuses_others(evl):
     run = evl("help", "--man", "nope")
     assert (run.code, run.out) == (1, "")
     assert run.err == "evl-help: no man page for 'nope': not a plugin command (see evl help)\n"
+
+
+def test_every_page_is_installed():
+    """pyproject.toml's data-files list the pages of man/, each in its section's directory."""
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    installed = {(d, Path(f).name) for d, files in data.items() if d.startswith("share/man/") for f in files}
+    assert installed == {(f"share/man/man{p.suffix[1:]}", p.name) for p in PAGES}

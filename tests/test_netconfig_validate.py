@@ -168,3 +168,19 @@ def test_the_schema_is_shipped_and_valid_for_editors():
 
     schema = load(netconfig.SCHEMA_PATH)
     assert schema["title"] == "evl-tools net-config file"
+
+
+def test_the_readme_example_is_valid(tmp_path, sim_env):
+    """The README's net.toml, copied out of README.md and run by a shell as written."""
+    import os
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("cat > net.toml <<'T'")
+    end = readme.index("\n", readme.index("evl net-config validate net.toml", start))
+    env = dict(sim_env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(
+        ["bash", "-e", "-c", readme[start:end]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "net.toml: valid\n", "")

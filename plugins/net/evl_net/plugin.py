@@ -41,6 +41,7 @@ def evl_commands() -> list[Command]:
             summary="a board's whole out-of-band network setup as files: validate them",
             parser="evl_net.cli.netconfig:build_parser",
             handler="evl_net.cli.netconfig:run",
+            manpage="evl_net.netconfig.manpage:sections",
         ),
         Command(
             name="net-agent",
