@@ -184,3 +184,11 @@ def test_the_readme_example_is_valid(tmp_path, sim_env):
         ["bash", "-e", "-c", readme[start:end]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "net.toml: valid\n", "")
+
+
+def test_a_file_name_is_escaped_where_it_is_echoed(validate, tmp_path):
+    path = write(tmp_path, "bad\x1b[2J.toml", "vlan_filter = 5\n")
+    r = validate(path)
+    assert r.code == 1 and "\x1b" not in r.err
+    shown_path = f"{tmp_path}/bad\\x1b[2J.toml"
+    assert r.err == f"evl-net-config: {shown_path}:1: vlan_filter: expected a string or an array, got an integer\n"

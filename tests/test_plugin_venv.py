@@ -335,9 +335,12 @@ def test_completions_are_installed_where_each_shell_looks(venv, tmp_path):
     if shutil.which("fish"):
         # fish's complete path holds <dir>/fish/vendor_completions.d of each XDG_DATA_DIRS entry.
         proc = _shell(venv, ["fish", "-c", 'complete -C "evl n"; complete -C "evl-net --tr"'], tmp_path)
-        assert [row.split("\t")[0] for row in proc.stdout.splitlines()] == ["net", "net-agent", "--transport"], (
-            proc.stdout + proc.stderr
-        )
+        assert [row.split("\t")[0] for row in proc.stdout.splitlines()] == [
+            "net",
+            "net-agent",
+            "net-config",
+            "--transport",
+        ], proc.stdout + proc.stderr
         loaded.append("fish")
     if not loaded:
         pytest.skip("installed, but neither bash-completion, zsh nor fish is here to load them")

@@ -41,7 +41,9 @@ class FileProblem:
     def __str__(self) -> str:
         if not self.line:  # the file could not be read: the message names it
             return self.message
-        where = f"{self.file}:{self.line}: "
+        from evl_core.errors import shown
+
+        where = f"{shown(self.file)}:{self.line}: "
         return where + (f"{self.key}: {self.message}" if self.key else self.message)
 
 
