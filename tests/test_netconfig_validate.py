@@ -14,28 +14,7 @@ from pathlib import Path
 
 import pytest
 
-GOOD = """\
-# the manual's setup
-vlan_filter = "42"
-
-[requires]
-abi = "45"
-oob_capable = ["eth0"]
-
-[interface."eth0.42"]
-parent = "eth0"
-vlan_id = 42
-addresses = ["10.10.10.11/24"]
-
-[port."eth0.42"]
-pool = 4096
-buffer = 2048
-
-[[peer]]
-host = "10.10.10.10"
-via = "eth0.42"
-permanent = true
-"""
+from evl_net.netconfig.manpage import EXAMPLE as GOOD  # the example of evl-net-config(5), with rx.o beside it
 
 #: name -> (file text, the exact lines, {F} for the file)
 BROKEN = {
@@ -90,6 +69,8 @@ def validate(evl, tmp_path):
 def write(tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / name
     path.write_text(text)
+    if not (tmp_path / "rx.o").exists():
+        (tmp_path / "rx.o").write_bytes(b"\x7fELF")  # the object the example's filter names
     return str(path)
 
 

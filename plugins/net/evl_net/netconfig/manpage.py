@@ -21,7 +21,7 @@ addresses = ["10.10.10.11/24"]
 [port."eth0.42"]
 pool = 4096
 buffer = 2048
-filter = { object = "rx.o", sha256 = "..." }
+filter = { object = "rx.o" }  # beside this file; sha256 = "<hex>" pins it
 
 [[peer]]
 host = "10.10.10.10"
