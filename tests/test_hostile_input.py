@@ -869,6 +869,9 @@ STREAM_CMDS = [
     ("sim-show-json", ("evl", "sim", "--json", "show"), "bytes"),
     ("sim-log", ("evl", "sim", "log"), "bytes"),
     ("sim-help", ("evl", "sim", "--help"), "bytes"),
+    ("sim-maps", ("evl", "sim", "maps"), "bytes"),
+    ("sim-maps-json", ("evl", "sim", "--json", "maps"), "bytes"),
+    ("net-config-help", ("evl", "net-config", "--help"), "bytes"),
     ("net-enable", ("evl", "net", "-i", "eth0.42", "-e"), None),
     ("net-enable-json", ("evl", "net", "--json", "-ei", "eth1.42"), None),
     ("net-N-clear", ("evl", "net", "-N"), None),
@@ -903,6 +906,17 @@ for sid, argv, st in STREAM_CMDS:
             state=st,
             **expect,
             note="mutation: the message must say whether the change happened" if mutation else "",
+        )
+
+for stream in ("closed", "full", "epipe"):  # a file to read, then output: validate and its JSON
+    for vid, json_flag in (("text", ()), ("json", ("--json",))):
+        C(
+            f"{stream}-net-config-validate-{vid}",
+            H,
+            ("evl", "net-config", *json_flag, "validate", "{D}/net.toml"),
+            setup=("data:net.toml:net-config-good",),
+            stream=stream,
+            **({"has": ("No space left on device",)} if stream == "full" else {}),
         )
 
 # ---------------------------------------------------------------------------------------------
@@ -1515,6 +1529,7 @@ for _fid, _data, _ in FRAMES:
     DATA[f"frames-{_fid}"] = _data
 for _hid, _data in HOSTS:
     DATA[f"hosts-{_hid}"] = _data
+DATA["net-config-good"] = b'vlan_filter = "42"\n[port."eth0.42"]\npool = 64\n[[peer]]\nhost = "10.10.10.10"\n'
 for _nid, (_text, _frags) in NET_CONFIGS.items():
     DATA[f"net-config-{_nid}"] = _text.encode("latin-1") if _nid == "binary" else _text.encode()
 

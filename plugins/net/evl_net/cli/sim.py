@@ -263,7 +263,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 text = f"{args.dev} {args.state}" + (f"; ports dismantled: {gone}" if gone else "")
                 _print(ctx, args, data, text + "\n", changed=data["changed"] or bool(data["dismantled"]))
         except OSError as exc:
-            raise EvlError.from_oserror(f"cannot {args.what} on {shown(getattr(args, 'dev', '?'))}", exc) from None
+            dev = getattr(args, "dev", None)  # None too for `evl sim maps` without a device
+            raise EvlError.from_oserror(f"cannot {args.what}" + (f" on {shown(dev)}" if dev else ""), exc) from None
     return 0
 
 
