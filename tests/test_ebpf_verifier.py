@@ -70,6 +70,11 @@ needs_clang = pytest.mark.skipif(
 # ==========================================================================
 
 
+def byte_at_fp16_plus(r: int) -> bytes:
+    """return *(u8 *)(fp - 16 + r): a stack read whose offset is register r's bounds."""
+    return asm(mov(4, 10), alu("add", 4, imm=-16), alu("add", 4, r), ldx("b", 0, 4, 0), EXIT)
+
+
 def load_bytes(off: int, size_insn: bytes, fp_off: int = -8) -> bytes:
     """bpf_skb_load_bytes(skb, off, fp + fp_off, <size_insn sets r4>), skb in r6."""
     return asm(mov(1, 6), mov(2, imm=off), mov(3, 10), alu("add", 3, imm=fp_off), size_insn, call(26))
@@ -556,11 +561,7 @@ ACCEPTED = {
         ldx("w", 2, 1, 0),
         mov(3, 2),
         jmp("jgt", 2, imm=8, off=5),
-        mov(4, 10),
-        alu("add", 4, imm=-16),
-        alu("add", 4, 3),
-        ldx("b", 0, 4, 0),
-        EXIT,
+        byte_at_fp16_plus(3),
         mov(0, imm=0),
         EXIT,
     ),
@@ -569,11 +570,7 @@ ACCEPTED = {
         mov(3, 2),
         alu("add", 3, imm=1),
         jmp("jgt", 2, imm=8, off=5),
-        mov(4, 10),
-        alu("add", 4, imm=-16),
-        alu("add", 4, 3),
-        ldx("b", 0, 4, 0),
-        EXIT,
+        byte_at_fp16_plus(3),
         mov(0, imm=0),
         EXIT,
     ),
@@ -582,22 +579,14 @@ ACCEPTED = {
         stx("dw", 10, 2, -8),
         jmp("jgt", 2, imm=8, off=6),
         ldx("dw", 3, 10, -8),
-        mov(4, 10),
-        alu("add", 4, imm=-16),
-        alu("add", 4, 3),
-        ldx("b", 0, 4, 0),
-        EXIT,
+        byte_at_fp16_plus(3),
         mov(0, imm=0),
         EXIT,
     ),
     "a 32-bit bound": asm(
         ldx("w", 2, 1, 0),
         jmp("jgt", 2, imm=8, off=5, w32=True),
-        mov(4, 10),
-        alu("add", 4, imm=-16),
-        alu("add", 4, 2),
-        ldx("b", 0, 4, 0),
-        EXIT,
+        byte_at_fp16_plus(2),
         mov(0, imm=0),
         EXIT,
     ),

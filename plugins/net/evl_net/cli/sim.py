@@ -406,7 +406,9 @@ def _elements(m: Any) -> str:
     """How many elements ``evl sim maps`` would list: every index of an array, the records of a ring buffer."""
     if m.records is not None:
         return f"{len(m.records)} record{'s' if len(m.records) != 1 else ''}"
-    n = m.max_entries if m.type in (2, 6) else len(m.entries)
+    from evl_net.transports.sim.ebpf import maps
+
+    n = m.max_entries if m.type in (maps.ARRAY, maps.PERCPU_ARRAY) else len(m.entries)
     return f"{n} element{'s' if n != 1 else ''}"
 
 

@@ -238,8 +238,8 @@ def _count(value: int, where: str, limit: int = U64) -> None:
         raise ShapeError(f"{where} is out of range ({value})")
 
 
-def _program(text: str, where: str) -> None:
-    """Fail unless ``text`` is a program as the simulator stores it: base64 of whole 8-byte instructions."""
+def _program(text: str, where: str) -> bytes:
+    """The instructions of ``text``; fail unless it is a program as the simulator stores it (base64 of 8-byte ones)."""
     import base64
     import binascii
 
@@ -249,6 +249,7 @@ def _program(text: str, where: str) -> None:
         raise ShapeError(f"{where} is not base64") from None
     if not raw or len(raw) % 8:
         raise ShapeError(f"{where} is not a whole number of instructions")
+    return raw
 
 
 def _map(m: MapState, where: str) -> None:
@@ -292,12 +293,12 @@ def _maps_total(maps: list[MapState], where: str) -> None:
         raise ShapeError(f"{where}: {why[1]}")
 
 
-def _map_references(insns: str, count: int, where: str) -> None:
+def _map_references(raw: bytes, count: int, where: str) -> None:
     """Fail unless every map the program loads (a lddw of a map or of a map value) is one of the filter's."""
-    import base64
+    if 0x18 not in raw[::8]:  # no lddw at all (the common filter): nothing to walk at start-up
+        return
     import struct
 
-    raw = base64.b64decode(insns)
     for k, (code, regs, _off, imm) in enumerate(struct.iter_unpack("<BBhi", raw)):
         if code == 0x18 and regs >> 4 in (1, 2) and not 0 <= imm < count:
             raise ShapeError(f"{where}.insns[{k}] loads map {imm}, and the filter has {count} maps")
@@ -364,14 +365,13 @@ def check_state(state: BoardState, where: str = "state") -> None:
     for real, filt in state.filters.items():
         if real not in reals:
             raise ShapeError(f"{where}.filters.{real}: no port on {real!r}")
-        if filt.insns is not None:
-            _program(filt.insns, f"{where}.filters.{real}.insns")
+        raw = _program(filt.insns, f"{where}.filters.{real}.insns") if filt.insns is not None else None
         for i, m in enumerate(filt.maps or ()):
             _map(m, f"{where}.filters.{real}.maps[{i}]")
         if filt.maps:
             _maps_total(filt.maps, f"{where}.filters.{real}.maps")
-        if filt.insns is not None:
-            _map_references(filt.insns, len(filt.maps or ()), f"{where}.filters.{real}")
+        if raw is not None:
+            _map_references(raw, len(filt.maps or ()), f"{where}.filters.{real}")
     for dev, counters in state.counters.items():
         for key, value in counters.items():
             _count(value, f"{where}.counters.{dev}.{key}")

@@ -156,6 +156,17 @@ class Verified:
     stack_depth: int  # bytes of stack of the deepest call chain
 
 
+def _tnum_bounds(v: int, m: int, smin: int, smax: int, umin: int, umax: int, bits: int) -> tuple[int, int, int, int]:
+    """Narrow the signed and unsigned ranges of one width to what the tnum (v, m) allows (__update_reg_bounds)."""
+    sign = 1 << (bits - 1)
+    hi = v | m
+    umin, umax = max(umin, v), min(umax, hi)
+    lo_s, hi_s = (v | sign, hi & ~sign) if m & sign else (v, hi)
+    lo_s = lo_s - (sign << 1) if lo_s & sign else lo_s
+    hi_s = hi_s - (sign << 1) if hi_s & sign else hi_s
+    return max(smin, lo_s), min(smax, hi_s), umin, umax
+
+
 def _sync_signs(smin: int, smax: int, umin: int, umax: int, bits: int) -> tuple[int, int, int, int]:
     """Tighten signed and unsigned bounds of one width from each other, as the kernel's __reg_deduce_bounds."""
     top, wrap = (1 << (bits - 1)) - 1, 1 << bits
@@ -481,31 +492,8 @@ def _sync(
     for _ in range(3):
         before = (v, m, smin, smax, umin, umax, s32min, s32max, u32min, u32max)
         # tnum -> ranges
-        hi = v | m
-        if umin < v:
-            umin = v
-        if umax > hi:
-            umax = hi
-        lo_s, hi_s = (v | SB64, hi & ~SB64) if m & SB64 else (v, hi)
-        lo_s = lo_s - (1 << 64) if lo_s & SB64 else lo_s
-        hi_s = hi_s - (1 << 64) if hi_s & SB64 else hi_s
-        if smin < lo_s:
-            smin = lo_s
-        if smax > hi_s:
-            smax = hi_s
-        v32, m32 = v & M32, m & M32
-        hi32 = v32 | m32
-        if u32min < v32:
-            u32min = v32
-        if u32max > hi32:
-            u32max = hi32
-        lo_s, hi_s = (v32 | SB32, hi32 & ~SB32) if m32 & SB32 else (v32, hi32)
-        lo_s = lo_s - (1 << 32) if lo_s & SB32 else lo_s
-        hi_s = hi_s - (1 << 32) if hi_s & SB32 else hi_s
-        if s32min < lo_s:
-            s32min = lo_s
-        if s32max > hi_s:
-            s32max = hi_s
+        smin, smax, umin, umax = _tnum_bounds(v, m, smin, smax, umin, umax, 64)
+        s32min, s32max, u32min, u32max = _tnum_bounds(v & M32, m & M32, s32min, s32max, u32min, u32max, 32)
         # signed <-> unsigned, 64 and 32 bits
         smin, smax, umin, umax = _sync_signs(smin, smax, umin, umax, 64)
         s32min, s32max, u32min, u32max = _sync_signs(s32min, s32max, u32min, u32max, 32)
@@ -959,8 +947,6 @@ class Checkpoint:
 #: The register numbers in each 11-bit mask.
 _BITS = [tuple(r for r in range(11) if mask >> r & 1) for mask in range(1 << 11)]
 _ARGS_MASK = 0b111110  # r1-r5
-#: Map types bpf_for_each_map_elem() walks: arrays and hashes, per-CPU or not, LRU or not.
-FOR_EACH_MAPS = frozenset({1, 2, 5, 6, 9, 10})
 #: The kernel's internal "operation not supported" errno (not EOPNOTSUPP), as BPF_PROG_LOAD returns it.
 ENOTSUPP = 524
 #: Helpers that call a callback of the program: bpf_for_each_map_elem, bpf_loop.
@@ -2388,7 +2374,8 @@ class _Verifier:
                 raise AssertionError(f"unknown argument kind {kind}")
         if func_id == 165:
             self.check_snprintf(idx)
-        if func_id == 164 and self.maps[meta_map].type not in FOR_EACH_MAPS:  # the map has no for_each op
+        if proto.callback == "for_each" and proto.maps is not None and self.maps[meta_map].type not in proto.maps:
+            # checked before the map/helper compatibility: the map has no for_each operation
             raise self.err(idx, "callback function not allowed for map", ENOTSUPP)
         if meta_map >= 0:  # check_map_func_compatibility(), after the arguments
             m = self.maps[meta_map]
