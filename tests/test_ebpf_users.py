@@ -236,11 +236,14 @@ def test_bpf_printk_lines_name_the_failure(objects):
 
 
 def test_the_legacy_maps_section_loads_as_older_libbpf_loads_it(objects):
-    """libbpf >= 1.0 refuses a 'maps' section; the simulator reads it as libbpf 0.x did (and says which map)."""
+    """libbpf >= 1.0 refuses a 'maps' section; the simulator reads it as libbpf 0.x did, and the map works."""
+    verdicts, maps, _ = run_sim(objects["users_legacy_map"], "users_legacy_map")
     loaded = loader.load(objects["users_legacy_map"], "users_legacy_map.o")
-    legacy = [m for m in loaded.maps if m.section == "maps"]
-    assert [(m.type, m.key_size, m.max_entries) for m in legacy] == [(m.type, 4, m.max_entries) for m in legacy]
-    assert legacy, loaded.maps
+    legacy = [(m.name, m.type, m.key_size, m.value_size, m.max_entries, m.section) for m in loaded.maps]
+    assert legacy == [("hits", vmmaps.ARRAY, 4, 8, 1, "maps")]  # struct bpf_map_def hits, as written
+    ipv4 = [name for name, frame in RUN.items() if frame[12:14] == b"\x08\x00"]  # skb->protocol IPv4
+    assert [n for n, v in verdicts.items() if v == A] == ipv4
+    assert maps["hits"] == {bytes(4): struct.pack("<Q", len(ipv4))}
 
 
 # -- through the commands ----------------------------------------------------------------------------
