@@ -50,6 +50,9 @@ declare -gA _evl_ap_opts=(
     [net-agent]='-h= --help= --stdio= --transport=words:auto,sim,ioctl,remote --board=file --state-dir=dir --idle-timeout=none --frame-timeout=none --request-timeout=none --log=words:syslog,stderr,none'
     [net-config]='-h= --help= --json='
     ['net-config validate']='-h= --help='
+    ['net-config plan']='-h= --help= --diff= --transport=words:auto,sim,ioctl,remote --board=none --remote=host --hosts=file --jobs=none --ssh=none --timeout=none --accept-new-host-key='
+    ['net-config apply']='-h= --help= --diff= --check= --no-rollback= --lock-timeout=none --transport=words:auto,sim,ioctl,remote --board=none --remote=host --hosts=file --jobs=none --ssh=none --timeout=none --accept-new-host-key='
+    ['net-config export']='-h= --help= --output=file --transport=words:auto,sim,ioctl,remote --board=none --remote=host --hosts=file --jobs=none --ssh=none --timeout=none --accept-new-host-key='
     [plugins]='-h= --help= --json='
     [sim]='-h= --help= --board=file --json='
     ['sim show']='-h= --help='
@@ -63,12 +66,14 @@ declare -gA _evl_ap_opts=(
     ['sim filter']='-h= --help= --cflags= --pcap=file --frames=file --proto=words:udp,tcp,icmp,arp,ipv6 --vlan=none --size=none --src=none --dst=none --sport=none --dport=none --bad-csum='
 )
 declare -gA _evl_ap_subs=(
-    [net-config]=validate
+    [net-config]='validate plan apply export'
     [sim]='show reset log maps rx tx drain link filter'
 )
 declare -gA _evl_ap_pos=(
     [help]=none...
     ['net-config validate']=file...
+    ['net-config plan']=file...
+    ['net-config apply']=file...
     ['sim maps']=iface
     ['sim rx']=iface
     ['sim tx']=iface

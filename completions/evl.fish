@@ -120,7 +120,7 @@ complete -c evl -n __evl_needs_command -f
 complete -c evl -n __evl_needs_command -a help -d 'list the available commands'
 complete -c evl -n __evl_needs_command -a net -d 'manage the EVL out-of-band networking stack'
 complete -c evl -n __evl_needs_command -a net-agent -d 'serve evl net operations to a remote workstation (over SSH)'
-complete -c evl -n __evl_needs_command -a net-config -d 'a board\'s whole out-of-band network setup as files: validate them'
+complete -c evl -n __evl_needs_command -a net-config -d 'a board\'s whole out-of-band network setup as files: validate, plan, apply, export'
 complete -c evl -n __evl_needs_command -a plugins -d 'list the loaded plugins and what they provide'
 complete -c evl -n __evl_needs_command -a sim -d 'drive and inspect the simulated EVL network stack'
 complete -c evl -n __evl_needs_command -a '(__evl_externals)'
@@ -173,13 +173,54 @@ complete -c evl -n '__evl_using net-agent' -l request-timeout -x -d 'deadline of
 complete -c evl -n '__evl_using net-agent' -l log -x -a 'syslog stderr none' -d 'where mutations and session events are logged (default syslog)'
 
 # evl net-config
-complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate' -f
-complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate' -s h -l help -d 'show this help message and exit'
-complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate' -l json -d 'print the result as JSON'
-complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate' -a validate -d 'check files, reporting every problem as FILE:LINE: key.path: what is wrong (exit 1)'
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate plan apply export' -f
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate plan apply export' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate plan apply export' -l json -d 'print the result as JSON'
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate plan apply export' -a validate -d 'check files, reporting every problem as FILE:LINE: key.path: what is wrong (exit 1)'
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate plan apply export' -a plan -d 'print the ordered steps that would bring the board to the files (exit 0: nothing to do, 2: changes pending, 1: error)'
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate plan apply export' -a apply -d 'bring the board to the files, in dependency order'
+complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate plan apply export' -a export -d 'print the board\'s out-of-band setup as a net-config file'
 complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from validate' -f
 complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from validate' -s h -l help -d 'show this help message and exit'
 complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from validate; and __evl_argument validate 1' -F -d 'net-config files, layered in this order'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -f
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -l diff -d 'also show the setup before and after, as a diff'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -l transport -x -a '(__evl_values_2)' -d 'auto (default), sim, ioctl or remote'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -l board -x -d 'the simulated board (also EVL_SIM_BOARD)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -l remote -x -a '(__fish_print_hostnames)' -d 'a board over SSH (repeatable)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -l hosts -r -F -d 'boards over SSH, one [user@]host[:port] a line'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -l jobs -x -d 'boards served at once (default 16)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -l ssh -x -d 'options for ssh (host-key checking cannot be weakened)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -l timeout -x -d 'per request on a remote board (default 10)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan' -l accept-new-host-key -d 'trust a board\'s host key on first contact'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from plan; and __evl_argument plan 1 --transport --board --remote --hosts --jobs --ssh --timeout' -F -d 'net-config files, layered in this order'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -f
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l diff -d 'also show the setup before and after, as a diff'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l check -d 'plan only: change nothing (exit as plan does)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l no-rollback -d 'when a step fails, leave the board as the failure left it'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l lock-timeout -x -d 'how long to wait for the board\'s lock (default 30)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l transport -x -a '(__evl_values_2)' -d 'auto (default), sim, ioctl or remote'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l board -x -d 'the simulated board (also EVL_SIM_BOARD)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l remote -x -a '(__fish_print_hostnames)' -d 'a board over SSH (repeatable)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l hosts -r -F -d 'boards over SSH, one [user@]host[:port] a line'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l jobs -x -d 'boards served at once (default 16)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l ssh -x -d 'options for ssh (host-key checking cannot be weakened)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l timeout -x -d 'per request on a remote board (default 10)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply' -l accept-new-host-key -d 'trust a board\'s host key on first contact'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from apply; and __evl_argument apply 1 --lock-timeout --transport --board --remote --hosts --jobs --ssh --timeout' -F -d 'net-config files, layered in this order'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -f
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l output -r -F -d 'write the file there (atomically) rather than to stdout'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l transport -x -a '(__evl_values_2)' -d 'auto (default), sim, ioctl or remote'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l board -x -d 'the simulated board (also EVL_SIM_BOARD)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l remote -x -a '(__fish_print_hostnames)' -d 'a board over SSH (repeatable)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l hosts -r -F -d 'boards over SSH, one [user@]host[:port] a line'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l jobs -x -d 'boards served at once (default 16)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l ssh -x -d 'options for ssh (host-key checking cannot be weakened)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l timeout -x -d 'per request on a remote board (default 10)'
+complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l accept-new-host-key -d 'trust a board\'s host key on first contact'
 
 # evl plugins
 complete -c evl -n '__evl_using plugins' -f
@@ -272,7 +313,7 @@ function __evl_values_3
     printf '%s\t%s\n' help 'list the available commands'
     printf '%s\t%s\n' net 'manage the EVL out-of-band networking stack'
     printf '%s\t%s\n' net-agent 'serve evl net operations to a remote workstation (over SSH)'
-    printf '%s\t%s\n' net-config 'a board\'s whole out-of-band network setup as files: validate them'
+    printf '%s\t%s\n' net-config 'a board\'s whole out-of-band network setup as files: validate, plan, apply, export'
     printf '%s\t%s\n' plugins 'list the loaded plugins and what they provide'
     printf '%s\t%s\n' sim 'drive and inspect the simulated EVL network stack'
 end

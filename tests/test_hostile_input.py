@@ -196,7 +196,7 @@ for kind, frags in KINDS.items():
         ("evl", "net-config", "validate", thing),
         setup=mk,
         has=name,
-        any=frags,
+        any=frags if kind != "dir" else ("no net-config file (*.toml) in",),  # a directory is its *.toml files
         prefix="evl-net-config: ",
     )
     C(

@@ -19,8 +19,8 @@ BELOW = {
     "evl_net.model": set(),
     "evl_net.outcomes": set(),
     "evl_net.schema": set(),
+    "evl_net.boardlock": {"evl_net.errors"},
     "evl_net.kernel": {"evl_net.errors", "evl_net.model", "evl_net.outcomes"},
-    "evl_net.netconfig": {"evl_net.errors", "evl_net.model", "evl_net.kernel", "evl_net.schema"},
     "evl_net.transports": {"evl_net.errors", "evl_net.model", "evl_net.outcomes", "evl_net.kernel", "evl_net.schema"},
     "evl_net.engine.request": {"evl_net.model", "evl_net.outcomes"},
     "evl_net.hookspecs": {"evl_net.transports"},
@@ -45,6 +45,7 @@ BELOW = {
     },
     "evl_net.plugin": {"evl_net.hookspecs", "evl_net.ops"},
     "evl_net.api": {
+        "evl_net.transports",
         "evl_net.engine",
         "evl_net.hookspecs",
         "evl_net.registry",
@@ -53,7 +54,18 @@ BELOW = {
         "evl_net.model",
         "evl_net.outcomes",
     },
+    # evl net-config: files, plans and applies, on the library API
+    "evl_net.netconfig": {
+        "evl_net.api",
+        "evl_net.boardlock",
+        "evl_net.errors",
+        "evl_net.model",
+        "evl_net.outcomes",
+        "evl_net.kernel",
+        "evl_net.schema",
+    },
     "evl_net.agent": {
+        "evl_net.boardlock",
         "evl_net.engine",
         "evl_net.hookspecs",
         "evl_net.registry",
@@ -74,6 +86,7 @@ BELOW = {
         "evl_net.errors",
         "evl_net.plugin",
         "evl_net.netconfig",
+        "evl_net.api",
     },
 }
 

@@ -135,12 +135,28 @@ def test_json_output(validate, tmp_path):
 
 def test_files_that_cannot_be_read(validate, tmp_path):
     good = write(tmp_path, "net.toml", GOOD)
-    r = validate(str(tmp_path / "missing.toml"), str(tmp_path), good)
+    empty = tmp_path / "empty.d"
+    empty.mkdir()
+    r = validate(str(tmp_path / "missing.toml"), str(empty), good)
     assert r.code == 1
     assert r.err.splitlines() == [
         f"evl-net-config: cannot read net-config file {tmp_path}/missing.toml: No such file or directory",
-        f"evl-net-config: cannot read net-config file {tmp_path}: Is a directory",
+        f"evl-net-config: no net-config file (*.toml) in {empty}",
     ]
+
+
+def test_a_directory_stands_for_its_toml_files_in_name_order(validate, tmp_path, monkeypatch):
+    """``/etc/evl/net.d``: its ``*.toml`` files layer in name order; other files and hidden ones are not read."""
+    monkeypatch.chdir(tmp_path)  # short names: long ones are shortened where they are echoed
+    d = Path("net.d")
+    d.mkdir()
+    write(d, "10-base.toml", 'vlan_filter = "42"\n')
+    write(d, "20-clash.toml", '\nvlan_filter = "43"\n')
+    write(d, "README", "not toml at all [")
+    write(d, ".30-hidden.toml", "not toml at all [")
+    r = validate(str(d))
+    assert r.code == 1
+    assert r.err == f"evl-net-config: {d}/20-clash.toml:2: vlan_filter: set to another value in {d}/10-base.toml:1\n"
 
 
 def test_the_schema_is_shipped_and_valid_for_editors():
@@ -151,20 +167,39 @@ def test_the_schema_is_shipped_and_valid_for_editors():
     assert schema["title"] == "evl-tools net-config file"
 
 
-def test_the_readme_example_is_valid(tmp_path, sim_env):
-    """The README's net.toml, copied out of README.md and run by a shell as written."""
+def test_the_readme_example_runs_as_written(tmp_path, sim_env):
+    """The README's net.toml and commands, copied out of README.md and run by a shell as written."""
     import os
     import subprocess
     import sys
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     start = readme.index("cat > net.toml <<'T'")
-    end = readme.index("\n", readme.index("evl net-config validate net.toml", start))
+    end = readme.index("\n", readme.index("evl net-config export > board.toml", start))
     env = dict(sim_env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env["EVL_NET_AGENT_DIR"] = str(tmp_path / "agent")
     proc = subprocess.run(
         ["bash", "-e", "-c", readme[start:end]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "net.toml: valid\n", "")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0] == "net.toml: valid"
+    plan = out[1 : out.index("plan: 2 to add, 1 to change, 0 to remove") + 1]
+    assert plan == [
+        "+ port eth0.42 (pool 4096)",
+        "~ vlan filter (none) → 42",
+        "+ solicit 10.10.10.10 via eth0.42 (permanent)",
+        "plan: 2 to add, 1 to change, 0 to remove",
+    ]
+    assert readme.count("\n".join(plan)) == 1  # what the README shows of it
+    assert out[len(plan) + 1 :] == [
+        *[f"{line}: done" for line in plan[:-1]],
+        "apply: 3 steps done",
+        "no changes: the board matches the files",
+    ]
+    exported = (tmp_path / "board.toml").read_text()
+    assert '[port."eth0.42"]\npool = 4096\nbuffer = 4096\n' in exported
+    assert 'vlan_filter = "42"\n' in exported
 
 
 def test_a_file_name_is_escaped_where_it_is_echoed(validate, tmp_path):

@@ -283,6 +283,11 @@ def test_other_commands_work_beside_a_conflict(venv):
     assert names(hello, "evl-hello", "evl-dupe"), hello
 
 
+def test_the_boot_unit_is_installed_with_the_data_files(venv):
+    unit = venv.root / "share" / "evl-tools" / "systemd" / "evl-net-config.service"
+    assert unit.read_text() == (ROOT / "systemd" / "evl-net-config.service").read_text()
+
+
 def test_man_pages_are_installed_where_man_finds_them(venv):
     for page in ("evl", "evl-net", "evl-sim"):
         assert (venv.root / "share" / "man" / "man8" / f"{page}.8").is_file(), page

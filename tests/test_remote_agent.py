@@ -17,8 +17,8 @@ from typing import ClassVar
 import pytest
 
 from evl_net.agent.backend import Backend
-from evl_net.agent.lock import BoardLock
 from evl_net.agent.session import Agent
+from evl_net.boardlock import BoardLock
 from evl_net.outcomes import FilterInstalled
 from evl_net.transports.contract import BY_WIRE
 from evl_net.transports.remote import protocol

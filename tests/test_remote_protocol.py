@@ -271,6 +271,11 @@ def _args_for(op: str):
         "size": st.just(0),
         "sha256": st.just(hashlib.sha256(b"").hexdigest()),
         "data": st.just(""),
+        "parent": name,
+        "vlan_id": st.integers(min_value=0, max_value=4094),
+        "mtu": st.integers(min_value=0, max_value=65535),
+        "up": st.integers(min_value=0, max_value=1),
+        "address": st.text(max_size=18).filter(lambda s: "\x00" not in s),
     }
     return st.fixed_dictionaries({k: values[k] for k in spec.args})
 

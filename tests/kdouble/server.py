@@ -129,6 +129,12 @@ class KernelDouble:
       fail it with, before any check of the kernel's own;
     * ``board``: the simulated board (name or TOML path) the answers follow;
     * ``make_nodes()``: which fake nodes exist (no control: no EVL core).
+
+    Writing the write-only ``ipv4_flush_arp`` attribute flushes the board's
+    ARP front cache (``FLUSH_ARP_WRITE`` in ``inject`` fails it); reading it
+    is EIO, as a sysfs attribute without a show method answers.  Processes
+    started with ``env()`` keep their ledger (EVL_RUNDIR) in the work
+    directory, never in /run/evl.
     """
 
     def __init__(self, workdir: Path, so_path: Path, board: str | None = None) -> None:
@@ -139,6 +145,7 @@ class KernelDouble:
         self.sysdir = self.workdir / "sys-devices-virtual"
         self.sock_path = self.workdir / "kdouble.sock"
         self.state_path = self.workdir / "kdouble-sim-state.json"
+        self.rundir = self.workdir / "run-evl"
         self.abi_range = (45, 45)
         self.sock_oob_bit: int | None = 1 << 29
         self.inject: dict[str, int] = {}
@@ -152,12 +159,18 @@ class KernelDouble:
 
     # -- set-up -------------------------------------------------------------------
 
-    def make_nodes(self, control: bool = True, net: bool = True, vlans: bool = True) -> None:
-        """The fake /dev/evl nodes and sysfs attribute, as plain files."""
+    def make_nodes(self, control: bool = True, net: bool = True, vlans: bool = True, flush_arp: bool = True) -> None:
+        """The fake /dev/evl nodes and sysfs attributes, as plain files."""
         self.devdir.mkdir(parents=True, exist_ok=True)
         netdir = self.sysdir / "evl" / "net"
         netdir.mkdir(parents=True, exist_ok=True)
-        for path, wanted in ((self.devdir / "control", control), (self.devdir / "net", net), (netdir / "vlans", vlans)):
+        nodes = (
+            (self.devdir / "control", control),
+            (self.devdir / "net", net),
+            (netdir / "vlans", vlans),
+            (netdir / "ipv4_flush_arp", flush_arp),
+        )
+        for path, wanted in nodes:
             if wanted:
                 path.touch()
             elif path.exists():
@@ -173,6 +186,7 @@ class KernelDouble:
                 "KDOUBLE_SYSDIR": str(self.sysdir),
                 "EVL_DEVDIR": str(self.devdir),
                 "EVL_SYSDIR": str(self.sysdir),
+                "EVL_RUNDIR": str(self.rundir),
             }
         )
         return env
@@ -330,6 +344,7 @@ class _Handler(socketserver.StreamRequestHandler):
             str(d.devdir / "control"): "control",
             str(d.devdir / "net"): "net",
             str(d.sysdir / "evl" / "net" / "vlans"): "vlans",
+            str(d.sysdir / "evl" / "net" / "ipv4_flush_arp"): "flush_arp",
         }.get(path, "other")
         self.fds[int(fd)] = {"kind": kind, "path": path, "flags": flags_i, "pos": 0, "content": None}
         self.record(op="open", kind=kind, path=path, flags=flags_i)
@@ -390,6 +405,8 @@ class _Handler(socketserver.StreamRequestHandler):
             return self.send("pass")
         data = _unhex(hexdata)
         self.record(op="write", kind=info["kind"], data=data)
+        if info["kind"] == "flush_arp":
+            return self.write_flush_arp(info, data)
         if info["kind"] != "vlans":
             self.violation(f"write() on {info['kind']}")
             return self.done(-1, errno.EINVAL)
@@ -407,10 +424,25 @@ class _Handler(socketserver.StreamRequestHandler):
             return self.done(-1, exc.errno or errno.EIO)
         self.done(len(data))
 
+    def write_flush_arp(self, info: dict[str, Any], data: bytes) -> None:
+        """ipv4_flush_arp's store handler: any write flushes the ARP front cache."""
+        if info["flags"] & O_ACCMODE == O_RDONLY:
+            return self.done(-1, errno.EBADF)
+        if not data:
+            return self.done(0)
+        if "FLUSH_ARP_WRITE" in self.double.inject:
+            return self.done(-1, self.double.inject["FLUSH_ARP_WRITE"])
+        with self.double.sim() as sim:
+            sim.flush_arp()
+        self.done(len(data))
+
     def on_read(self, fd: str, count: str) -> None:
         info = self.fds.get(int(fd))
         if not info or info["kind"] == "other":
             return self.send("pass")
+        if info["kind"] == "flush_arp":
+            self.record(op="read", kind="flush_arp", data=b"")
+            return self.done(-1, errno.EIO, b"")
         if info["kind"] != "vlans":
             self.violation(f"read() on {info['kind']}")
             return self.done(-1, errno.EINVAL, b"")

@@ -31,6 +31,7 @@ from evl_core.errors import EvlError
 from evl_net.engine import execute, select
 from evl_net.engine.request import OpResult, Request
 from evl_net.hookspecs import Operation, TransportInfo
+from evl_net.transports import NEIGH_MAYROUTE, NEIGH_PERMANENT
 
 
 class Board:
@@ -115,6 +116,112 @@ class Board:
     def query_all(self) -> Any:
         return self.run("query", all_interfaces=True)
 
+    # -- beyond evl net: the board's links, and what is known of its filters and ARP front cache -----
+    # (what evl net-config reads and changes; each is one request of the transport contract)
+
+    def page_size(self) -> int:
+        return int(self._call("cannot read the page size", "page_size"))
+
+    def stat(self, ifname: str) -> Any:
+        """The device's counters, pool and flags (:class:`~evl_net.model.DevStat`), port or not."""
+        return self._call(f"cannot query out-of-band port on {ifname}", "get_stat", _name(ifname))
+
+    def get_vlans(self) -> str:
+        """The global RX VLAN filter in the kernel's list syntax ("" when empty)."""
+        return str(self._call("cannot read VLAN filter", "get_vlans"))
+
+    def core_abi(self) -> Any:
+        """The ABI revisions the board's EVL core speaks (:class:`~evl_net.outcomes.CoreAbi`)."""
+        return self._call("cannot read the EVL core's ABI", "core_abi")
+
+    def links(self) -> list[Any]:
+        """Every interface: VLAN set-up, MTU, state, addresses, oob flags (:class:`~evl_net.outcomes.Link`)."""
+        return list(self._call("cannot list the network interfaces", "links"))
+
+    def filter_state(self, ifname: str) -> Any:
+        """What is known of the RX filter on port ``ifname``'s real device (:class:`~evl_net.outcomes.FilterState`)."""
+        return self._call(f"cannot read the eBPF filter state of {ifname}", "filter_state", _name(ifname))
+
+    def arp_cache(self) -> list[Any]:
+        """The out-of-band ARP front cache (:class:`~evl_net.outcomes.Neighbour` entries)."""
+        return list(self._call("cannot read the ARP front cache", "arp_cache"))
+
+    def peer_route(self, host: str, ifname: str | None = None, permanent: bool = False, may_route: bool = False) -> Any:
+        """Where soliciting ``host`` would go and what is cached for it (:class:`~evl_net.outcomes.PeerRoute`)."""
+        flags = (NEIGH_PERMANENT if permanent else 0) | (NEIGH_MAYROUTE if may_route else 0)
+        where = f" via {ifname}" if ifname else ""
+        return self._call(
+            f"cannot route {host}{where}", "peer_route", _host(host), None if ifname is None else _name(ifname), flags
+        )
+
+    def flush_arp(self) -> Any:
+        return self._call("cannot flush the ARP front cache", "flush_arp")
+
+    def create_vlan(self, ifname: str, parent: str, vlan_id: int) -> Any:
+        if type(vlan_id) is not int or not 1 <= vlan_id <= 4094:
+            raise EvlError(f"invalid VLAN id {vlan_id!r}: expected an integer in 1..4094")
+        return self._call(
+            f"cannot create VLAN device {ifname} on {parent}", "create_vlan", _name(ifname), _name(parent), vlan_id
+        )
+
+    def delete_link(self, ifname: str) -> Any:
+        return self._call(f"cannot delete {ifname}", "delete_link", _name(ifname))
+
+    def set_mtu(self, ifname: str, mtu: int) -> Any:
+        if type(mtu) is not int or not 68 <= mtu <= 65535:
+            raise EvlError(f"invalid MTU {mtu!r}: expected an integer in 68..65535")
+        return self._call(f"cannot set the MTU of {ifname} to {mtu}", "set_mtu", _name(ifname), mtu)
+
+    def set_link_up(self, ifname: str, up: bool) -> Any:
+        word = "up" if up else "down"
+        return self._call(f"cannot bring {ifname} {word}", "set_link_up", _name(ifname), int(bool(up)))
+
+    def add_address(self, ifname: str, address: str) -> Any:
+        return self._call(f"cannot add {address} to {ifname}", "add_address", _name(ifname), _cidr(address))
+
+    def remove_address(self, ifname: str, address: str) -> Any:
+        return self._call(f"cannot remove {address} from {ifname}", "remove_address", _name(ifname), _cidr(address))
+
+    def _call(self, what: str, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self.transport, method)(*args)
+        except EvlError:
+            raise
+        except OSError as exc:
+            raise EvlError.from_oserror(what, exc) from None
+
+
+def _name(ifname: Any) -> str:
+    from evl_net.kernel.names import name_problem
+
+    problem = name_problem(ifname) if isinstance(ifname, str) else "not a string"
+    if problem is not None:
+        from evl_core.errors import shown
+
+        raise EvlError(f"invalid interface name {shown(repr(ifname))}: {problem}")
+    return str(ifname)
+
+
+def _host(host: Any) -> str:
+    if not isinstance(host, str) or not host or len(host) > 253 or not host.isprintable() or host != host.strip():
+        from evl_core.errors import shown
+
+        raise EvlError(f"invalid host {shown(repr(host))}")
+    return host
+
+
+def _cidr(address: Any) -> str:
+    import ipaddress
+
+    try:
+        if not isinstance(address, str) or "/" not in address:
+            raise ValueError
+        return str(ipaddress.IPv4Interface(address))
+    except ValueError:
+        from evl_core.errors import shown
+
+        raise EvlError(f"invalid address {shown(repr(address))}: expected an IPv4 address/prefix") from None
+
 
 def _size(value: Any, what: str, limit: int) -> int:
     if type(value) is not int or not 0 <= value <= limit:
@@ -152,16 +259,21 @@ def open_board(
     remote: str | None = None,
     env: Mapping[str, str] | None = None,
     console: TextIO | None = None,
+    **remote_options: Any,
 ) -> Board:
     """Open a board: ``transport`` auto, sim, ioctl or remote; ``board`` a simulated board (file or name);
-    ``remote`` ``[user@]host[:port]`` for the remote transport.  ``console`` receives kernel log lines
+    ``remote`` ``[user@]host[:port]`` for the remote transport, with ``ssh``, ``timeout`` (text, as the
+    options of ``evl net`` take them) and ``accept_new_host_key``.  ``console`` receives kernel log lines
     and warnings (default: dropped)."""
     from evl_net.registry import named, operations
 
+    unknown = sorted(set(remote_options) - {"ssh", "timeout", "accept_new_host_key"})
+    if unknown:
+        raise EvlError(f"open_board: unknown option '{unknown[0]}'")
     env = dict(os.environ if env is None else env)
     console = console if console is not None else io.StringIO()
     ctx = _context(env, console)
-    request = Request(transport=transport, board=board, remotes=[remote] if remote else [])
+    request = Request(transport=transport, board=board, remotes=[remote] if remote else [], **remote_options)
     if remote and transport not in ("auto", "remote"):
         raise EvlError(f"a remote board needs the remote transport, not '{transport}'")
     name = "remote" if remote else select.local_name(None if transport == "auto" else transport, env)[0]

@@ -60,3 +60,76 @@ class VlansSet:
 
     changed: bool
     vlans: str
+
+
+# -- what evl net-config reads and changes beyond the EVL requests --------------------------------
+
+
+@dataclass(frozen=True)
+class Link:
+    """A network interface as the board's networking has it (rtnetlink on a real board).
+
+    ``parent`` and ``vlan_id`` are set for a VLAN device; ``addresses`` are
+    its IPv4 addresses with their prefix length, sorted; ``up`` is the
+    administrative state; ``oob_capable`` and ``oob_port`` are what EVL
+    says of the device (GETSTAT).
+    """
+
+    name: str
+    parent: str | None
+    vlan_id: int | None
+    mtu: int
+    up: bool
+    loopback: bool
+    addresses: list[str]
+    oob_capable: bool
+    oob_port: bool
+
+
+@dataclass(frozen=True)
+class FilterState:
+    """What is known of the eBPF RX filter of a port's real device ``real``.
+
+    ``installed`` is None when the board cannot tell (the kernel has no
+    request that reads a filter back, and no record says what was
+    installed); ``object`` is the path the filter was installed from and
+    ``sha256`` that object's digest, when known.
+    """
+
+    real: str
+    installed: bool | None
+    object: str | None = None
+    sha256: str | None = None
+    program: str | None = None
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """An entry of the out-of-band ARP front cache: next hop ``ip`` on port ``dev``."""
+
+    dev: str
+    ip: str
+    mac: str
+    permanent: bool
+
+
+@dataclass(frozen=True)
+class PeerRoute:
+    """Where a solicitation of a host would go: its address, the output device and next hop, what is cached.
+
+    ``cached`` is "P" (a permanent entry), "R" (reachable, aging), "" (none)
+    or "?" (the board cannot read its ARP front cache).
+    """
+
+    ip: str
+    dev: str
+    nexthop: str
+    cached: str
+
+
+@dataclass(frozen=True)
+class CoreAbi:
+    """The EVL ABI revisions the board's core speaks (``abi_base`` .. ``abi_current``)."""
+
+    base: int
+    current: int

@@ -38,7 +38,7 @@ def evl_commands() -> list[Command]:
         ),
         Command(
             name="net-config",
-            summary="a board's whole out-of-band network setup as files: validate them",
+            summary="a board's whole out-of-band network setup as files: validate, plan, apply, export",
             parser="evl_net.cli.netconfig:build_parser",
             handler="evl_net.cli.netconfig:run",
             manpage="evl_net.netconfig.manpage:sections",

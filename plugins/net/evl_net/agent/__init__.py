@@ -33,7 +33,7 @@ import sys
 from typing import Any
 
 from evl_core.errors import EvlError
-from evl_net.agent.lock import DEFAULT_STATE_DIR, STATE_DIR_ENV
+from evl_net.boardlock import DEFAULT_STATE_DIR, STATE_DIR_ENV
 from evl_net.transports.remote import protocol
 
 
@@ -111,9 +111,9 @@ def _seconds(text: str) -> float:
 def run(args: Any, ctx: Any) -> int:
     """``evl net-agent --stdio``."""
     from evl_net.agent.backend import Backend
-    from evl_net.agent.lock import BoardLock, default_state_dir
     from evl_net.agent.log import Log
     from evl_net.agent.session import Agent
+    from evl_net.boardlock import BoardLock, default_state_dir
 
     backend = Backend.from_ctx(args.transport, args.board, ctx)
     state_dir = args.state_dir or default_state_dir(ctx.env)

@@ -18,8 +18,8 @@ from typing import Any
 from evl_core.errors import EvlError
 from evl_net.agent import handlers
 from evl_net.agent.backend import Backend
-from evl_net.agent.lock import BoardLock, default_state_dir
 from evl_net.agent.log import Log, summary
+from evl_net.boardlock import BoardLock, default_state_dir
 from evl_net.transports.remote import protocol
 from evl_net.transports.remote.protocol import ProtocolError
 

@@ -361,10 +361,12 @@ REQUEST_NAMES = {v: k for k, v in reversed(list(REQUESTS.items()))}
 
 # -- constants ---------------------------------------------------------------------
 
-#: Device nodes under EVL_DEVDIR (default /dev/evl) and the sysfs attribute under EVL_SYSDIR.
+#: Device nodes under EVL_DEVDIR (default /dev/evl) and the sysfs attributes under EVL_SYSDIR.
 EVL_CONTROL_DEV = "control"
 EVL_NET_DEV = "net"
 VLANS_ATTR = ("evl", "net", "vlans")
+#: Write-only: any write flushes the ARP front cache of the writer's network namespace.
+FLUSH_ARP_ATTR = ("evl", "net", "ipv4_flush_arp")
 
 #: evl_net_solicit.flags
 EVL_NEIGH_PERMANENT = 0x1

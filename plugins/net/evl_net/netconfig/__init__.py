@@ -81,7 +81,10 @@ def read(paths: list[str]) -> tuple[Setup, list[FileProblem]]:
     setup = Setup()
     problems: list[FileProblem] = []
     origin: dict[tuple[str | int, ...], tuple[str, int, Any]] = {}  # where each key was first set
-    for path in paths:
+    for path, problem in expand(paths):
+        if problem is not None:
+            problems.append(problem)
+            continue
         try:
             text = read_text(path, "net-config file", FILE_MAX)
         except EvlError as exc:
@@ -104,6 +107,30 @@ def read(paths: list[str]) -> tuple[Setup, list[FileProblem]]:
             continue
         _merge(setup, doc, path, where, origin, problems)
     return setup, problems
+
+
+def expand(paths: list[str]) -> list[tuple[str, FileProblem | None]]:
+    """``paths`` in order, each directory replaced by its ``*.toml`` files in name order (``/etc/evl/net.d``).
+
+    A directory that cannot be listed, or holds no such file, comes as its problem.
+    """
+    from evl_core.errors import shown
+
+    out: list[tuple[str, FileProblem | None]] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            out.append((path, None))
+            continue
+        try:
+            names = sorted(n for n in os.listdir(path) if n.endswith(".toml") and not n.startswith("."))
+        except OSError as exc:
+            why = f"cannot read net-config directory {shown(path)}: {os.strerror(exc.errno or 5)}"
+            out.append((path, FileProblem(path, 0, "", why)))
+            continue
+        if not names:
+            out.append((path, FileProblem(path, 0, "", f"no net-config file (*.toml) in {shown(path)}")))
+        out += [(os.path.join(path, n), None) for n in names]
+    return out
 
 
 def _problems(doc: dict[str, Any], path: str) -> list[tuple[tuple[str | int, ...], str]]:
@@ -243,6 +270,8 @@ def _merge(
         for name, table in doc.get(section, {}).items():
             merged = target.setdefault(name, {})
             for k, v in table.items():
+                if k == "filter":  # an object path is the file's: relative to its directory
+                    v = {**v, "object": os.path.join(os.path.dirname(os.path.abspath(path)), v["object"])}
                 if put((section, name, k), v):
                     merged[k] = v
     for k, v in doc.get("requires", {}).items():

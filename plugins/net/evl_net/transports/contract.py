@@ -19,7 +19,19 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from evl_net.model import DevStat
-    from evl_net.outcomes import Change, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
+    from evl_net.outcomes import (
+        Change,
+        CoreAbi,
+        FilterInstalled,
+        FilterState,
+        Interface,
+        Link,
+        Neighbour,
+        PeerRoute,
+        PortConfig,
+        Solicited,
+        VlansSet,
+    )
 
 from evl_net.transports import DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, TransportBase
 
@@ -93,6 +105,31 @@ PRIMITIVES: tuple[Primitive, ...] = (
         mutates=True,
     ),
     Primitive("set_vlans", "vlans.set", (("text", ("text", 65536)),), "VlansSet", mutates=True, probe="vlans"),
+    # What evl net-config reads and changes beyond the EVL requests: the board's links, what is known of
+    # its filters and ARP front cache, and where a solicitation would go.
+    Primitive("core_abi", "core.abi", (), "CoreAbi"),
+    Primitive("links", "links", (), "list[Link]"),
+    Primitive("filter_state", "bpf.state", (("ifname", IFNAME),), "FilterState"),
+    Primitive("arp_cache", "arp.get", (), "list[Neighbour]"),
+    Primitive(
+        "peer_route",
+        "peer.route",
+        (("host", IFNAME), ("ifname", ("name?",)), ("flags", ("uint", 2**32 - 1))),
+        "PeerRoute",
+    ),
+    Primitive("flush_arp", "arp.flush", (), "Change", mutates=True),
+    Primitive(
+        "create_vlan",
+        "link.vlan",
+        (("ifname", IFNAME), ("parent", IFNAME), ("vlan_id", ("uint", 4094))),
+        "Change",
+        mutates=True,
+    ),
+    Primitive("delete_link", "link.delete", (("ifname", IFNAME),), "Change", mutates=True),
+    Primitive("set_mtu", "link.mtu", (("ifname", IFNAME), ("mtu", ("uint", 65535))), "Change", mutates=True),
+    Primitive("set_link_up", "link.up", (("ifname", IFNAME), ("up", ("uint", 1))), "Change", mutates=True),
+    Primitive("add_address", "addr.add", (("ifname", IFNAME), ("address", ("text", 18))), "Change", mutates=True),
+    Primitive("remove_address", "addr.remove", (("ifname", IFNAME), ("address", ("text", 18))), "Change", mutates=True),
 )
 
 BY_METHOD = {p.method: p for p in PRIMITIVES}
@@ -157,6 +194,42 @@ class Transport(Protocol):
 
     def set_vlans(self, text: str) -> VlansSet:
         """Write the global RX VLAN filter (kernel list syntax; empty clears it)."""
+
+    def core_abi(self) -> CoreAbi:
+        """The ABI revisions the board's EVL core speaks."""
+
+    def links(self) -> Sequence[Link]:
+        """Every network interface with its networking set-up (VLAN, MTU, state, IPv4 addresses)."""
+
+    def filter_state(self, ifname: str) -> FilterState:
+        """What is known of the RX filter of port ``ifname``'s real device (ENODEV for a non-port)."""
+
+    def arp_cache(self) -> Sequence[Neighbour]:
+        """The entries of the out-of-band ARP front cache."""
+
+    def peer_route(self, host: str, ifname: str | None, flags: int) -> PeerRoute:
+        """Where soliciting ``host`` would go, and what the front cache holds for it; nothing is sent."""
+
+    def flush_arp(self) -> Change:
+        """Flush the out-of-band ARP front cache (``ipv4_flush_arp``)."""
+
+    def create_vlan(self, ifname: str, parent: str, vlan_id: int) -> Change:
+        """Create VLAN device ``ifname`` on ``parent`` (``ip link add link PARENT name IFNAME type vlan id N``)."""
+
+    def delete_link(self, ifname: str) -> Change:
+        """Delete a VLAN device (its port, if any, goes with it)."""
+
+    def set_mtu(self, ifname: str, mtu: int) -> Change:
+        """Set the MTU of a device."""
+
+    def set_link_up(self, ifname: str, up: int) -> Change:
+        """Bring a device up (1) or down (0); going down dismantles its port as the kernel does."""
+
+    def add_address(self, ifname: str, address: str) -> Change:
+        """Add an IPv4 address/prefix to a device."""
+
+    def remove_address(self, ifname: str, address: str) -> Change:
+        """Remove an IPv4 address/prefix from a device."""
 
 
 def wire_key(arg: tuple[Any, ...]) -> str:

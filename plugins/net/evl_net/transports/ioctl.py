@@ -12,12 +12,51 @@ docs/abi.md ("Core check", "Requests" and the sections after):
 * ``ENOTTY`` from a device or socket request becomes ``EBADF`` where libevl
   maps it (SETPORT-disable, GETSTAT, SETRXEBPF, SOLICIT), and ENOENT on
   ``/dev/evl/net`` becomes EOPNOTSUPP;
-* the VLAN filter is ``$EVL_SYSDIR/evl/net/vlans``.
+* the VLAN filter is ``$EVL_SYSDIR/evl/net/vlans``; writing
+  ``$EVL_SYSDIR/evl/net/ipv4_flush_arp`` flushes the ARP front cache of the
+  writer's network namespace;
+* links, addresses, routes and in-band neighbours are rtnetlink's
+  (:mod:`evl_net.transports.rtnetlink`), in this process's namespace.
+
+The ledger.  The kernel cannot be asked which eBPF filter a device carries,
+nor (reliably) what the ARP front cache holds, so this transport notes what
+it did in ``$EVL_RUNDIR/net-ledger.json`` (default ``/run/evl``: a tmpfs
+cleared at boot, as the kernel's state is), one section per network
+namespace (``st_dev:st_ino`` of its nsfs inode), each holding:
+
+* ``filters``: per real device (a VLAN's parent, found in
+  ``/sys/class/net``), its ifindex and ``installed``, with the object path,
+  its sha256 and the program name when true.  The first port on a device
+  (GETSTAT before showed no pool) records false, as does a port going whose
+  GETSTAT afterwards shows no pool; a port request whose GETSTAT cannot
+  tell forgets the entry;
+* ``solicited``: each solicitation that succeeded (host IP, device asked
+  for or null, flags), with the sequence number it got and the ifindex of
+  every device then; ``ports`` holds the sequence number of each port's last
+  enable, disable, down or delete, which voids the solicitations before it
+  (the kernel flushes a port's entries when it goes); ``ipv4_flush_arp``
+  voids them all.
+
+An entry holds only while its device has the ifindex it recorded (a device
+deleted and re-created is seen) and, for ``filter_state``, the device
+carries a port; otherwise the answer is "unknown".  Where a solicitation's
+entry sits is the route of its host *now* (rtnetlink), its MAC the in-band
+neighbour's.  What other tools (the C ``evl-net``, a link going down
+behind our back) do is not seen beyond that.  The file is replaced
+atomically (a temporary file renamed in the same directory, nothing
+followed through a symlink, mode 0644, the directory made 0755) under an
+flock of ``net-ledger.lock``; it is read without a lock, tolerantly: a
+missing, corrupt, oversized (> 4 MiB) or unreadable ledger is no
+knowledge, never an error.  When the run directory is not writable the
+ledger is simply not updated: the EVL request it would record has been
+made and succeeded all the same.
 
 Start-up: ``evl net -Q`` goes through here, so only cheap built-in modules
 are imported at module level (``_socket`` rather than ``socket``, whose enum
 set-up costs milliseconds); ctypes and libbpf are imported by ``-F`` with an
-object only.
+object only.  pyroute2 (100+ ms) is imported by the link requests only: ``-Q``,
+``-e``, ``-d``, ``-s``/``-S`` and ``-F`` find a VLAN's real device in sysfs and
+write the ledger with the json module alone.
 """
 
 from __future__ import annotations
@@ -26,7 +65,7 @@ import _socket
 import errno
 import fcntl
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from evl_core.errors import EvlError
@@ -37,17 +76,34 @@ from evl_net.model import DevStat
 from evl_net.transports import TransportBase
 
 if TYPE_CHECKING:
-    from evl_net.outcomes import Change, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
+    from evl_net.outcomes import (
+        Change,
+        CoreAbi,
+        FilterInstalled,
+        FilterState,
+        Interface,
+        Link,
+        Neighbour,
+        PeerRoute,
+        PortConfig,
+        Solicited,
+        VlansSet,
+    )
 
 DEVDIR_ENV = "EVL_DEVDIR"
 SYSDIR_ENV = "EVL_SYSDIR"
+RUNDIR_ENV = "EVL_RUNDIR"
 DEFAULT_DEVDIR = "/dev/evl"
 DEFAULT_SYSDIR = "/sys/devices/virtual"
+DEFAULT_RUNDIR = "/run/evl"
 BROADCAST = "255.255.255.255"
+SYS_CLASS_NET = "/sys/class/net"
 
 # include/uapi/linux/sockios.h and if.h, for the "up" column of -Q --all-interfaces.
 SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
+IFF_NOARP = 0x80
 IFREQ_SIZE = 40
 
 
@@ -74,6 +130,7 @@ def factory(request: Any, env: Mapping[str, str]) -> IoctlTransport:
         devdir=env.get(DEVDIR_ENV) or DEFAULT_DEVDIR,
         sysdir=env.get(SYSDIR_ENV) or DEFAULT_SYSDIR,
         libbpf=env.get("EVL_NET_LIBBPF") or None,
+        rundir=env.get(RUNDIR_ENV) or DEFAULT_RUNDIR,
     )
     transport.check_core()
     return transport
@@ -82,10 +139,17 @@ def factory(request: Any, env: Mapping[str, str]) -> IoctlTransport:
 class IoctlTransport(TransportBase):
     name = "ioctl"
 
-    def __init__(self, devdir: str = DEFAULT_DEVDIR, sysdir: str = DEFAULT_SYSDIR, libbpf: str | None = None) -> None:
+    def __init__(
+        self,
+        devdir: str = DEFAULT_DEVDIR,
+        sysdir: str = DEFAULT_SYSDIR,
+        libbpf: str | None = None,
+        rundir: str = DEFAULT_RUNDIR,
+    ) -> None:
         self.devdir = devdir
         self.sysdir = sysdir
         self.libbpf = libbpf
+        self.ledger = Ledger(rundir)
         self.core_info: dict[str, int] | None = None
 
     @property
@@ -99,6 +163,10 @@ class IoctlTransport(TransportBase):
     @property
     def vlans_path(self) -> str:
         return os.path.join(self.sysdir, *abi.VLANS_ATTR)
+
+    @property
+    def flush_arp_path(self) -> str:
+        return os.path.join(self.sysdir, *abi.FLUSH_ARP_ATTR)
 
     # -- the core check (evl_init) ------------------------------------------------
 
@@ -219,9 +287,11 @@ class IoctlTransport(TransportBase):
             after = self._try_getstat(devfd)  # the port is up: a failure here is no reason to say it is not
         finally:
             os.close(devfd)
-        return PortConfig(
-            before is None or not before.oob_port, after.skb_total if after else None, after.skb_size if after else None
-        )
+        changed = before is None or not before.oob_port
+        if changed:
+            # The first port on its real device (no pool before) starts without a filter.
+            self._note_port(ifname, None if before is None else not before.skb_total)
+        return PortConfig(changed, after.skb_total if after else None, after.skb_size if after else None)
 
     def disable_port(self, ifname: str) -> Change:
         from evl_net.outcomes import Change  # only mutations need it
@@ -230,8 +300,12 @@ class IoctlTransport(TransportBase):
         try:
             before = self._try_getstat(devfd)
             _ioctl(devfd, abi.EVL_NDEVIOC_SETPORT, 0)  # NULL: switch the port off
+            after = self._try_getstat(devfd) if before and before.oob_port else None
         finally:
             os.close(devfd)
+        if before and before.oob_port:
+            # The last port on its real device (no pool left) took the filter along.
+            self._note_port(ifname, None if after is None else not after.skb_total)
         return Change(bool(before and before.oob_port))
 
     def get_stat(self, ifname: str) -> DevStat:
@@ -251,6 +325,7 @@ class IoctlTransport(TransportBase):
             _ioctl(devfd, abi.EVL_NDEVIOC_SETRXEBPF, bytearray(struct.pack("=i", abi.NO_PROGRAM)))
         finally:
             os.close(devfd)
+        self._note_filter(ifname, {"installed": False})
         # The kernel does not tell whether a filter was there: a removal counts as a change.
         return Change(True)
 
@@ -279,9 +354,13 @@ class IoctlTransport(TransportBase):
                             exc.errno, f"{name}: program '{prog.section}' is not a socket filter"
                         ) from None
                     raise
-                return FilterInstalled(True, prog.name, prog.section)
         finally:
             os.close(devfd)
+        import hashlib
+
+        entry = {"installed": True, "object": obj_name, "sha256": hashlib.sha256(obj).hexdigest(), "program": prog.name}
+        self._note_filter(ifname, entry)
+        return FilterInstalled(True, prog.name, prog.section)
 
     # -- solicitation ----------------------------------------------------------------
 
@@ -356,6 +435,7 @@ class IoctlTransport(TransportBase):
                 raise
         finally:
             sock.close()
+        self._note_solicit(ip, ifname, flags)
         # The kernel does not tell whether the entry was there: a solicitation counts as a change.
         return Solicited(ip, bool(flags & abi.EVL_NEIGH_PERMANENT), bool(flags & abi.EVL_NEIGH_MAYROUTE), changed=True)
 
@@ -408,25 +488,448 @@ class IoctlTransport(TransportBase):
     # -- -Q --all-interfaces ---------------------------------------------------------------------------
 
     def interfaces(self) -> Sequence[Interface]:
-        import struct
-
         from evl_net.outcomes import Interface
 
         out = []
-        probe = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM, 0)
-        try:
-            for _index, name in sorted(_socket.if_nameindex()):
-                up = True
-                try:
-                    ifreq = fcntl.ioctl(probe.fileno(), SIOCGIFFLAGS, name.encode()[:15].ljust(IFREQ_SIZE, b"\0"))
-                    up = bool(struct.unpack_from("=H", ifreq, 16)[0] & IFF_UP)
-                except OSError:
-                    pass
-                try:
-                    port = self.get_stat(name).oob_port
-                except OSError:
-                    port = False
-                out.append(Interface(name=name, oob_port=port, up=up))
-        finally:
-            probe.close()
+        for _index, name in sorted(_socket.if_nameindex()):
+            flags = _if_flags(name)
+            try:
+                port = self.get_stat(name).oob_port
+            except OSError:
+                port = False
+            out.append(Interface(name=name, oob_port=port, up=True if flags is None else bool(flags & IFF_UP)))
         return out
+
+    # -- what evl net-config reads and changes -------------------------------------------------------------
+
+    def core_abi(self) -> CoreAbi:
+        from evl_net.outcomes import CoreAbi
+
+        info = self.core_info or self.check_core()
+        return CoreAbi(info["abi_base"], info["abi_current"])
+
+    def links(self) -> Sequence[Link]:
+        import dataclasses
+
+        from evl_net.transports import rtnetlink
+
+        out = []
+        for link in rtnetlink.links(None):
+            try:
+                stat = self.get_stat(link.name)
+            except OSError:  # no EVL device: neither capable nor a port
+                out.append(link)
+                continue
+            out.append(dataclasses.replace(link, oob_capable=stat.oob_capable, oob_port=stat.oob_port))
+        return out
+
+    def filter_state(self, ifname: str) -> FilterState:
+        from evl_net.outcomes import FilterState
+
+        if not self.get_stat(ifname).oob_port:
+            raise KernelError(errno.ENODEV, f"{ifname} is not an out-of-band port")
+        real = real_device(ifname)
+        section, _ = self.ledger.read()
+        entry = section["filters"].get(real)
+        if not isinstance(entry, dict) or entry.get("ifindex") != _ifindex(real):
+            return FilterState(real, None)
+        installed = entry.get("installed")
+        if installed is not True:
+            return FilterState(real, False if installed is False else None)
+
+        def text(key: str) -> str | None:
+            value = entry.get(key)
+            return value if isinstance(value, str) else None
+
+        return FilterState(real, True, text("object"), text("sha256"), text("program"))
+
+    def arp_cache(self) -> Sequence[Neighbour]:
+        from evl_net.outcomes import Neighbour
+        from evl_net.transports import rtnetlink
+
+        section, _ = self.ledger.read()
+        out = []
+        for (dev, nexthop), permanent in self._cached(section).items():
+            try:
+                found = rtnetlink.neighbour(nexthop, dev)
+            except OSError:
+                found = None
+            out.append(Neighbour(dev, nexthop, found[0] if found else rtnetlink.ZERO_MAC, permanent))
+        return out
+
+    def peer_route(self, host: str, ifname: str | None, flags: int) -> PeerRoute:
+        from evl_net.outcomes import PeerRoute
+
+        ip = self.resolve(host)
+        if ifname is not None:
+            try:
+                self._check_name(ifname)
+            except OSError as exc:
+                raise KernelError.wrap(exc, stage=f"cannot bind UDP socket to device {ifname}") from None
+        if flags & ~(abi.EVL_NEIGH_PERMANENT | abi.EVL_NEIGH_MAYROUTE):
+            raise KernelError(errno.EINVAL)
+        dev, nexthop, noarp = _route(ip, ifname, bool(flags & abi.EVL_NEIGH_MAYROUTE))
+        if noarp:
+            return PeerRoute(ip, dev, nexthop, "N")
+        section, known = self.ledger.read()
+        if not known:
+            return PeerRoute(ip, dev, nexthop, "?")
+        permanent = self._cached(section).get((dev, nexthop))
+        return PeerRoute(ip, dev, nexthop, "" if permanent is None else "P" if permanent else "R")
+
+    def _cached(self, section: dict[str, Any]) -> dict[tuple[str, str], bool]:
+        """(port, next hop) -> permanent, of the ledger's solicitations that still hold."""
+        found: dict[tuple[str, str], bool] = {}
+        ports: dict[str, bool] = {}
+        for entry in section["solicited"]:
+            ip, ifname, flags, seq, indexes = (entry.get(k) for k in ("ip", "ifname", "flags", "seq", "ifindex"))
+            if not (isinstance(ip, str) and isinstance(flags, int) and isinstance(seq, int)):
+                continue
+            if not (ifname is None or isinstance(ifname, str)) or not isinstance(indexes, dict):
+                continue
+            try:
+                dev, nexthop, noarp = _route(ip, ifname, bool(flags & abi.EVL_NEIGH_MAYROUTE))
+            except OSError:
+                continue
+            if noarp or indexes.get(dev) != _ifindex(dev) or seq <= _int(section["ports"].get(dev), -1):
+                continue
+            if dev not in ports:
+                try:
+                    ports[dev] = self.get_stat(dev).oob_port
+                except OSError:
+                    ports[dev] = False
+            if ports[dev]:
+                found[(dev, nexthop)] = found.get((dev, nexthop), False) or bool(flags & abi.EVL_NEIGH_PERMANENT)
+        return found
+
+    def flush_arp(self) -> Change:
+        from evl_net.outcomes import Change
+
+        path = self.flush_arp_path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _error(exc.errno or errno.EIO, f"cannot open {path} for writing") from None
+        try:
+            os.write(fd, b"1\n")
+        except OSError as exc:
+            raise _error(exc.errno or errno.EIO) from None
+        finally:
+            os.close(fd)
+
+        def flush(section: dict[str, Any]) -> None:
+            section["solicited"] = []
+
+        self.ledger.update(flush)
+        # The kernel does not tell whether the cache held anything: a flush counts as a change.
+        return Change(True)
+
+    def create_vlan(self, ifname: str, parent: str, vlan_id: int) -> Change:
+        from evl_net.outcomes import Change
+        from evl_net.transports import rtnetlink
+
+        return Change(rtnetlink.create_vlan(None, ifname, parent, vlan_id))
+
+    def delete_link(self, ifname: str) -> Change:
+        from evl_net.outcomes import Change
+        from evl_net.transports import rtnetlink
+
+        real = real_device(ifname)
+        changed = rtnetlink.delete_link(None, ifname)
+        self._note_gone([ifname], real)
+        return Change(changed)
+
+    def set_mtu(self, ifname: str, mtu: int) -> Change:
+        from evl_net.outcomes import Change
+        from evl_net.transports import rtnetlink
+
+        return Change(rtnetlink.set_mtu(None, ifname, mtu))
+
+    def set_link_up(self, ifname: str, up: int) -> Change:
+        from evl_net.outcomes import Change
+        from evl_net.transports import rtnetlink
+
+        changed = rtnetlink.set_link_up(None, ifname, up)
+        if changed and not up:
+            # NETDEV_GOING_DOWN: the device's port goes, and a real device takes its VLANs' ports along.
+            vlans = [link.name for link in rtnetlink.links(None) if link.parent == ifname]
+            self._note_gone([ifname, *vlans], real_device(ifname))
+        return Change(changed)
+
+    def add_address(self, ifname: str, address: str) -> Change:
+        from evl_net.outcomes import Change
+        from evl_net.transports import rtnetlink
+
+        return Change(rtnetlink.add_address(None, ifname, address))
+
+    def remove_address(self, ifname: str, address: str) -> Change:
+        from evl_net.outcomes import Change
+        from evl_net.transports import rtnetlink
+
+        return Change(rtnetlink.remove_address(None, ifname, address))
+
+    # -- the ledger's records ------------------------------------------------------------------------------
+
+    def _note_port(self, ifname: str, filter_gone: bool | None) -> None:
+        """Port ``ifname`` came or went: its solicitations are void; its real device's filter is
+        gone (True), as it was (False) or unknown (None)."""
+        real = real_device(ifname)
+
+        def note(section: dict[str, Any]) -> None:
+            _void_port(section, ifname)
+            if filter_gone is None:
+                section["filters"].pop(real, None)
+            elif filter_gone:
+                section["filters"][real] = {"ifindex": _ifindex(real), "installed": False}
+
+        self.ledger.update(note)
+
+    def _note_gone(self, devices: list[str], real: str) -> None:
+        """``devices`` went down or away, and their ports with them: what was known of them is void."""
+
+        def note(section: dict[str, Any]) -> None:
+            for dev in devices:
+                _void_port(section, dev)
+            section["filters"].pop(real, None)
+
+        self.ledger.update(note)
+
+    def _note_filter(self, ifname: str, entry: dict[str, Any]) -> None:
+        real = real_device(ifname)
+
+        def note(section: dict[str, Any]) -> None:
+            section["filters"][real] = {"ifindex": _ifindex(real), **entry}
+
+        self.ledger.update(note)
+
+    def _note_solicit(self, ip: str, ifname: str | None, flags: int) -> None:
+        indexes = {name: index for index, name in _socket.if_nameindex()}
+
+        def note(section: dict[str, Any]) -> None:
+            seq = section["seq"] = _int(section.get("seq"), 0) + 1
+            kept = [
+                e for e in section["solicited"] if (e.get("ip"), e.get("ifname"), e.get("flags")) != (ip, ifname, flags)
+            ]
+            kept.append({"ip": ip, "ifname": ifname, "flags": flags, "seq": seq, "ifindex": indexes})
+            section["solicited"] = kept[-SOLICIT_KEEP:]
+
+        self.ledger.update(note)
+
+
+# -- helpers of the requests above --------------------------------------------------------------------------------
+
+
+def _if_flags(name: str) -> int | None:
+    """SIOCGIFFLAGS of ``name`` in this namespace, None when the kernel does not answer."""
+    import struct
+
+    probe = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM, 0)
+    try:
+        ifreq = fcntl.ioctl(probe.fileno(), SIOCGIFFLAGS, name.encode()[:15].ljust(IFREQ_SIZE, b"\0"))
+        return int(struct.unpack_from("=H", ifreq, 16)[0])
+    except OSError:
+        return None
+    finally:
+        probe.close()
+
+
+def _ifindex(name: str) -> int | None:
+    try:
+        return int(_socket.if_nametoindex(name))
+    except (OSError, ValueError, UnicodeError):
+        return None
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def real_device(ifname: str) -> str:
+    """The device EVL keeps the pool and filter of port ``ifname`` on: a VLAN's real device, else itself.
+
+    Read from sysfs (``DEVTYPE=vlan`` in the uevent, the one ``lower_*``
+    link), stacked VLANs followed down as ``vlan_dev_real_dev()`` does: the
+    requests of ``-e``, ``-d`` and ``-F`` must not pay for pyroute2.
+    """
+    name = ifname
+    for _ in range(8):
+        base = os.path.join(SYS_CLASS_NET, name)
+        try:
+            with open(os.path.join(base, "uevent"), encoding="utf-8", errors="replace") as f:
+                vlan = "DEVTYPE=vlan" in f.read().splitlines()
+            lowers = [e[len("lower_") :] for e in os.listdir(base) if e.startswith("lower_")] if vlan else []
+        except OSError:
+            return name
+        if len(lowers) != 1:
+            return name
+        name = lowers[0]
+    return name
+
+
+def _route(ip: str, ifname: str | None, may_route: bool) -> tuple[str, str, bool]:
+    """(port, next hop, NOARP) of a solicitation of ``ip``, as the EVL core asks the in-band FIB."""
+    if ip == BROADCAST:
+        if ifname is None:
+            raise KernelError(errno.ENETUNREACH, "broadcast needs an interface (-i)")
+        return ifname, ip, True
+    from evl_net.transports import rtnetlink
+
+    dev, nexthop = rtnetlink.route(None, ip, ifname, may_route)
+    flags = _if_flags(dev) or 0
+    return dev, nexthop, bool(flags & (IFF_LOOPBACK | IFF_NOARP))
+
+
+def _void_port(section: dict[str, Any], port: str) -> None:
+    """The solicitations through ``port`` before now no longer hold (its entries were flushed)."""
+    seq = section["seq"] = _int(section.get("seq"), 0) + 1
+    section["ports"][port] = seq
+    section["solicited"] = [e for e in section["solicited"] if e.get("ifname") != port]
+
+
+# -- the ledger ---------------------------------------------------------------------------------------------------
+
+LEDGER_FILE = "net-ledger.json"
+LEDGER_LOCK = "net-ledger.lock"
+LEDGER_MAX = 4 << 20
+SOLICIT_KEEP = 1024
+
+
+class Ledger:
+    """What the ioctl transport did that the kernel cannot be asked back (see the module docstring)."""
+
+    def __init__(self, rundir: str) -> None:
+        self.rundir = rundir
+
+    @staticmethod
+    def _netns() -> str:
+        try:
+            st = os.stat("/proc/thread-self/ns/net")
+        except OSError:
+            return "?"
+        return f"{st.st_dev}:{st.st_ino}"
+
+    @staticmethod
+    def _section(data: Any, netns: str) -> dict[str, Any]:
+        """This namespace's section of ``data``, made well-formed (what is not is dropped)."""
+        spaces = data.get("netns") if isinstance(data, dict) else None
+        raw = spaces.get(netns) if isinstance(spaces, dict) else None
+        raw = raw if isinstance(raw, dict) else {}
+        filters, ports, solicited = raw.get("filters"), raw.get("ports"), raw.get("solicited")
+        return {
+            "seq": _int(raw.get("seq"), 0),
+            "filters": {k: v for k, v in filters.items() if isinstance(v, dict)} if isinstance(filters, dict) else {},
+            "ports": {k: v for k, v in ports.items() if isinstance(v, int)} if isinstance(ports, dict) else {},
+            "solicited": [e for e in solicited if isinstance(e, dict)] if isinstance(solicited, list) else [],
+        }
+
+    def _dirfd(self, create: bool) -> int:
+        """An fd on the run directory (never through a symlink), made 0755 first when ``create``."""
+        made = False
+        if create and not os.path.isdir(self.rundir):
+            os.makedirs(os.path.dirname(os.path.abspath(self.rundir)), 0o755, exist_ok=True)
+            try:
+                os.mkdir(self.rundir, 0o755)
+                made = True
+            except FileExistsError:
+                pass
+        fd = os.open(self.rundir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if made:
+            os.fchmod(fd, 0o755)  # world-readable, whatever the umask, as /run is
+        return fd
+
+    @staticmethod
+    def _load(dirfd: int) -> Any:
+        """The whole ledger; None when it is missing or cannot be made sense of."""
+        import json
+        import stat
+
+        try:
+            fd = os.open(LEDGER_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dirfd)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            chunks, size = [], 0
+            while size <= LEDGER_MAX:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            if size > LEDGER_MAX:
+                return None
+            return json.loads(b"".join(chunks))
+        except (OSError, ValueError, RecursionError):
+            return None
+        finally:
+            os.close(fd)
+
+    def read(self) -> tuple[dict[str, Any], bool]:
+        """This namespace's section, and whether the ledger could be read (a missing one can: it is empty)."""
+        try:
+            dirfd = self._dirfd(create=False)
+        except FileNotFoundError:
+            return self._section(None, ""), True
+        except OSError:
+            return self._section(None, ""), False
+        try:
+            try:
+                os.stat(LEDGER_FILE, dir_fd=dirfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return self._section(None, ""), True
+            except OSError:
+                return self._section(None, ""), False
+            data = self._load(dirfd)
+            return self._section(data, self._netns()), isinstance(data, dict)
+        finally:
+            os.close(dirfd)
+
+    def update(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``change`` to this namespace's section, under the lock; nothing when the ledger cannot be written."""
+        import json
+
+        try:
+            dirfd = self._dirfd(create=True)
+        except OSError:
+            return
+        lock = tmp = -1
+        tmp_name = f".{LEDGER_FILE}.{os.getpid()}.tmp"
+        try:
+            lock = os.open(LEDGER_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dirfd)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self._load(dirfd)
+            if not isinstance(data, dict) or not isinstance(data.get("netns"), dict):
+                data = {"version": 1, "netns": {}}
+            netns = self._netns()
+            section = self._section(data, netns)
+            change(section)
+            data["netns"][netns] = section
+            text = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+            if len(text) > LEDGER_MAX:
+                data = {"version": 1, "netns": {netns: section}}  # the other namespaces' records go first
+                text = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+            try:
+                os.unlink(tmp_name, dir_fd=dirfd)  # a leftover of a process that died with our pid
+            except FileNotFoundError:
+                pass
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            tmp = os.open(tmp_name, flags, 0o644, dir_fd=dirfd)
+            os.fchmod(tmp, 0o644)
+            view = memoryview(text)
+            while view:
+                view = view[os.write(tmp, view) :]
+            os.close(tmp)
+            tmp = -1
+            os.rename(tmp_name, LEDGER_FILE, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+        except OSError:
+            try:
+                os.unlink(tmp_name, dir_fd=dirfd)
+            except OSError:
+                pass
+        finally:
+            if tmp >= 0:
+                os.close(tmp)
+            if lock >= 0:
+                os.close(lock)  # releases the flock
+            os.close(dirfd)

@@ -29,7 +29,8 @@ file), and turns them into a :class:`~evl_net.transports.sim.board.Board`:
   or NOARP; not reachable when FAILED, INCOMPLETE (or NONE);
 * ``page_size`` is the host's, ``solicit_timeout`` the kernel default (5 s).
 
-The mirrored tables are a snapshot.  ``route_get`` and ``neighbour`` ask the
+The mirrored tables are a snapshot.  ``route_get`` and ``neighbour`` (from
+:mod:`evl_net.transports.rtnetlink`, which the ioctl transport shares) ask the
 kernel live, ``ip route get`` / ``ip neigh get`` style, and ``fingerprint``
 identifies the snapshot (interfaces with their ifindex, state, MTU, MAC, VLAN
 set-up and addresses, and the routes; not the neighbours, which move all the
@@ -40,8 +41,8 @@ resolved: an ARP request on the output device, from inside the namespace
 (a packet socket made by a thread that entered it), and the wait for the
 matching reply, as the EVL core's in-band ARP resolution does.
 
-Netlink errors are raised as ``OSError`` with the kernel's errno (pyroute2's
-``NetlinkError`` is not an ``OSError``).  pyroute2 is imported inside the
+Netlink errors are raised as ``KernelError`` (an ``OSError``) with the
+kernel's errno (pyroute2's ``NetlinkError`` is not an ``OSError``).  pyroute2 is imported inside the
 functions only: importing it costs ~100-180 ms, which a command that never
 touches the host board must not pay.  ``board_from_dumps`` is pure: it takes
 messages as pyroute2 decodes them (anything with ``get()`` and ``[]``), so it
@@ -58,28 +59,35 @@ import os
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from evl_core.errors import EvlError
+# The neighbour states, the live lookups and the netlink session are rtnetlink's; the simulator's
+# FIB and the tests know them as the mirror's too (hence the "as" re-exports).
+from evl_net.transports.rtnetlink import (
+    AF_INET,
+    IFF_LOOPBACK,
+    IFF_UP,
+    ZERO_MAC,
+    Session,
+    mac_text,
+    nud_reachable,
+    version_tuple,
+)
+from evl_net.transports.rtnetlink import NUD_DELAY as NUD_DELAY
+from evl_net.transports.rtnetlink import NUD_FAILED as NUD_FAILED
+from evl_net.transports.rtnetlink import NUD_INCOMPLETE as NUD_INCOMPLETE
+from evl_net.transports.rtnetlink import NUD_NOARP as NUD_NOARP
+from evl_net.transports.rtnetlink import NUD_PERMANENT as NUD_PERMANENT
+from evl_net.transports.rtnetlink import NUD_PROBE as NUD_PROBE
+from evl_net.transports.rtnetlink import NUD_REACHABLE as NUD_REACHABLE
+from evl_net.transports.rtnetlink import NUD_RESOLVED as NUD_RESOLVED
+from evl_net.transports.rtnetlink import NUD_STALE as NUD_STALE
+from evl_net.transports.rtnetlink import neighbour as neighbour
+from evl_net.transports.rtnetlink import route_get as route_get
 from evl_net.transports.sim.board import Board, Iface, Peer, Route
 
 HOST = "host"
-ZERO_MAC = "00:00:00:00:00:00"
-AF_INET = 2
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 RTNH_F_DEAD = 0x1
-
-IFF_UP = 0x1
-IFF_LOOPBACK = 0x8
-
-NUD_INCOMPLETE = 0x01
-NUD_REACHABLE = 0x02
-NUD_STALE = 0x04
-NUD_DELAY = 0x08
-NUD_PROBE = 0x10
-NUD_FAILED = 0x20
-NUD_NOARP = 0x40
-NUD_PERMANENT = 0x80
-NUD_RESOLVED = NUD_REACHABLE | NUD_PERMANENT | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_NOARP
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GDRVINFO = 0x3
@@ -105,21 +113,11 @@ class Snapshot(NamedTuple):
 # -- pure part ------------------------------------------------------------
 
 
+_version = version_tuple  # its name here before it moved
+
+
 def board_name(netns: str | None) -> str:
     return f"{HOST}:{netns}" if netns else HOST
-
-
-def nud_reachable(state: int, lladdr: str | None) -> bool:
-    """Whether a neighbour entry resolves its peer (needs a link-layer address)."""
-    return bool(lladdr) and bool(state & NUD_RESOLVED)
-
-
-def _mac(value: Any) -> str:
-    if isinstance(value, str):
-        parts = value.split(":")
-        if len(parts) == 6 and all(len(p) == 2 for p in parts):
-            return value.lower()
-    return ZERO_MAC
 
 
 def snapshot_from_dumps(
@@ -184,7 +182,7 @@ def snapshot_from_dumps(
             oob_capable=True,  # no EVL core on the host: every driver is taken as oob-capable
             loopback=loopback,
             addresses=[],
-            mac=_mac(msg.get("address")),
+            mac=mac_text(msg.get("address")),
             driver=drivers.get(name) or kind or ("loopback" if loopback else "unknown"),
             bus="",
         )
@@ -230,7 +228,7 @@ def snapshot_from_dumps(
         board.peers.append(
             Peer(
                 ip=ip,
-                mac=_mac(lladdr) if lladdr else ZERO_MAC,
+                mac=mac_text(lladdr) if lladdr else ZERO_MAC,
                 reachable=nud_reachable(state, lladdr),
                 dev=name,
             )
@@ -282,74 +280,6 @@ def digest(snap: Snapshot) -> str:
 # -- kernel part ----------------------------------------------------------
 
 
-class _Session:
-    """An IPRoute on the namespace, with NetlinkError turned into OSError."""
-
-    def __init__(self, netns: str | None) -> None:
-        self.netns = netns
-        self.ipr: Any = None
-
-    def __enter__(self) -> _Session:
-        try:
-            import pyroute2
-        except ImportError:
-            raise EvlError("the host board needs pyroute2 (pip install pyroute2)") from None
-        try:
-            if not self.netns:
-                self.ipr = pyroute2.IPRoute()
-            elif _version(getattr(pyroute2, "__version__", "")) >= (0, 9, 1):
-                # flags=0: never create a namespace that is missing (pyroute2 defaults to O_CREAT).
-                self.ipr = pyroute2.IPRoute(netns=self.netns, flags=0)
-            else:  # before 0.9.1 only NetNS knew namespaces
-                self.ipr = pyroute2.NetNS(self.netns, flags=0)
-        except FileNotFoundError:
-            raise EvlError(f"no network namespace {self.netns!r}", errno.ENOENT) from None
-        except OSError as exc:
-            raise EvlError(f"cannot open the network namespace {self.netns or 'of this process'}", exc.errno) from None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.ipr is not None:
-            self.ipr.close()
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        from pyroute2 import NetlinkError
-
-        try:
-            return getattr(self.ipr, method)(*args, **kwargs)
-        except NetlinkError as exc:
-            code = exc.code or errno.EIO
-            raise OSError(code, os.strerror(code)) from None
-
-    def index(self, ifname: str) -> int:
-        found = self.call("link_lookup", ifname=ifname)
-        if not found:
-            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
-        return found[0]
-
-    def name(self, index: int) -> str | None:
-        (msg,) = self.call("link", "get", index=index)
-        return msg.get("ifname")
-
-    def dumps(self, neighbours: bool = True) -> tuple[Any, Any, Any, Any]:
-        return (
-            tuple(self.call("link", "dump")),
-            tuple(self.call("addr", "dump", family=AF_INET)),
-            tuple(self.call("route", "dump", family=AF_INET)),
-            tuple(self.call("neigh", "dump", family=AF_INET)) if neighbours else (),
-        )
-
-
-def _version(text: str) -> tuple[int, ...]:
-    parts = []
-    for part in text.split(".")[:3]:
-        digits = part[: len(part) - len(part.lstrip("0123456789"))]  # leading digits: "1rc1" -> "1"
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts) or (99,)  # unknown: assume a current release
-
-
 def ethtool_drivers(names: Iterable[str]) -> dict[str, str]:
     """Driver names by ETHTOOL_GDRVINFO, for devices of *this process's* namespace.
 
@@ -385,7 +315,7 @@ def ethtool_drivers(names: Iterable[str]) -> dict[str, str]:
 
 def snapshot(netns: str | None = None) -> Snapshot:
     """The live kernel as a Snapshot (one netlink session, four dumps)."""
-    with _Session(netns) as session:
+    with Session(netns) as session:
         links, addrs, routes, neighs = session.dumps()
     drivers = None
     if netns is None:
@@ -404,67 +334,9 @@ def fingerprint(netns: str | None = None) -> str:
     Equal to ``mirror(netns).fingerprint`` taken at the same moment; neighbours
     do not count.
     """
-    with _Session(netns) as session:
+    with Session(netns) as session:
         links, addrs, routes, _ = session.dumps(neighbours=False)
     return snapshot_from_dumps(links, addrs, routes, (), netns).board.fingerprint
-
-
-def route_get(dst: str, oif: str | None = None, netns: str | None = None) -> tuple[str, str | None]:
-    """(output device, gateway or None when on-link), as ``ip route get DST [oif OIF]`` says.
-
-    Raises OSError with the kernel's errno: ENETUNREACH when there is no route,
-    ENODEV for an unknown ``oif``, EINVAL for a destination that is not IPv4.
-    """
-    try:
-        dst = str(ipaddress.IPv4Address(dst))
-    except ValueError:
-        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from None
-    with _Session(netns) as session:
-        request: dict[str, Any] = {"dst": dst}
-        if oif is not None:
-            request["oif"] = session.index(oif)
-        (msg,) = session.call("route", "get", **request)[:1]
-        index = msg.get("oif")
-        dev = session.name(index) if index else None
-    if dev is None:
-        raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
-    return dev, msg.get("gateway") or None
-
-
-def neighbour(ip: str, dev: str | None = None, netns: str | None = None) -> tuple[str, bool] | None:
-    """(MAC, reachable) of the kernel's IPv4 neighbour entry for ``ip`` on ``dev``, or None.
-
-    ``dev`` None looks on every device (a reachable entry wins).  An entry
-    without a link-layer address reports the zero MAC and is not reachable.
-    """
-    try:
-        ip = str(ipaddress.IPv4Address(ip))
-    except ValueError:
-        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from None
-    with _Session(netns) as session:
-        if dev is not None:
-            index = session.index(dev)
-            try:
-                entries = session.call("neigh", "get", dst=ip, ifindex=index)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
-                    return None
-                if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
-                    raise
-                # kernels before 4.20 cannot get one entry: dump and pick
-                entries = [
-                    m
-                    for m in session.call("neigh", "dump", family=AF_INET)
-                    if m.get("dst") == ip and m["ifindex"] == index
-                ]
-        else:
-            entries = [m for m in session.call("neigh", "dump", family=AF_INET) if m.get("dst") == ip]
-    found = [(m.get("lladdr"), m["state"] or 0) for m in entries if m["family"] == AF_INET]
-    if not found:
-        return None
-    found.sort(key=lambda e: not nud_reachable(e[1], e[0]))
-    lladdr, state = found[0]
-    return (_mac(lladdr) if lladdr else ZERO_MAC), nud_reachable(state, lladdr)
 
 
 # -- solicitation: an ARP request on the wire ----------------------------------

@@ -27,7 +27,19 @@ from evl_net.model import DevStat
 from evl_net.transports import DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, TransportBase
 
 if TYPE_CHECKING:
-    from evl_net.outcomes import Change, FilterInstalled, Interface, PortConfig, Solicited, VlansSet
+    from evl_net.outcomes import (
+        Change,
+        CoreAbi,
+        FilterInstalled,
+        FilterState,
+        Interface,
+        Link,
+        Neighbour,
+        PeerRoute,
+        PortConfig,
+        Solicited,
+        VlansSet,
+    )
     from evl_net.transports.sim.board import Board, Iface
     from evl_net.transports.sim.records import BoardState, FilterInfo
     from evl_net.transports.sim.store import Store
@@ -409,3 +421,206 @@ class SimTransport(TransportBase):
             self.close_early()
         time.sleep(max(0.0, deadline - time.monotonic()))
         raise KernelError(errno.ETIMEDOUT)
+
+    # -- what evl net-config reads and changes -------------------------
+
+    def core_abi(self) -> CoreAbi:
+        from evl_core import EVL_ABI_PREREQ
+        from evl_net.outcomes import CoreAbi
+
+        return CoreAbi(EVL_ABI_PREREQ, EVL_ABI_PREREQ)  # the simulated core speaks the one ABI we know
+
+    def links(self) -> Sequence[Link]:
+        from evl_net.outcomes import Link
+
+        state = self.load()
+        return [
+            Link(
+                name=i.name,
+                parent=i.parent,
+                vlan_id=i.vlan_id,
+                mtu=i.mtu,
+                up=i.up,
+                loopback=i.loopback,
+                addresses=sorted(i.addresses),
+                oob_capable=i.oob_capable,
+                oob_port=i.name in state.ports,
+            )
+            for i in state.board.interfaces.values()
+        ]
+
+    def filter_state(self, ifname: str) -> FilterState:
+        from evl_net.outcomes import FilterState
+
+        real = self.filter_device(ifname)
+        filt = self.load().filters.get(real)
+        if filt is None:
+            return FilterState(real, False)
+        return FilterState(real, True, filt.object, filt.sha256, filt.name)
+
+    def arp_cache(self) -> Sequence[Neighbour]:
+        from evl_net.outcomes import Neighbour
+
+        return [Neighbour(e.dev, e.ip, e.mac, e.state == "P") for e in self.load().arp]
+
+    def peer_route(self, host: str, ifname: str | None, flags: int) -> PeerRoute:
+        from evl_net.outcomes import PeerRoute
+        from evl_net.transports.sim import fib
+
+        ip = self.resolve(host)
+        state = self.load()
+        if ifname is not None and ifname not in state.board.interfaces:
+            raise KernelError(errno.ENODEV, stage=f"cannot bind UDP socket to device {ifname}")
+        if flags & ~(NEIGH_PERMANENT | NEIGH_MAYROUTE):
+            raise KernelError(errno.EINVAL)
+        dev, nexthop, noarp = fib.route(state.board, ip, ifname, bool(flags & NEIGH_MAYROUTE), self.host_netns)
+        if noarp:
+            return PeerRoute(ip, dev, nexthop, "N")
+        cached = next((e.state for e in state.arp if e.dev == dev and e.ip == nexthop), "")
+        return PeerRoute(ip, dev, nexthop, cached)
+
+    def flush_arp(self) -> Change:
+        from evl_net.outcomes import Change
+
+        state = self.load()
+        changed = bool(state.arp)
+        state.arp = []
+        self._dirty = True
+        return Change(changed)
+
+    def _link_change(self, request: str, *args: Any) -> bool:
+        """Run a link request on the live kernel a host board mirrors, and mirror its effect; whether it did."""
+        from evl_net.transports import rtnetlink
+
+        assert self._store is not None and self.state is not None
+        changed: bool = getattr(rtnetlink, request)(self.host_netns or None, *args)
+        self.state = self._store.refresh_host(self.state, self.host_netns or "")
+        self._dirty = True
+        return changed
+
+    def create_vlan(self, ifname: str, parent: str, vlan_id: int) -> Change:
+        from evl_net.kernel.names import name_problem
+        from evl_net.outcomes import Change
+        from evl_net.transports.sim.board import Iface
+
+        state = self.load()
+        board = state.board
+        if name_problem(ifname) is not None or not 0 <= vlan_id <= 4094:
+            raise KernelError(errno.EINVAL)
+        if ifname in board.interfaces:
+            raise KernelError(errno.EEXIST)
+        real = board.interfaces.get(parent)
+        if real is None:
+            raise KernelError(errno.ENODEV, f"no device {parent}")
+        if self.host_netns is not None:
+            return Change(self._link_change("create_vlan", ifname, parent, vlan_id))
+        if real.parent is not None:
+            raise KernelError(errno.EOPNOTSUPP, "the simulator has no stacked VLAN devices")
+        if any(i.parent == parent and i.vlan_id == vlan_id for i in board.interfaces.values()):
+            raise KernelError(errno.EEXIST, f"VLAN {vlan_id} exists on {parent}")
+        board.interfaces[ifname] = Iface(
+            name=ifname,
+            parent=parent,
+            vlan_id=vlan_id,
+            mtu=real.mtu,
+            up=False,  # as the kernel creates it
+            oob_capable=real.oob_capable,
+            mac=real.mac,
+            driver="802.1Q VLAN Support",
+        )
+        self._dirty = True
+        return Change(True)
+
+    def delete_link(self, ifname: str) -> Change:
+        from evl_net.outcomes import Change
+
+        iface = self.device(ifname)
+        if self.host_netns is not None:
+            return Change(self._link_change("delete_link", ifname))
+        if iface.parent is None:
+            raise KernelError(errno.EOPNOTSUPP, f"{ifname} is a real device: only VLAN devices are deleted")
+        state = self.load()
+        self.dismantle(ifname)  # unregistering takes the device down first
+        del state.board.interfaces[ifname]
+        state.counters.pop(ifname, None)
+        state.board.routes = [r for r in state.board.routes if r.dev != ifname]
+        self._dirty = True
+        return Change(True)
+
+    def set_mtu(self, ifname: str, mtu: int) -> Change:
+        from evl_net.outcomes import Change
+
+        iface = self.device(ifname)
+        if self.host_netns is not None:
+            return Change(self._link_change("set_mtu", ifname, mtu))
+        board = self.load().board
+        if not 68 <= mtu <= 65535:
+            raise KernelError(errno.EINVAL)
+        if iface.parent is not None and mtu > board.interfaces[iface.parent].mtu:
+            raise KernelError(errno.ERANGE, "a VLAN device's MTU cannot exceed its parent's")
+        if mtu == iface.mtu:
+            return Change(False)
+        iface.mtu = mtu
+        for vlan in board.interfaces.values():
+            if vlan.parent == ifname and vlan.mtu > mtu:
+                vlan.mtu = mtu  # as the VLAN driver follows its real device down
+        self._dirty = True
+        return Change(True)
+
+    def set_link_up(self, ifname: str, up: int) -> Change:
+        from evl_net.outcomes import Change
+
+        iface = self.device(ifname)
+        if up not in (0, 1):
+            raise KernelError(errno.EINVAL)
+        if self.host_netns is not None:
+            return Change(self._link_change("set_link_up", ifname, up))
+        if bool(up) == iface.up:
+            return Change(False)
+        iface.up = bool(up)
+        if not up:
+            # NETDEV_GOING_DOWN (docs/abi.md, "Device going down"): the port goes, and a real device
+            # takes the ports of the VLAN devices on it along.
+            board = self.load().board
+            for name in [ifname, *(i.name for i in board.interfaces.values() if i.parent == ifname)]:
+                self.dismantle(name)
+        self._dirty = True
+        return Change(True)
+
+    def add_address(self, ifname: str, address: str) -> Change:
+        from evl_net.outcomes import Change
+
+        iface = self.device(ifname)
+        cidr = _cidr(address)
+        if self.host_netns is not None:
+            return Change(self._link_change("add_address", ifname, cidr))
+        if cidr in iface.addresses:
+            raise KernelError(errno.EEXIST)
+        iface.addresses = [*iface.addresses, cidr]
+        self._dirty = True
+        return Change(True)
+
+    def remove_address(self, ifname: str, address: str) -> Change:
+        from evl_net.outcomes import Change
+
+        iface = self.device(ifname)
+        cidr = _cidr(address)
+        if self.host_netns is not None:
+            return Change(self._link_change("remove_address", ifname, cidr))
+        if cidr not in iface.addresses:
+            raise KernelError(errno.EADDRNOTAVAIL)
+        iface.addresses = [a for a in iface.addresses if a != cidr]
+        self._dirty = True
+        return Change(True)
+
+
+def _cidr(text: str) -> str:
+    """``text`` as an IPv4 address/prefix in its canonical form; EINVAL unless it is one."""
+    import ipaddress
+
+    if "/" not in text:
+        raise KernelError(errno.EINVAL, f"not an IPv4 address/prefix: {text!r}")
+    try:
+        return str(ipaddress.IPv4Interface(text))
+    except ValueError:
+        raise KernelError(errno.EINVAL, f"not an IPv4 address/prefix: {text!r}") from None

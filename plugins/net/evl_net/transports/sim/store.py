@@ -24,6 +24,7 @@ state of ours is the "corrupt" error and is left untouched.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from evl_net.model import ShapeError, to_json
 from evl_net.transports.sim import board as boards
@@ -100,23 +101,34 @@ class Store:
             state = self._current(snap.board.name)
             if state is None:
                 state = self._adopt(boot(snap.board), snap.board.name)
-            elif state.board.fingerprint != snap.board.fingerprint:
-                known = state.host.ifindex if state.host is not None else {}
-                board = state.board  # dismantling needs the old board's parents
-                for port in list(state.ports):
-                    devs = {port, board.real_device(port)}
-                    if any(
-                        d not in snap.ifindex or snap.ifindex[d] != known.get(d) or not snap.admin_up[d] for d in devs
-                    ):
-                        dismantle(state, port)
-                state.counters = {k: v for k, v in state.counters.items() if snap.ifindex.get(k) == known.get(k)}
-                state.board = snap.board
-                self.dirty = True
-            state.host = HostState(ifindex=dict(snap.ifindex))
+                state.host = HostState(ifindex=dict(snap.ifindex))
+            else:
+                self._reconcile(state, snap)
         except BaseException:
             self.file.release()
             raise
         return state
+
+    def refresh_host(self, state: BoardState, netns: str) -> BoardState:
+        """``state`` reconciled with the kernel again, after a change of its links (the file stays locked)."""
+        from evl_net.transports.sim import host
+
+        self._reconcile(state, host.snapshot(netns or None))
+        return state
+
+    def _reconcile(self, state: BoardState, snap: Any) -> None:
+        """Bring a host board's state to a new snapshot: ports whose devices went down or away are gone."""
+        if state.board.fingerprint != snap.board.fingerprint:
+            known = state.host.ifindex if state.host is not None else {}
+            board = state.board  # dismantling needs the old board's parents
+            for port in list(state.ports):
+                devs = {port, board.real_device(port)}
+                if any(d not in snap.ifindex or snap.ifindex[d] != known.get(d) or not snap.admin_up[d] for d in devs):
+                    dismantle(state, port)
+            state.counters = {k: v for k, v in state.counters.items() if snap.ifindex.get(k) == known.get(k)}
+            state.board = snap.board
+            self.dirty = True
+        state.host = HostState(ifindex=dict(snap.ifindex))
 
     def _current(self, key: str) -> BoardState | None:
         """The stored state of board ``key``, made current (None: it has none); the others set aside."""

@@ -1931,12 +1931,13 @@ class _Verifier:
         if imm == LOAD_ACQ:
             base = self.read_reg(idx, insn.src)
             self.check_dst(idx, insn.dst)
+            # Checked before the load (6.18 stable; the first 6.18 releases checked after it, so a load
+            # into its own base register passed there).
+            if base.type == PTR_CTX:
+                raise self.err(idx, f"BPF_ATOMIC loads from R{insn.src} ctx is not allowed")
             value = self.mem_read(idx, insn.src, base, insn.off, size, strict=True)
             self.save_ptr_type(idx, base)
             self.frames[-1].regs[insn.dst] = _truncate(value, size) if value.type == SCALAR else value
-            # The kernel checks the source register after the load: loaded into itself, it is a scalar.
-            if self.frames[-1].regs[insn.src].type == PTR_CTX:
-                raise self.err(idx, f"BPF_ATOMIC loads from R{insn.src} ctx is not allowed")
             return
         if imm == STORE_REL:
             value = self.read_reg(idx, insn.src)

@@ -1,4 +1,4 @@
-"""One mutation at a time on a board: ``flock`` on a file every agent session shares."""
+"""One mutation at a time on a board: ``flock`` on a file every agent session and every apply share."""
 
 from __future__ import annotations
 
