@@ -11,8 +11,9 @@ host mirror asks the live kernel of its namespace.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evl_net.errors import KernelError
 from evl_net.transports.sim.board import Board, Peer
@@ -60,16 +61,17 @@ def route(board: Board, ip: str, oif: str | None, may_route: bool, netns: str | 
         return _route_host(board, ip, oif, may_route, netns)
     addr = ipaddress.IPv4Address(ip)
     loopback = next((i.name for i in board.interfaces.values() if i.loopback), None)
-    for iface in board.interfaces.values():
-        if any(ipaddress.IPv4Interface(a).ip == addr for a in iface.addresses) or addr.is_loopback:
+    parsed = _addresses(tuple((i.name, i.up, tuple(i.addresses)) for i in board.interfaces.values()))
+    for _name, _up, nets in parsed:
+        if any(n.ip == addr for n in nets) or addr.is_loopback:
             if loopback is None:
                 raise KernelError(errno.ENETUNREACH)
             return loopback, ip, True  # local addresses route through the loopback
-    for iface in board.interfaces.values():
-        if oif not in (None, iface.name) or not iface.up:
+    for name, up, nets in parsed:
+        if oif not in (None, name) or not up:
             continue
-        if any(addr in ipaddress.IPv4Interface(a).network for a in iface.addresses):
-            return iface.name, ip, False
+        if any(addr in n.network for n in nets):
+            return name, ip, False
     if oif is not None and not may_route:
         return oif, ip, False  # a forced output device makes the destination on-link
     candidates = [r for r in board.routes if addr in ipaddress.IPv4Network(r.dst) and oif in (None, r.dev)]
@@ -79,6 +81,12 @@ def route(board: Board, ip: str, oif: str | None, may_route: bool, netns: str | 
         raise KernelError(errno.ENETUNREACH, f"{ip} is off-link: allow gateways with -g")
     best = max(candidates, key=lambda r: ipaddress.IPv4Network(r.dst).prefixlen)
     return best.dev or _device_for(board, best.via), best.via, False
+
+
+@functools.lru_cache(maxsize=4)
+def _addresses(key: tuple[tuple[str, bool, tuple[str, ...]], ...]) -> list[tuple[str, bool, list[Any]]]:
+    """The interfaces' addresses parsed, once per set of them: a plan routes every peer through the same board."""
+    return [(name, up, [ipaddress.IPv4Interface(a) for a in addresses]) for name, up, addresses in key]
 
 
 def _route_host(board: Board, ip: str, oif: str | None, may_route: bool, netns: str) -> tuple[str, str, bool]:
