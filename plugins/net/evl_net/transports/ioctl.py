@@ -403,17 +403,21 @@ class IoctlTransport(TransportBase):
                 first_error = first_error or exc
         raise _error(errno.EINVAL, "this kernel knows no SOCK_OOB", stage="cannot create out-of-band UDP socket")
 
+    def _check_bind_name(self, ifname: str | None) -> None:
+        """A solicitation's device name, checked as binding the UDP socket to it would fail."""
+        if ifname is not None:
+            try:
+                self._check_name(ifname)
+            except OSError as exc:
+                raise KernelError.wrap(exc, stage=f"cannot bind UDP socket to device {ifname}") from None
+
     def solicit(self, host: str, ifname: str | None, flags: int) -> Solicited:
         import struct
 
         from evl_net.outcomes import Solicited  # only mutations need it
 
         ip = self.resolve(host)
-        if ifname is not None:
-            try:
-                self._check_name(ifname)
-            except OSError as exc:
-                raise KernelError.wrap(exc, stage=f"cannot bind UDP socket to device {ifname}") from None
+        self._check_bind_name(ifname)
         sock = self._oob_socket()
         try:
             if ifname is not None:
@@ -561,11 +565,7 @@ class IoctlTransport(TransportBase):
         from evl_net.outcomes import PeerRoute
 
         ip = self.resolve(host)
-        if ifname is not None:
-            try:
-                self._check_name(ifname)
-            except OSError as exc:
-                raise KernelError.wrap(exc, stage=f"cannot bind UDP socket to device {ifname}") from None
+        self._check_bind_name(ifname)
         if flags & ~(abi.EVL_NEIGH_PERMANENT | abi.EVL_NEIGH_MAYROUTE):
             raise KernelError(errno.EINVAL)
         dev, nexthop, noarp = _route(ip, ifname, bool(flags & abi.EVL_NEIGH_MAYROUTE))
