@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fslock import lock_is_free
 from test_netconfig_apply import BOARD, PLAN, SETUP, objects, state  # noqa: F401
 from test_remote_fleet import closed_port, hosts_file
 from test_remote_ssh import lab  # noqa: F401
@@ -108,3 +109,28 @@ def _rows(out: str) -> list[list[str]]:
     lines = out.splitlines()
     assert lines[0].split() == ["BOARD", "STATUS", "RESULT", "MS"]
     return [re.split(r"\s{2,}", line.strip()) for line in lines[2:]]
+
+
+def test_a_remote_apply_holds_the_boards_lock_for_the_whole_run(lab, sim_env, evl, files):  # noqa: F811
+    """``board.lock``: held until the session releases it or ends; meanwhile another apply waits, then fails."""
+    from evl_net import api
+
+    board = lab.board("b1", env={"EVL_SIM_BOARD": str(files / "board.toml")})
+    env = lab.env(sim_env)
+    board.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with api.open_board(transport="remote", remote=lab.target(board), env=env) as holder:
+        assert lock_is_free(board.lock_path)
+        holder.transport.hold_board_lock(True)
+        assert not lock_is_free(board.lock_path)
+        holder.enable("eth1")  # the holder's own mutations do not wait for themselves
+        before = _board_state(board, files, sim_env)
+        r = evl("net-config", "apply", f"--remote={lab.target(board)}", str(files / "net.toml"), env=env)
+        assert r.code == 1 and r.out == ""
+        assert r.err.endswith("another session kept the board busy): Device or resource busy\n"), r.err
+        assert _board_state(board, files, sim_env) == before
+        holder.transport.hold_board_lock(False)
+        assert lock_is_free(board.lock_path)
+        holder.transport.hold_board_lock(True)
+    assert lock_is_free(board.lock_path)  # the session ended: the kernel dropped the lock
+    r = evl("net-config", "apply", f"--remote={lab.target(board)}", str(files / "net.toml"), env=env)
+    assert r.code == 0, r.err

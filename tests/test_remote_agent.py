@@ -129,7 +129,7 @@ def test_hello_first_and_once(agent):
     result = a.hello()
     assert result["proto"] == 2 and result["transport"] == "sim"
     assert result["abi"]["base"] == result["abi"]["current"] == 45
-    assert sorted(result["caps"]) == sorted(protocol.CAPS) == sorted(BY_WIRE)
+    assert sorted(result["caps"]) == sorted(protocol.CAPS) == sorted([*BY_WIRE, protocol.BOARD_LOCK])
     assert result["limits"]["max_frame"] == 2**20 and result["limits"]["max_bpf_frame"] == 4 * 2**20
     again = a.call("hello", HELLO)
     assert again["error"]["code"] == "EPROTO"

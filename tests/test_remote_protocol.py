@@ -276,6 +276,7 @@ def _args_for(op: str):
         "mtu": st.integers(min_value=0, max_value=65535),
         "up": st.integers(min_value=0, max_value=1),
         "address": st.text(max_size=18).filter(lambda s: "\x00" not in s),
+        "hold": st.integers(min_value=0, max_value=1),
     }
     return st.fixed_dictionaries({k: values[k] for k in spec.args})
 

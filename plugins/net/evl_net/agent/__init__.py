@@ -180,8 +180,9 @@ One compact JSON object per line: requests \fB{"id","op","args"}\fR, replies
 The first request is \fBhello\fR (protocol range in; version, EVL ABI range, capabilities and
 limits out).
 Operations (the primitives of the transport contract): """
-            + ", ".join(protocol.CAPS)
-            + r"""; nothing else runs.
+            + ", ".join(c for c in protocol.CAPS if c != protocol.BOARD_LOCK)
+            + r"""; and \fBboard.lock\fR (\fB{"hold":1}\fR holds the board's lock for the rest of the
+session, as \fBevl net\-config apply\fR does, \fB{"hold":0}\fR releases it); nothing else runs.
 Reads answer \fB{"value"}\fR, mutations \fB{"data","changed","before","after"}\fR.
 Frames are capped at 1 MiB (4 MiB for bpf.load, whose object travels as base64 with its size and
 sha256, checked before loading; at most 2 MiB of object).

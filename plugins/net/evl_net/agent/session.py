@@ -113,6 +113,8 @@ class Agent:
         self.last_t = time.monotonic()
         self.eof = False
         self.hello: dict[str, Any] | None = None
+        #: the session holds the board's lock (board.lock): mutations do not take it one by one
+        self.held = False
         self.ids: deque[Any] = deque()
         self.id_set: set[Any] = set()
 
@@ -229,6 +231,10 @@ class Agent:
                 return
             if self.hello is None:
                 raise ProtocolError("EPROTO", "the first request of a session must be 'hello'", req.id)
+            if req.op == protocol.BOARD_LOCK:
+                self._board_lock(req)
+                self.last_t = time.monotonic()
+                return
             kwargs = handlers.arguments(req.op, req.args, self.max_bpf)
         except ProtocolError as exc:
             if exc.id is None and req is not None:
@@ -271,6 +277,22 @@ class Agent:
             self.hello["notice"] = self.backend.notice
         self.log(f"session opened by {req.args['client']!r} (protocol {version}, transport {self.backend.name})")
         self._send(protocol.ok_frame(req.id, self.hello))
+
+    def _board_lock(self, req: protocol.Request) -> None:
+        """Hold the board's lock for the rest of the session (an apply's whole run), or release it."""
+        hold = bool(req.args["hold"])
+        if hold and not self.held:
+            deadline = time.monotonic() + min(self.request_s, protocol.LOCK_WAIT_S)
+            ok, value = self._execute(lambda: self.lock.acquire(deadline), deadline, req)
+            if not ok:
+                self._send(self._error_reply(req, value))
+                return
+            self.log("board lock held for the session")
+        elif not hold and self.held:
+            self.lock.release()
+            self.log("board lock released")
+        self.held = hold
+        self._send(protocol.ok_frame(req.id, {"held": hold}))
 
     def _operate(self, req: protocol.Request, kwargs: dict[str, Any]) -> None:
         deadline = time.monotonic() + self.request_s
@@ -339,7 +361,8 @@ class Agent:
         """On the worker thread: open the transport, (lock,) run the handler, close."""
         spec = req.spec
         console = io.StringIO()
-        if spec.mutation:
+        locking = spec.mutation and not self.held
+        if locking:
             self.lock.acquire(deadline)
         try:
             try:
@@ -352,7 +375,7 @@ class Agent:
                     self.log(f"{summary(req.op, req.args)}: failed: {exc}", notice=True)
                 raise OperationFailed(exc, console.getvalue().splitlines()) from exc
         finally:
-            if spec.mutation:
+            if locking:
                 self.lock.release()
         if spec.mutation:
             changed = result["changed"]

@@ -257,6 +257,11 @@ def _work(
             assert setup is not None
             applying = args.what == "apply" and not args.check
             lock = _lock(args, ctx) if applying and remote is None else None
+            if applying and remote is not None:
+                try:
+                    board.transport.hold_board_lock(True)  # released when the session ends
+                except OSError as exc:
+                    raise EvlError.from_oserror("cannot lock the board", exc) from None
             with lock if lock is not None else _nothing():
                 start = live.read(board, setup)
                 the_plan = plan.make(setup, start)

@@ -116,7 +116,7 @@ What the board cannot take (a port on a device it does not have, two sizes for o
 reported as \fIkey.path\fB: \fIwhat is wrong\fR, exit 1.
 .PP
 \fBapply\fR runs the plan, holding the board's lock (the one \fBevl net\-agent\fR sessions take)
-for the whole run on a local board (on a remote board the agent takes it for each request);
+for the whole run (on a remote board, the session holds the agent's lock until it ends);
 each step's line is printed with \fBdone\fR as it ends.
 When a step fails, apply stops, reads the board again and restores it as it first read it
 (the VLAN devices it created are deleted; pools, filters and ARP entries the run took along come

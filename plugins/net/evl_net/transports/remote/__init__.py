@@ -123,6 +123,13 @@ class RemoteTransport(TransportBase):
         except ShapeError as exc:
             _malformed(self.board, str(exc))
 
+    def hold_board_lock(self, hold: bool) -> None:
+        """Hold (or release) the board's mutation lock for the rest of the session: a whole apply."""
+        from evl_net.transports.remote import protocol
+        from evl_net.transports.remote.client import raise_for
+
+        raise_for(self._run(self.session.call(protocol.BOARD_LOCK, {"hold": int(hold)})), self.board)
+
     def __getattr__(self, method: str) -> Callable[..., Any]:
         primitive = BY_METHOD.get(method)
         if primitive is None:

@@ -194,10 +194,18 @@ def _op(primitive: Any) -> Op:
     return Op(primitive.wire, args, primitive.mutates, MAX_BPF_FRAME if large else MAX_FRAME)
 
 
+#: Hold (1) or release (0) the board's mutation lock for the rest of the session.
+BOARD_LOCK = "board.lock"
+#: How long ``board.lock`` waits for another session's mutation or apply, on the board.
+LOCK_WAIT_S = 5.0
+
+
 def _ops() -> dict[str, Op]:
 
     table = [Op("hello", {"proto": _proto_range, "client": _text(MAX_NAME, printable=True)})]
     table += [_op(p) for p in PRIMITIVES]
+    # The session's hold on the board's lock (evl net-config apply): no primitive, the session's own state.
+    table.append(Op(BOARD_LOCK, {"hold": _uint(1)}))
     return {op.name: op for op in table}
 
 
