@@ -47,7 +47,9 @@ def test_local_transports_implement_every_primitive_with_its_parameters(module, 
 
 
 def test_the_remote_allowlist_is_derived_from_the_table():
-    assert set(protocol.CAPS) == {p.wire for p in contract.PRIMITIVES}
+    """Every primitive, and the session's own board.lock (no transport request: the session's lock)."""
+    assert set(protocol.CAPS) == {p.wire for p in contract.PRIMITIVES} | {protocol.BOARD_LOCK}
+    assert protocol.BOARD_LOCK not in {p.wire for p in contract.PRIMITIVES}
     for p in contract.PRIMITIVES:
         assert protocol.OPS[p.wire].mutation == p.mutates
     assert protocol.LARGE == {"bpf.load"}
