@@ -200,6 +200,25 @@ for kind, frags in KINDS.items():
         prefix="evl-net-config: ",
     )
     C(
+        f"net-config-plan-{kind}",
+        A,
+        ("evl", "net-config", "plan", thing),
+        setup=("good", *mk),
+        has=name,
+        any=frags if kind != "dir" else ("no net-config file (*.toml) in",),
+        prefix="evl-net-config: ",
+    )
+    if kind not in ("dir", "sparse"):  # a directory stands for its files; a big regular file is replaced whole
+        C(
+            f"net-config-export-output-{kind}",
+            A,
+            ("evl", "net-config", "export", "--output", thing),
+            setup=("good", *mk),
+            has=name,
+            any=("not a regular file", "Not a directory", "Permission denied", "Too many levels of symbolic links"),
+            prefix="evl-net-config: ",
+        )
+    C(
         f"filter-pcap-{kind}",
         A,
         ("evl", "sim", "filter", "{O}/netrx.o", "--pcap", thing),
@@ -915,6 +934,15 @@ for stream in ("closed", "full", "epipe"):  # a file to read, then output: valid
             H,
             ("evl", "net-config", *json_flag, "validate", "{D}/net.toml"),
             setup=("data:net.toml:net-config-good",),
+            stream=stream,
+            **({"has": ("No space left on device",)} if stream == "full" else {}),
+        )
+    for command in (("plan", "{D}/net.toml"), ("export",)):  # then the board is read, and the output fails
+        C(
+            f"{stream}-net-config-{command[0]}",
+            H,
+            ("evl", "net-config", *command),
+            setup=("good", "data:net.toml:net-config-good"),
             stream=stream,
             **({"has": ("No space left on device",)} if stream == "full" else {}),
         )

@@ -632,4 +632,4 @@ def test_the_systemd_unit_verifies(tmp_path):
     broken = tmp_path / "evl-net-config.service"
     broken.write_text(text.replace("Type=oneshot", "Type=oneshoot"))
     r = subprocess.run([tool, "verify", str(broken)], capture_output=True, text=True, env=env, timeout=60)
-    assert r.returncode != 0 or "oneshoot" in r.stderr  # the check can fail: it reads the unit
+    assert "Failed to parse service type, ignoring: oneshoot" in r.stderr  # it reads our unit, key by key
