@@ -256,13 +256,17 @@ def _work(
                 return outcome
             assert setup is not None
             applying = args.what == "apply" and not args.check
-            lock = _lock(args, ctx) if applying and remote is None else None
+            from contextlib import nullcontext
+
+            from evl_net.netconfig.apply import board_lock
+
+            lock = board_lock(ctx.env, args.lock_timeout) if applying and remote is None else nullcontext()
             if applying and remote is not None:
                 try:
                     board.transport.hold_board_lock(True)  # released when the session ends
                 except OSError as exc:
                     raise EvlError.from_oserror("cannot lock the board", exc) from None
-            with lock if lock is not None else _nothing():
+            with lock:
                 start = live.read(board, setup)
                 the_plan = plan.make(setup, start)
                 outcome.plan = the_plan
@@ -302,20 +306,6 @@ def _work(
         outcome.error = str(exc.format("x"))[3:]
         outcome.reason = getattr(exc, "reason", None)
         return outcome
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-def _lock(args: argparse.Namespace, ctx: Context) -> Any:
-    from evl_net.netconfig.apply import board_lock
-
-    return board_lock(ctx.env, args.lock_timeout)
 
 
 def _plan_text(the_plan: Plan) -> str:
