@@ -75,29 +75,58 @@ def _schema() -> Any:
 
 def read(paths: list[str]) -> tuple[Setup, list[FileProblem]]:
     """The merged setup of ``paths`` and every problem found in them (none: the setup is valid)."""
-    from evl_core.errors import EvlError, shown
-    from evl_core.files import TomlError, parse_toml, read_text
+    return read_sources(sources_of(paths))
 
-    setup = Setup()
-    problems: list[FileProblem] = []
-    origin: dict[tuple[str | int, ...], tuple[str, int, Any]] = {}  # where each key was first set
+
+def sources_of(paths: list[str]) -> list[tuple[str, Any, str]]:
+    """The files of ``paths`` (directories expanded) as :func:`read_sources` takes them; unreadable ones as problems."""
+    from evl_core.errors import EvlError
+    from evl_core.files import read_text
+
+    sources: list[tuple[str, Any, str]] = []
     for path, problem in expand(paths):
         if problem is not None:
-            problems.append(problem)
+            sources.append((path, problem, ""))
             continue
         try:
             text = read_text(path, "net-config file", FILE_MAX)
         except EvlError as exc:
-            problems.append(FileProblem(path, 0, "", _said(exc)))
+            sources.append((path, FileProblem(path, 0, "", _said(exc)), ""))
+            continue
+        sources.append((path, text, os.path.dirname(os.path.abspath(path))))
+    return sources
+
+
+def read_sources(sources: list[tuple[str, Any, str]]) -> tuple[Setup, list[FileProblem]]:
+    """The merged setup of documents given as ``(name, TOML text or decoded mapping, base directory)``.
+
+    What :func:`read` does for files, for a setup that comes as text or data
+    (the Ansible module's ``config:``): relative eBPF object paths are taken
+    from ``base``; a decoded mapping has no lines, so its problems are at line 1.
+    """
+    from evl_core.files import TomlError, parse_toml
+
+    setup = Setup()
+    problems: list[FileProblem] = []
+    origin: dict[tuple[str | int, ...], tuple[str, int, Any]] = {}  # where each key was first set
+    for path, source, base in sources:
+        if isinstance(source, FileProblem):
+            problems.append(source)
+            continue
+        if isinstance(source, str):
+            try:
+                doc = parse_toml(source)
+            except TomlError as exc:
+                problems.append(FileProblem(path, exc.line or 1, "", f"not TOML: {_shown(exc.message)}"))
+                continue
+            where = linelib.index(source)
+        elif isinstance(source, dict):
+            doc, where = source, {}
+        else:
+            problems.append(FileProblem(path, 1, "", f"not a table of settings but {type(source).__name__}"))
             continue
         try:
-            doc = parse_toml(text)
-        except TomlError as exc:
-            problems.append(FileProblem(path, exc.line or 1, "", f"not TOML: {shown(exc.message, limit=200)}"))
-            continue
-        where = linelib.index(text)
-        try:
-            found = _problems(doc, path)
+            found = _problems(doc, base)
         except RecursionError:
             problems.append(FileProblem(path, 1, "", "arrays or tables nested too deep"))
             continue
@@ -105,8 +134,14 @@ def read(paths: list[str]) -> tuple[Setup, list[FileProblem]]:
             problems.append(FileProblem(path, linelib.line_of(where, prob_path), _key(prob_path), message))
         if found:
             continue
-        _merge(setup, doc, path, where, origin, problems)
+        _merge(setup, doc, path, base, where, origin, problems)
     return setup, problems
+
+
+def _shown(text: str) -> str:
+    from evl_core.errors import shown
+
+    return shown(text, limit=200)
 
 
 def expand(paths: list[str]) -> list[tuple[str, FileProblem | None]]:
@@ -133,7 +168,7 @@ def expand(paths: list[str]) -> list[tuple[str, FileProblem | None]]:
     return out
 
 
-def _problems(doc: dict[str, Any], path: str) -> list[tuple[tuple[str | int, ...], str]]:
+def _problems(doc: dict[str, Any], base: str) -> list[tuple[tuple[str | int, ...], str]]:
     from evl_core.errors import shown
     from evl_net.schema import position
 
@@ -143,7 +178,7 @@ def _problems(doc: dict[str, Any], path: str) -> list[tuple[tuple[str | int, ...
     ]
     if found:
         return found
-    out = _consistency(doc, os.path.dirname(os.path.abspath(path)))
+    out = _consistency(doc, base)
     return sorted(out, key=lambda item: position(doc, item[0]))
 
 
@@ -250,6 +285,7 @@ def _merge(
     setup: Setup,
     doc: dict[str, Any],
     path: str,
+    base: str,
     where: dict[tuple[str | int, ...], int],
     origin: dict[tuple[str | int, ...], tuple[str, int, Any]],
     problems: list[FileProblem],
@@ -271,7 +307,7 @@ def _merge(
             merged = target.setdefault(name, {})
             for k, v in table.items():
                 if k == "filter":  # an object path is the file's: relative to its directory
-                    v = {**v, "object": os.path.join(os.path.dirname(os.path.abspath(path)), v["object"])}
+                    v = {**v, "object": os.path.join(base, v["object"])}
                 if put((section, name, k), v):
                     merged[k] = v
     for k, v in doc.get("requires", {}).items():

@@ -71,7 +71,6 @@ def peer_key(peer: dict[str, Any]) -> tuple[str, str | None, bool]:
 
 def read(board: Board, setup: Setup | None = None) -> Live:
     """The live setup of ``board``; with ``setup``, where each of its peers would be solicited."""
-    from evl_core.errors import EvlError
     from evl_net.kernel import vlans
 
     abi: CoreAbi = board.core_abi()
@@ -92,7 +91,16 @@ def read(board: Board, setup: Setup | None = None) -> Live:
             stat = board.stat(port)
             live.pools[real] = Pool(stat.skb_total, stat.skb_size)
             live.filters[real] = board.filter_state(port)
-    for peer in setup.peers if setup is not None else ():
+    if setup is not None:
+        add_routes(board, live, setup)
+    return live
+
+
+def add_routes(board: Board, live: Live, setup: Setup) -> None:
+    """Find where each peer of ``setup`` that ``live`` has no route for yet would be solicited."""
+    from evl_core.errors import EvlError
+
+    for peer in setup.peers:
         key = peer_key(peer)
         if key in live.routes:
             continue
@@ -101,4 +109,3 @@ def read(board: Board, setup: Setup | None = None) -> Live:
             live.routes[key] = Route(found.dev, found.nexthop, found.cached)
         except EvlError as exc:
             live.routes[key] = Route(error=str(exc.format("x"))[3:])
-    return live
