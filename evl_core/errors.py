@@ -26,6 +26,10 @@ class EvlError(Exception):
             return one_line(f"{prog}: {self.message}: {strerror(self.errno)}")
         return one_line(f"{prog}: {self.message}")
 
+    def said(self) -> str:
+        """The message as :meth:`format` prints it, without the program name (for a report or a table)."""
+        return self.format("x")[3:]
+
     @classmethod
     def from_oserror(cls, message: str, exc: OSError) -> EvlError:
         """Wrap an OSError raised by a transport, keeping its errno.
@@ -56,6 +60,9 @@ class UsageError(EvlError):
 
     def format(self, prog: str) -> str:
         return one_line(self.message) if self.bare else super().format(prog)
+
+    def said(self) -> str:
+        return one_line(self.message) if self.bare else super().said()
 
 
 def strerror(errno: int) -> str:

@@ -32,13 +32,17 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("evl.net.port", {"name": "eth0.42\nx"}, "no device eth0.42"),
     ("evl.net.port", {"name": "eth0.42", "buffer_size": 1 << 20}, "above the board's limit"),
     ("evl.net.port", {"name": "eth0.42", "state": "disabled", "pool_size": 4}, "for an enabled port"),
+    ("evl.net.port", {"name": "eth0.42", "pool_size": True}, "pool_size must be in 1..32768, not True"),
     ("evl.net.port", {"name": "eth0.42", "transport": "remote"}, "transport"),
     ("evl.net.port", {"name": "eth0.42", "lock_timeout": -1}, "lock_timeout must be seconds in 0..3600"),
     ("evl.net.port", {"name": "eth0.42", "transport": "ioctl"}, "no EVL core in this kernel"),
     ("evl.net.vlan_filter", {"vlans": "abc"}, "invalid VLAN list 'abc'"),
-    ("evl.net.vlan_filter", {"vlans": [5000]}, "invalid VLAN id 5000: expected an integer in 0..4095"),
+    ("evl.net.vlan_filter", {"vlans": [5000]}, "invalid VLAN id 5000: expected an integer in 2..4094"),
     ("evl.net.vlan_filter", {"vlans": {"a": 1}}, "vlans must be a list of VLAN ids or a VLAN list, not dict"),
     ("evl.net.vlan_filter", {"vlans": True}, "vlans must be a list of VLAN ids or a VLAN list"),
+    ("evl.net.vlan_filter", {"vlans": [1]}, "invalid VLAN id 1: expected an integer in 2..4094"),
+    ("evl.net.vlan_filter", {"vlans": "42\n43"}, "invalid VLAN list"),
+    ("evl.net.vlan_filter", {"vlans": ["\u0664\u0662"]}, "invalid VLAN id"),
     ("evl.net.vlan_filter", {}, "state is present but all of the following are missing: vlans"),
     ("evl.net.vlan_filter", {"state": "absent", "append": True}, "append is for state=present"),
     ("evl.net.rx_filter", {"name": "eth0.42", "src": "no-such.o"}, "no-such.o"),
@@ -48,6 +52,12 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("evl.net.rx_filter", {"name": "eth0.42", "path": "relative.o"}, "must be absolute"),
     ("evl.net.rx_filter", {"name": "eth0.42", "path": "/nonexistent/x.o"}, "cannot read eBPF object /nonexistent/x.o"),
     ("evl.net.rx_filter", {"name": "eth0.42", "path": "{{ evl_dir }}/fifo"}, "not a regular file"),
+    ("evl.net.rx_filter", {"name": "eth0.42", "path": "{{ evl_dir }}"}, "not a regular file"),
+    (
+        "evl.net.rx_filter",
+        {"name": "eth0.42", "src": "accept.o", "dest": "{{ evl_dir }}/f/link.o"},
+        "cannot keep the eBPF object at",
+    ),
     ("evl.net.rx_filter", {"name": "eth0.42", "src": "accept.o", "sha256": "xyz"}, "has sha256"),
     ("evl.net.rx_filter", {"name": "eth0.42", "path": "/etc/hostname", "sha256": "ab"}, "sha256 must be 64 hex digits"),
     (
@@ -65,6 +75,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("evl.net.peer", {"address": "10.10.10.10\n"}, "invalid host"),
     ("evl.net.peer", {"address": "10.10.10.10", "interface": "eth9"}, "eth9"),
     ("evl.net.peer", {"address": "10.10.10.10", "interface": "eth1.42"}, "no out-of-band port"),
+    ("evl.net.peer", {"address": "10.10.10.10", "interface": "eth0.42\n"}, "invalid interface name"),
     ("evl.net.config", {"config": {"port": {"eth0.42": {"pool": "big"}}}}, "invalid setup: config:1: port"),
     ("evl.net.config", {"config": {"bogus": 1}}, "invalid setup"),
     ("evl.net.config", {"src": "missing.toml"}, "missing.toml"),
@@ -95,6 +106,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> ansible_lab.Results:
     inventory = ansible_lab.board_inventory(tmp, None, [])
     board = tmp / "boards" / "localhost"
     os.mkfifo(board / "fifo")
+    (board / "f").mkdir()
+    (board / "f" / "link.o").symlink_to(files / "accept.o")  # a dest through a link: refused, never removed
     tasks: list[dict[str, Any]] = [{"name": label, module: args} for label, module, args in SETUP]
     stat = {"ansible.builtin.stat": {"path": "{{ evl_dir }}/sim.json", "checksum_algorithm": "sha256"}}
     tasks.append({"name": "state before", **stat})
@@ -119,6 +132,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> ansible_lab.Results:
     results = ansible_lab.playbook(tmp, play, inventory, env, timeout=300)
     results.given["accept.o"] = obj
     results.given["kept"] = (board / "f" / "kept.o").read_bytes()
+    results.given["link"] = b"link" if (board / "f" / "link.o").is_symlink() else b"gone"
     return results
 
 
@@ -140,3 +154,8 @@ def test_the_board_is_as_it_was(run: ansible_lab.Results) -> None:
     before, after = run.result("state before", "localhost")["stat"], run.result("state after", "localhost")["stat"]
     assert before["exists"] and before["checksum"] == after["checksum"]
     assert run.given["kept"] == run.given["accept.o"], "a refused object did not replace the one kept"
+    assert run.given["link"] == b"link", "the symlink given as dest is still there"
+    for i, (module, _, _) in enumerate(CASES):
+        msg = run.get(f"case {i}", "localhost")["result"].get("msg", "")
+        keyed = msg.startswith(("peer[", "port.", "vlan_filter"))
+        assert module == "evl.net.config" or not keyed, f"a key of no file of the user's: {msg}"

@@ -152,6 +152,8 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Board:
         ("check", {"evl_net_config": CHECKED}, ["--check", "--diff"]),
         ("invalid", {"evl_net_config": INVALID}, []),
         ("src", {"evl_net_config_src": str(tmp / "files" / "net.toml")}, []),
+        ("src dir check", {"evl_net_config_src": str(tmp / "files")}, ["--check"]),
+        ("src dir", {"evl_net_config_src": str(tmp / "files")}, []),
     ]
     for name, setup, args in runs:
         inventory = {"boards": {"hosts": {"localhost": host | setup}}}
@@ -288,3 +290,12 @@ def test_the_filter_refuses_what_toml_cannot_say(data: dict[str, Any], said: str
 
     with pytest.raises(AnsibleFilterError, match=re.escape(said)):
         to_net_config()(data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["src dir check", "src dir"])
+def test_a_directory_as_the_controller_file_is_refused_in_check_mode_too(board: Board, stage: str) -> None:
+    before, run = board.stages["src"], board.stages[stage]
+    assert run.run.returncode != 0 and run.recap["failed"] == 1, run.run.output[-3000:]
+    assert run.config == before.config and board.config.is_file(), "the file stayed a file, as it was"
+    assert run.state == before.state

@@ -183,3 +183,26 @@ def test_documents_layer_as_files_do(tmp_path):
     assert [str(p) for p in problems] == ['b:1: port."eth0.42".pool: set to another value in a:2']
     setup, problems = netconfig.read_sources([("a", text, ""), ("b", {"vlan_filter": [42], "port": {"eth1": {}}}, "")])
     assert problems == [] and setup.ports == {"eth0.42": {"pool": 4096}, "eth1": {}} and setup.vlan_filter == {42}
+
+
+def test_a_filter_object_gone_since_it_was_installed_blocks_nothing_else(work, objects, tmp_path):
+    """The kernel holds the program: only a change that installs the filter again needs its object."""
+    import shutil
+
+    obj = tmp_path / "gone.o"
+    shutil.copy(objects / "accept_vlan42.o", obj)
+    run(work, enable("eth0.42"))
+    run(work, lambda s, live, b: edits.set_filter(s, live, "eth0.42", str(obj)))
+    obj.unlink()
+    done = run(work, lambda s, live, b: edits.set_vlans(s, frozenset({42})))
+    assert (done.failed, [st.op for st in done.steps]) == (False, ["set-vlans"]), done.message
+    assert run(work, enable("eth1")).steps and not run(work, enable("eth1")).steps
+    resize = run(work, enable("eth0.42", 4096))
+    assert resize.failed and "cannot read eBPF object" in resize.message and str(obj) in resize.message
+    assert list(state(work)["filters"]) == ["eth0"], "the failed resize changed nothing"
+
+
+def test_a_failed_change_says_nothing_of_what_the_plan_expected(work):
+    setup, _ = netconfig.read_sources([("inline", {"port": {"eth1.42": {}}, "peer": [{"host": "10.10.20.99"}]}, "/")])
+    done = run(work, setup=setup)
+    assert done.failed and done.end is None and done.after == "" and done.before

@@ -25,6 +25,7 @@ from evl_net.transports.remote.protocol import ProtocolError
 
 CHUNK = 65536
 EOF_GRACE_S = 0.5  # how long an operation may still run once the workstation has gone
+LOCK_REPLY_S = 1.0  # past a board.lock wait's deadline, for its EBUSY to be answered
 REMEMBERED_IDS = 1024
 EXIT_CUT = 3
 
@@ -283,7 +284,9 @@ class Agent:
         hold = bool(req.args["hold"])
         if hold and not self.held:
             deadline = time.monotonic() + min(self.request_s, protocol.LOCK_WAIT_S)
-            ok, value = self._execute(lambda: self.lock.acquire(deadline), deadline, req)
+            # the wait ends itself (EBUSY) at its deadline: the request's comes a little later, so that
+            # a lock not had is answered as busy, never as a request that overran
+            ok, value = self._execute(lambda: self.lock.acquire(deadline), deadline + LOCK_REPLY_S, req)
             if not ok:
                 self._send(self._error_reply(req, value))
                 return

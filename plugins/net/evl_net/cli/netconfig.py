@@ -303,7 +303,7 @@ def _work(
                 return outcome
     except EvlError as exc:
         outcome.status = getattr(exc, "status", "failed")
-        outcome.error = str(exc.format("x"))[3:]
+        outcome.error = exc.said()
         outcome.reason = getattr(exc, "reason", None)
         return outcome
 

@@ -91,7 +91,7 @@ def sources_of(paths: list[str]) -> list[tuple[str, Any, str]]:
         try:
             text = read_text(path, "net-config file", FILE_MAX)
         except EvlError as exc:
-            sources.append((path, FileProblem(path, 0, "", _said(exc)), ""))
+            sources.append((path, FileProblem(path, 0, "", exc.said()), ""))
             continue
         sources.append((path, text, os.path.dirname(os.path.abspath(path))))
     return sources
@@ -104,6 +104,7 @@ def read_sources(sources: list[tuple[str, Any, str]]) -> tuple[Setup, list[FileP
     (the Ansible module's ``config:``): relative eBPF object paths are taken
     from ``base``; a decoded mapping has no lines, so its problems are at line 1.
     """
+    from evl_core.errors import shown
     from evl_core.files import TomlError, parse_toml
 
     setup = Setup()
@@ -117,7 +118,7 @@ def read_sources(sources: list[tuple[str, Any, str]]) -> tuple[Setup, list[FileP
             try:
                 doc = parse_toml(source)
             except TomlError as exc:
-                problems.append(FileProblem(path, exc.line or 1, "", f"not TOML: {_shown(exc.message)}"))
+                problems.append(FileProblem(path, exc.line or 1, "", f"not TOML: {shown(exc.message, limit=200)}"))
                 continue
             where = linelib.index(source)
         elif isinstance(source, dict):
@@ -136,12 +137,6 @@ def read_sources(sources: list[tuple[str, Any, str]]) -> tuple[Setup, list[FileP
             continue
         _merge(setup, doc, path, base, where, origin, problems)
     return setup, problems
-
-
-def _shown(text: str) -> str:
-    from evl_core.errors import shown
-
-    return shown(text, limit=200)
 
 
 def expand(paths: list[str]) -> list[tuple[str, FileProblem | None]]:
@@ -233,7 +228,7 @@ def _consistency(doc: dict[str, Any], base: str) -> list[tuple[tuple[str | int, 
             try:
                 data = read_regular(full, "eBPF object", OBJECT_MAX)
             except EvlError as exc:
-                out.append(((*at, "filter", "object"), _said(exc)))
+                out.append(((*at, "filter", "object"), exc.said()))
                 continue
             pin = filt.get("sha256")
             if pin is not None and hashlib.sha256(data).hexdigest() != pin:
@@ -319,11 +314,6 @@ def _merge(
         if put(("vlan_filter",), ids):
             setup.vlan_filter = ids
     setup.peers.extend(doc.get("peer", []))
-
-
-def _said(exc: Any) -> str:
-    """An EvlError's message with its errno's text, as it would print (without the program name)."""
-    return str(exc.format("x"))[3:]
 
 
 def _key(path: tuple[str | int, ...] | list[str | int]) -> str:

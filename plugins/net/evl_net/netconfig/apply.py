@@ -54,10 +54,6 @@ class Applied:
         return self.error is None
 
 
-def _said(exc: EvlError) -> str:
-    return str(exc.format("x"))[3:]
-
-
 def run_step(board: Board, step: Step) -> None:
     """Make ``step`` happen on ``board``; EvlError, worded as the library words it, when it does not."""
     a = step.args
@@ -123,7 +119,7 @@ def execute(
         try:
             run_step(board, result.step)
         except EvlError as exc:
-            result.status, result.error = FAILED, _said(exc)
+            result.status, result.error = FAILED, exc.said()
             applied.error = f"{result.step.line()}: {result.error}"
             if progress is not None:
                 progress(result)
@@ -159,13 +155,13 @@ def restore(board: Board, start: Live) -> list[str]:
         created = tuple(n for n, link in now.links.items() if n not in start.links and link.parent)
         back = plan.make(wanted, now, delete=created)
     except EvlError as exc:
-        return [f"cannot read the board back: {_said(exc)}"]
+        return [f"cannot read the board back: {exc.said()}"]
     failures += back.problems
     for step in back.steps:
         try:
             run_step(board, step)
         except EvlError as exc:
-            failures.append(f"{step.line()}: {_said(exc)}")
+            failures.append(f"{step.line()}: {exc.said()}")
     return failures
 
 

@@ -49,7 +49,7 @@ class Converged:
     rollback_failures: list[str] = field(default_factory=list)
     before: str = ""
     after: str = ""
-    #: the board as the plan leaves it (None when it could not be read or planned)
+    #: the board as the plan leaves it (None when it failed: then what the board holds is not known here)
     end: Live | None = None
 
     @property
@@ -117,7 +117,8 @@ def converge(
                 live.add_routes(board, start, setup)
             assert setup is not None
             the_plan = plan.make(setup, start)
-            out.steps, out.problems = the_plan.steps, list(the_plan.problems)
+            # an edit's setup is the board's own: the keys of its problems are no file's the user wrote
+            out.steps, out.problems = the_plan.steps, list(the_plan.messages if edit else the_plan.problems)
             out.end = the_plan.after
             out.after = export.render(export.setup_of(the_plan.after))
             if out.problems or not out.steps:
@@ -134,5 +135,7 @@ def converge(
                 stayed = any(r.status in (apply.DONE, apply.NOT_UNDONE) for r in applied.results)
                 out.changed = stayed or bool(applied.rollback_failures)
     except EvlError as exc:
-        out.error = str(exc.format("x"))[3:]
+        out.error = exc.said()
+    if out.failed:
+        out.end, out.after = None, ""  # what the plan would have left is not what the board holds
     return out

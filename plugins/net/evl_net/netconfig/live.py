@@ -108,4 +108,4 @@ def add_routes(board: Board, live: Live, setup: Setup) -> None:
             found = board.peer_route(key[0], key[1], bool(peer.get("permanent")), key[2])
             live.routes[key] = Route(found.dev, found.nexthop, found.cached)
         except EvlError as exc:
-            live.routes[key] = Route(error=str(exc.format("x"))[3:])
+            live.routes[key] = Route(error=exc.said())

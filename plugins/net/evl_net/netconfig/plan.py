@@ -80,6 +80,8 @@ class Plan:
     steps: list[Step]
     problems: list[str]
     after: Live
+    #: the problems without their key (for a setup that is no file of the user's: an edit of the board's own)
+    messages: list[str] = field(default_factory=list)
 
 
 def make(setup: Setup, live: Live, delete: tuple[str, ...] = ()) -> Plan:
@@ -91,7 +93,7 @@ def make(setup: Setup, live: Live, delete: tuple[str, ...] = ()) -> Plan:
     planner.filters()
     planner.vlan_filter()
     planner.peers()
-    return Plan(planner.steps, planner.problems, planner.proj)
+    return Plan(planner.steps, planner.problems, planner.proj, planner.messages)
 
 
 def _key(*path: str | int) -> str:
@@ -118,6 +120,7 @@ class _Planner:
         self.proj = proj
         self.steps: list[Step] = []
         self.problems: list[str] = []
+        self.messages: list[str] = []
         self.wanted: dict[str, list[str]] = {}  # real device -> the setup's ports on it
 
     def step(self, op: str, sign: str, target: str, text: str, **kw: Any) -> None:
@@ -125,6 +128,7 @@ class _Planner:
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(f"{key}: {message}")
+        self.messages.append(message)
 
     # -- what the projection does as the kernel would --------------------------------------------
 
@@ -416,10 +420,12 @@ class _Planner:
             if spec.get("unknown"):
                 continue  # a rollback leaves what nobody could tell as it is
             obj = spec["object"]
+            if have is not None and have.installed is True and (have.object, have.sha256) == (obj, spec.get("sha256")):
+                continue  # pinned and installed: nothing reads the object (it may be gone since)
             try:
                 sha = hashlib.sha256(read_regular(obj, "eBPF object", OBJECT_MAX)).hexdigest()
             except EvlError as exc:
-                self.problem(_key("port", name, "filter", "object"), str(exc.format("x"))[3:])
+                self.problem(_key("port", name, "filter", "object"), exc.said())
                 continue
             if spec.get("sha256") not in (None, sha):
                 self.problem(_key("port", name, "filter", "sha256"), f"{obj} has sha256 {sha}")

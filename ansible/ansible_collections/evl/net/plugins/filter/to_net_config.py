@@ -56,6 +56,7 @@ _value:
   type: string
 """
 
+import datetime
 import json
 import math
 import re
@@ -105,7 +106,11 @@ def _value(value, where):
         return "{ " + ", ".join(items) + " }" if items else "{}"
     if _is_list(value):
         return "[" + ", ".join(_value(v, f"{where}[{i}]") for i, v in enumerate(value)) + "]"
-    raise AnsibleFilterError(f"to_net_config: {where} is a {type(value).__name__}, which a TOML file cannot say")
+    if isinstance(value, (datetime.date, datetime.time)):
+        kind = "a date or time"  # TOML has them, a net-config file has no key taking one (quote it for a string)
+    else:
+        kind = f"a {type(value).__name__.lstrip('_')}"
+    raise AnsibleFilterError(f"to_net_config: {where} is {kind}, which a net-config file cannot say")
 
 
 def _table(lines, table, keys, where, header):

@@ -40,12 +40,7 @@ def open_board(module):
     try:
         return api.open_board(transport=params["transport"] or "auto", board=params["board"], env=dict(os.environ))
     except EvlError as exc:
-        module.fail_json(msg=said(exc))
-
-
-def said(exc):
-    """An EvlError's message as evl-net prints it, without the program name."""
-    return str(exc.format("x"))[3:]
+        module.fail_json(msg=exc.said())
 
 
 def converge(module, board, setup=None, edit=None, rollback=True):

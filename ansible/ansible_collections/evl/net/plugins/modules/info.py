@@ -92,7 +92,7 @@ ansible_facts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.evl.net.plugins.module_utils.board import BOARD_ARGS, open_board, said
+from ansible_collections.evl.net.plugins.module_utils.board import BOARD_ARGS, open_board
 
 
 def main():
@@ -104,7 +104,7 @@ def main():
         try:
             facts = gather(board, vlans)
         except EvlError as exc:
-            module.fail_json(msg=said(exc))
+            module.fail_json(msg=exc.said())
     module.exit_json(changed=False, ansible_facts={"evl_net": facts})
 
 

@@ -70,7 +70,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 route:
-  description: Where a solicitation of the address goes, and what the cache holds for it once done.
+  description:
+    - Where a solicitation of the address goes, and what the cache holds for it once done
+      (in check mode, what it holds now).
   returned: success
   type: dict
   contains:
@@ -100,7 +102,7 @@ steps:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.evl.net.plugins.module_utils.board import BOARD_ARGS, converge, finish, open_board, said
+from ansible_collections.evl.net.plugins.module_utils.board import BOARD_ARGS, converge, finish, open_board
 
 
 def main():
@@ -139,7 +141,7 @@ def main():
                 route = dict(ip=found.ip, dev=found.dev, nexthop=found.nexthop, cached=found.cached)
             except EvlError as exc:
                 if p["state"] == "present":
-                    module.fail_json(msg=said(exc))
+                    module.fail_json(msg=exc.said())
     finish(module, done, route=route)
 
 

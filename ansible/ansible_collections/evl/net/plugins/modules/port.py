@@ -126,7 +126,7 @@ def main():
     p = module.params
     name = p["name"]
     for key, low, high in (("pool_size", 1, 32768), ("buffer_size", 1, 1 << 30)):
-        if p[key] is not None and not low <= p[key] <= high:
+        if p[key] is not None and (isinstance(p[key], bool) or not low <= p[key] <= high):
             module.fail_json(msg=f"{key} must be in {low}..{high}, not {p[key]}")
     if p["state"] == "disabled" and (p["pool_size"] is not None or p["buffer_size"] is not None):
         module.fail_json(msg="pool_size and buffer_size are for an enabled port (state=enabled)")

@@ -110,32 +110,46 @@ program:
   type: str
 """
 
+import errno
 import hashlib
 import os
 import tempfile
 from contextlib import nullcontext
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.evl.net.plugins.module_utils.board import BOARD_ARGS, library, open_board, said
+from ansible_collections.evl.net.plugins.module_utils.board import BOARD_ARGS, library, open_board
 
 OBJECT_MAX = 64 << 20
 
 
-def digest(module, path):
-    """The sha256 of the regular file ``path`` (fails the module for anything else)."""
+def digest(module, path, follow=False):
+    """The sha256 of the regular file ``path`` (fails the module for anything else).
+
+    ``follow``: through a symbolic link (an object the user names); never for
+    the files the module writes or was handed.
+    """
     import stat
 
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, flags)
     except OSError as exc:
-        module.fail_json(msg=f"cannot read eBPF object {path}: {exc.strerror}")
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+        why = "a symbolic link" if exc.errno == errno.ELOOP and not follow else exc.strerror
+        module.fail_json(msg=f"cannot read eBPF object {path}: {why}")
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             module.fail_json(msg=f"cannot read eBPF object {path}: not a regular file")
         if st.st_size > OBJECT_MAX:
             module.fail_json(msg=f"cannot read eBPF object {path}: larger than {OBJECT_MAX} bytes")
-        return hashlib.sha256(f.read(OBJECT_MAX + 1)).hexdigest()
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            return hashlib.sha256(f.read(OBJECT_MAX + 1)).hexdigest()
+    except OSError as exc:
+        module.fail_json(msg=f"cannot read eBPF object {path}: {exc.strerror}")
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def kept(path):
@@ -204,12 +218,20 @@ def install(module, board, name, tmp, dest, load=True):
         discard(backup)
 
 
-def shown(state):
-    if state is None or state.installed is False:
+def filter_line(state):
+    """The diff's line for the filter ``state`` (a FilterState)."""
+    if state.installed is False:
         return "filter: none\n"
     if state.installed is None:
         return "filter: unknown (the board cannot tell which)\n"
     return f"filter: {state.object} (sha256 {state.sha256})\n"
+
+
+def object_line(path, sha):
+    """The diff's line for the object kept at ``path`` (none without a path)."""
+    if path is None:
+        return ""
+    return f"object at {path}: " + (f"sha256 {sha}\n" if sha else "none\n")
 
 
 def main():
@@ -244,18 +266,22 @@ def main():
         module.fail_json(msg=f"the object's path on the board must be absolute, not {path!r}")
 
     # the object's digest: of the copy just transferred, or of the one on the board
-    sha = None
+    sha = kept_sha = None
     write = False
     if present:
         if p["_tmp_src"] is not None:
             sha = digest(module, p["_tmp_src"])
-            write = not kept(path) or digest(module, path) != sha
+            if os.path.lexists(path) and not kept(path):
+                module.fail_json(msg=f"cannot keep the eBPF object at {path}: not a regular file")
+            kept_sha = digest(module, path) if kept(path) else None
+            write = kept_sha != sha
         elif p["_probe"] and (not kept(path) or digest(module, path) != pin):
             module.exit_json(changed=False, need_object=True)  # the action plugin copies it, then runs again
         else:
-            sha = digest(module, path)
+            sha = kept_sha = digest(module, path, follow=not p["_probe"])
         if pin is not None and sha != pin:
             module.fail_json(msg=f"eBPF object {path} has sha256 {sha}, not {pin}")
+    where = path if present else None
 
     library(module)
     from evl_core.errors import EvlError
@@ -263,6 +289,8 @@ def main():
 
     with open_board(module) as board:
         try:
+            if not present and not board.stat(p["name"]).oob_port:
+                module.exit_json(changed=False, real=None, object=None, sha256=None, program=None)  # no port: no filter
             with nullcontext() if module.check_mode else board_lock(dict(os.environ), p["lock_timeout"]):
                 before = board.filter_state(p["name"])
                 wanted = before.installed is True and before.sha256 == sha if present else before.installed is False
@@ -275,17 +303,22 @@ def main():
                         board.set_filter(p["name"], path if present else None)
                     after = board.filter_state(p["name"])
                     result.update(object=after.object, sha256=after.sha256, program=after.program)
-                    after_text = shown(after)
-                elif changed:
-                    after_text = f"filter: {path} (sha256 {sha})\n" if present else "filter: none\n"
+                    after_filter = filter_line(after)
+                elif not wanted:  # check mode: what the install would leave
+                    after_filter = f"filter: {path} (sha256 {sha})\n" if present else "filter: none\n"
                     result.update(object=path if present else None, sha256=sha, program=None)
                 else:
-                    after_text = shown(before)
+                    after_filter = filter_line(before)
         except EvlError as exc:
-            module.fail_json(msg=said(exc))
+            module.fail_json(msg=exc.said())
     out = dict(changed=changed, **result)
     if module._diff:
-        out["diff"] = dict(before=shown(before), after=after_text, before_header=p["name"], after_header=p["name"])
+        out["diff"] = dict(
+            before=filter_line(before) + object_line(where, kept_sha),
+            after=after_filter + object_line(where, sha),
+            before_header=p["name"],
+            after_header=p["name"],
+        )
     module.exit_json(**out)
 
 

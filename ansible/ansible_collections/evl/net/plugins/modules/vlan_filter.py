@@ -15,7 +15,7 @@ version_added: 0.1.0
 options:
   vlans:
     description:
-      - VLAN ids (0..4095), as a list of integers or in the kernel's list syntax (C(42,55-57)).
+      - VLAN ids (2..4094), as a list of integers or in the kernel's list syntax (C(42,55-57)).
     type: raw
   state:
     description: Whether O(vlans) are in the filter.
@@ -115,12 +115,15 @@ def main():
 
     with open_board(module) as board:
         done = converge(module, board, edit=edit)
-    now = sorted(done.end.vlans) if done.end is not None else []
-    finish(module, done, vlans=syntax.format(now), vlan_ids=now)
+    now = sorted(done.end.vlans) if done.end is not None else None
+    finish(module, done, vlans=None if now is None else syntax.format(now), vlan_ids=now)
 
 
 def parse(module, value, syntax):
-    """The ids of ``vlans``: a list of ints, one int, or the kernel's list syntax."""
+    """The ids of ``vlans``: a list of ints, one int, or the kernel's list syntax; each in 2..4094.
+
+    0, 1 and 4095 are refused as ``evl net -N`` and net-config files refuse them.
+    """
     if value is None:
         return frozenset()
     if isinstance(value, bool):
@@ -128,18 +131,21 @@ def parse(module, value, syntax):
     if isinstance(value, int):
         value = [value]
     if isinstance(value, str):
+        if not value or not all(c in "0123456789,-" for c in value):
+            module.fail_json(msg=f"invalid VLAN list {value!r}: expected ids 2..4094 as in 42,55-57")
         try:
-            return syntax.parse(value)
+            ids = syntax.parse(value)
         except OSError:
-            module.fail_json(msg=f"invalid VLAN list {value!r}: expected ids 0..4095 as in 42,55-57")
+            module.fail_json(msg=f"invalid VLAN list {value!r}: expected ids 2..4094 as in 42,55-57")
+        value = sorted(ids)
     if not isinstance(value, list):
         module.fail_json(msg=f"vlans must be a list of VLAN ids or a VLAN list, not {type(value).__name__}")
     ids = set()
     for item in value:
-        if isinstance(item, str) and item.strip().isdigit():
+        if isinstance(item, str) and item.isascii() and item.strip().isdigit():
             item = int(item)
-        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item <= 4095:
-            module.fail_json(msg=f"invalid VLAN id {item!r}: expected an integer in 0..4095")
+        if isinstance(item, bool) or not isinstance(item, int) or not 2 <= item <= 4094:
+            module.fail_json(msg=f"invalid VLAN id {item!r}: expected an integer in 2..4094")
         ids.add(item)
     return frozenset(ids)
 
