@@ -89,7 +89,12 @@ class Board:
 
 
 def build_wheels(dest: pathlib.Path) -> list[pathlib.Path]:
-    repo = ansible_lab.REPO
+    """The two wheels, built from a copy of the sources (a build leaves build/ directories where it runs)."""
+    import shutil
+
+    repo = dest.parent / "src"
+    junk = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", "tests")
+    shutil.copytree(ansible_lab.REPO, repo, ignore=junk)
     built = subprocess.run(
         [
             sys.executable,
