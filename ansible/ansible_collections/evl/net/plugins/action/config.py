@@ -7,6 +7,7 @@ import os
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+from ansible_collections.evl.net.plugins.plugin_utils.controller_files import read_regular
 
 FILE_MAX = 16 << 20
 
@@ -42,15 +43,7 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _read(path):
-        if not os.path.isfile(path):  # before opening: a FIFO would block the controller
-            raise AnsibleError(f"cannot read net-config file {path}: not a regular file")
-        try:
-            with open(path, "rb") as f:
-                data = f.read(FILE_MAX + 1)
-        except OSError as exc:
-            raise AnsibleError(f"cannot read net-config file {path}: {exc.strerror}") from None
-        if len(data) > FILE_MAX:
-            raise AnsibleError(f"net-config file {path} is larger than {FILE_MAX} bytes")
+        data = read_regular(path, "net-config file", FILE_MAX)
         try:
             return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
         except UnicodeDecodeError as exc:

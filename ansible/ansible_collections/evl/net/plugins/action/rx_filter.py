@@ -8,6 +8,7 @@ import os
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+from ansible_collections.evl.net.plugins.plugin_utils.controller_files import read_regular
 
 OBJECT_MAX = 64 << 20
 DEFAULT_DIR = "/var/lib/evl-tools/filters"
@@ -33,7 +34,7 @@ class ActionModule(ActionBase):
             return dict(result, failed=True, msg="src is for state=present")
         try:
             local = self._find_needle("files", src)
-            sha = self._digest(local)
+            sha = hashlib.sha256(read_regular(local, "eBPF object", OBJECT_MAX)).hexdigest()
         except AnsibleError as exc:
             return dict(result, failed=True, msg=to_text(exc))
         pin = args.get("sha256")
@@ -55,17 +56,3 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
-
-    @staticmethod
-    def _digest(path):
-        """The sha256 of the regular file ``path`` on the controller."""
-        if not os.path.isfile(path):  # before opening: a FIFO would block the controller
-            raise AnsibleError(f"eBPF object {path} is not a regular file")
-        try:
-            with open(path, "rb") as f:
-                data = f.read(OBJECT_MAX + 1)
-        except OSError as exc:
-            raise AnsibleError(f"cannot read eBPF object {path}: {exc.strerror}") from None
-        if len(data) > OBJECT_MAX:
-            raise AnsibleError(f"eBPF object {path} is larger than {OBJECT_MAX} bytes")
-        return hashlib.sha256(data).hexdigest()
