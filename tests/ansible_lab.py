@@ -218,22 +218,15 @@ def install_collection(dest: pathlib.Path) -> pathlib.Path:
     need_ansible()
     dest.mkdir(parents=True, exist_ok=True)
     env = clean_env(dest)
-    build = subprocess.run(
-        [bin_of("ansible-galaxy"), "collection", "build", "--output-path", str(dest), str(COLLECTION)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
+
+    def galaxy(*args: str) -> None:
+        done = subprocess.run(
+            [bin_of("ansible-galaxy"), "collection", *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    galaxy("build", "--output-path", str(dest), str(COLLECTION))
     (tarball,) = dest.glob("evl-net-*.tar.gz")
     target = dest / "collections"
-    install = subprocess.run(
-        [bin_of("ansible-galaxy"), "collection", "install", "-p", str(target), str(tarball)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert install.returncode == 0, install.stdout + install.stderr
+    galaxy("install", "-p", str(target), str(tarball))
     return target

@@ -25,6 +25,14 @@ options:
         sessions take, before failing.
     type: float
     default: 30
+attributes:
+  action_group:
+    support: full
+    membership: [evl.net.all]
+  check_mode:
+    support: full
+  platform:
+    platforms: posix
 requirements:
   - evl-tools and its net plugin (C(pip install evl-tools evl-net)) importable by the board's
     Python (C(ansible_python_interpreter)); the C(evl.net.board) role installs them.

@@ -48,19 +48,12 @@ extends_documentation_fragment:
 attributes:
   action:
     support: full
-  action_group:
-    support: full
-    membership: [evl.net.all]
   async:
     support: none
   bypass_host_loop:
     support: none
-  check_mode:
-    support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
 author:
   - evl-tools maintainers (!UNKNOWN)
 """

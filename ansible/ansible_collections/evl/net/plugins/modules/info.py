@@ -18,17 +18,10 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.action_common_attributes.facts
 attributes:
-  action_group:
-    support: full
-    membership: [evl.net.all]
-  check_mode:
-    support: full
   diff_mode:
     support: none
   facts:
     support: full
-  platform:
-    platforms: posix
 author:
   - evl-tools maintainers (!UNKNOWN)
 """

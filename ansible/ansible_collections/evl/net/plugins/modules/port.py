@@ -44,15 +44,8 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
 attributes:
-  action_group:
-    support: full
-    membership: [evl.net.all]
-  check_mode:
-    support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
 author:
   - evl-tools maintainers (!UNKNOWN)
 """

@@ -54,19 +54,12 @@ extends_documentation_fragment:
 attributes:
   action:
     support: full
-  action_group:
-    support: full
-    membership: [evl.net.all]
   async:
     support: none
   bypass_host_loop:
     support: none
-  check_mode:
-    support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
 author:
   - evl-tools maintainers (!UNKNOWN)
 """
@@ -286,6 +279,7 @@ def main():
     library(module)
     from evl_core.errors import EvlError
     from evl_net.netconfig.apply import board_lock
+    from evl_net.outcomes import FilterState
 
     with open_board(module) as board:
         try:
@@ -294,7 +288,6 @@ def main():
             with nullcontext() if module.check_mode else board_lock(dict(os.environ), p["lock_timeout"]):
                 before = board.filter_state(p["name"])
                 wanted = before.installed is True and before.sha256 == sha if present else before.installed is False
-                result = dict(real=before.real, object=before.object, sha256=before.sha256, program=before.program)
                 changed = write or not wanted
                 if changed and not module.check_mode:
                     if write:
@@ -302,20 +295,17 @@ def main():
                     elif not wanted:
                         board.set_filter(p["name"], path if present else None)
                     after = board.filter_state(p["name"])
-                    result.update(object=after.object, sha256=after.sha256, program=after.program)
-                    after_filter = filter_line(after)
                 elif not wanted:  # check mode: what the install would leave
-                    after_filter = f"filter: {path} (sha256 {sha})\n" if present else "filter: none\n"
-                    result.update(object=path if present else None, sha256=sha, program=None)
+                    after = FilterState(before.real, present, path if present else None, sha)
                 else:
-                    after_filter = filter_line(before)
+                    after = before
         except EvlError as exc:
             module.fail_json(msg=exc.said())
-    out = dict(changed=changed, **result)
+    out = dict(changed=changed, real=after.real, object=after.object, sha256=after.sha256, program=after.program)
     if module._diff:
         out["diff"] = dict(
             before=filter_line(before) + object_line(where, kept_sha),
-            after=after_filter + object_line(where, sha),
+            after=filter_line(after) + object_line(where, sha),
             before_header=p["name"],
             after_header=p["name"],
         )
