@@ -83,6 +83,8 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("evl.net.config", {"src": "{{ evl_dir }}/fifo"}, "not a regular file"),
     ("evl.net.config", {"src": "bad.toml"}, "not TOML"),
     ("evl.net.config", {"src": "latin1.toml"}, "not UTF-8 text"),
+    ("evl.net.config", {"src": "huge.toml"}, "is larger than 16777216 bytes"),
+    ("evl.net.rx_filter", {"name": "eth0.42", "src": "huge.o"}, "is larger than 67108864 bytes"),
     ("evl.net.config", {"path": ["/nonexistent.toml"]}, "cannot read net-config file /nonexistent.toml"),
     ("evl.net.config", {"path": ["{{ evl_dir }}/fifo"]}, "not a regular file"),
     ("evl.net.config", {"config": {"port": {}}, "base_dir": "rel"}, "base_dir must be an absolute path"),
@@ -103,6 +105,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> ansible_lab.Results:
     (files / "empty").mkdir()
     (files / "bad.toml").write_text("port = [\n")
     (files / "latin1.toml").write_bytes(b'vlan_filter = "\xe9"\n')
+    for name, limit in (("huge.toml", 16 << 20), ("huge.o", 64 << 20)):  # one byte over the limit, sparse
+        with open(files / name, "wb") as f:
+            f.truncate(limit + 1)
     inventory = ansible_lab.board_inventory(tmp, None, [])
     board = tmp / "boards" / "localhost"
     os.mkfifo(board / "fifo")
