@@ -53,6 +53,10 @@ complete -c evl-net -l jsonl -d 'with remote boards: one JSON object per board, 
 complete -c evl-net -l accept-new-host-key -d 'trust the host key of a board seen for the first time (ssh StrictHostKeyChecking=accept-new)'
 complete -c evl-net -l ssh -x -d 'extra ssh arguments for remote boards, e.g. --ssh=\'-F lab.cfg\''
 complete -c evl-net -l timeout -x -d 'with remote boards: the deadline of each request (default 10)'
+complete -c evl-net -l retries -x -d 'with remote boards: connection attempts after a refused, reset or cut one, before hello (default 3, at most 10)'
+complete -c evl-net -l known-hosts -r -F -d 'with remote boards: the one known_hosts file to check host keys against (ssh UserKnownHostsFile)'
+complete -c evl-net -l watch -d 'with -Q: sample every SECONDS (default 1) and show rates, pool use and errors as they grow'
+complete -c evl-net -l count -x -d 'with --watch: stop after N intervals'
 complete -c evl-net -s d -l disable-port -d 'disable the out-of-band port of the interface given with -i'
 complete -c evl-net -s e -l enable-port -d 'enable an out-of-band port on the interface given with -i (see -p, -b)'
 complete -c evl-net -s F -l filter -d 'install the first program of an eBPF object as RX filter of the port given with -i, or remove the filter when no object is given'
@@ -70,6 +74,7 @@ function __evl_values_1
     printf '%s\t%s\n' table '-Q --all-interfaces: one row per interface'
     printf '%s\t%s\n' json '--json: one JSON object per command'
     printf '%s\t%s\n' names '-Q --all-interfaces: the interface names, one a line'
+    printf '%s\t%s\n' prometheus '-Q, -Q --all-interfaces: the Prometheus text exposition format (node_exporter\'s textfile collector)'
     printf '%s\t%s\n' list 'print the available formatters and exit'
 end
 

@@ -8,7 +8,7 @@
 # --transport/--board/--remote options typed, else from /sys/class/net.
 
 # -- tables -----------------------------------------------------------------
-_evl_commands='help net net-agent net-config plugins sim'
+_evl_commands='help net net-agent net-config net-exporter plugins sim'
 # getopt surfaces: the getopt string, whether options stop at the first operand,
 # and each long option as name:shortest-abbreviation:argument(0/1/2):key
 declare -gA _evl_short=(
@@ -21,7 +21,7 @@ declare -gA _evl_order=(
 )
 declare -gA _evl_long=(
     [evl]='prefix:p:1:P version:v:0:V help:h:0:h'
-    [net]='interface:i:1:i pool-size:po:1:p buffer-size:b:1:b allow-gateway:a:0:g help:h:0:h json:json:0:json all-interfaces:all-:0:all-interfaces format:fo:1:format transport:tr:1:transport board:bo:1:board remote:r:1:remote hosts:ho:1:hosts jobs:jo:1:jobs jsonl:jsonl:0:jsonl accept-new-host-key:ac:0:accept-new-host-key ssh:ss:1:ssh timeout:ti:1:timeout disable-port:d:0:d enable-port:e:0:e filter:f:2:F set-vlan-ids:se:2:N print-vlan-ids:pr:0:n solicit:solicit:1:s solicit-permanent:solicit-:1:S query-port:q:2:Q'
+    [net]='interface:i:1:i pool-size:po:1:p buffer-size:b:1:b allow-gateway:a:0:g help:h:0:h json:json:0:json all-interfaces:all-:0:all-interfaces format:fo:1:format transport:tr:1:transport board:bo:1:board remote:rem:1:remote hosts:ho:1:hosts jobs:jo:1:jobs jsonl:jsonl:0:jsonl accept-new-host-key:ac:0:accept-new-host-key ssh:ss:1:ssh timeout:ti:1:timeout retries:ret:1:retries known-hosts:k:1:known-hosts watch:w:2:watch count:c:1:count disable-port:d:0:d enable-port:e:0:e filter:f:2:F set-vlan-ids:se:2:N print-vlan-ids:pr:0:n solicit:solicit:1:s solicit-permanent:solicit-:1:S query-port:q:2:Q'
 )
 # what the argument of an option completes to, by surface:key
 declare -gA _evl_values=(
@@ -29,7 +29,7 @@ declare -gA _evl_values=(
     [net:i]=iface
     [net:p]=none
     [net:b]=none
-    [net:format]=words:text,verbose,terse,table,json,names,list
+    [net:format]=words:text,verbose,terse,table,json,names,prometheus,list
     [net:transport]=words:auto,sim,ioctl,remote
     [net:board]=file
     [net:remote]=host
@@ -37,6 +37,10 @@ declare -gA _evl_values=(
     [net:jobs]=none
     [net:ssh]=none
     [net:timeout]=none
+    [net:retries]=none
+    [net:known-hosts]=file
+    [net:watch]=none
+    [net:count]=none
     [net:F]=obj
     [net:N]=none
     [net:s]=host:broadcast
@@ -46,13 +50,14 @@ declare -gA _evl_values=(
 # argparse commands, by parser path ("sim", "sim rx"): option=value-kind
 # (empty for a flag), subcommands, operand kinds ("..." repeats the last)
 declare -gA _evl_ap_opts=(
-    [help]='-h= --help= --json= --man=words:help,net,net-agent,net-config,plugins,sim'
-    [net-agent]='-h= --help= --stdio= --transport=words:auto,sim,ioctl,remote --board=file --state-dir=dir --idle-timeout=none --frame-timeout=none --request-timeout=none --log=words:syslog,stderr,none'
+    [help]='-h= --help= --json= --man=words:help,net,net-agent,net-config,net-exporter,plugins,sim'
+    [net-agent]='-h= --help= --stdio= --transport=words:auto,sim,ioctl,remote --board=file --state-dir=dir --idle-timeout=none --frame-timeout=none --request-timeout=none --log=words:syslog,stderr,none --read-only= --allow=none'
     [net-config]='-h= --help= --json='
     ['net-config validate']='-h= --help='
     ['net-config plan']='-h= --help= --diff= --transport=words:auto,sim,ioctl,remote --board=none --remote=host --hosts=file --jobs=none --ssh=none --timeout=none --accept-new-host-key='
     ['net-config apply']='-h= --help= --diff= --check= --no-rollback= --lock-timeout=none --transport=words:auto,sim,ioctl,remote --board=none --remote=host --hosts=file --jobs=none --ssh=none --timeout=none --accept-new-host-key='
     ['net-config export']='-h= --help= --output=file --transport=words:auto,sim,ioctl,remote --board=none --remote=host --hosts=file --jobs=none --ssh=none --timeout=none --accept-new-host-key='
+    [net-exporter]='-h= --help= --listen=host --transport=words:auto,sim,ioctl,remote --board=none --remote=host --ssh=none --timeout=none'
     [plugins]='-h= --help= --json='
     [sim]='-h= --help= --board=file --json='
     ['sim show']='-h= --help='

@@ -76,7 +76,7 @@ end
 
 # External evl-* commands on PATH.
 function __evl_externals
-    set -l known help net net-agent net-config plugins sim
+    set -l known help net net-agent net-config net-exporter plugins sim
     for dir in $PATH
         for f in $dir/evl-?*
             test -x $f; and not test -d $f; or continue
@@ -121,6 +121,7 @@ complete -c evl -n __evl_needs_command -a help -d 'list the available commands'
 complete -c evl -n __evl_needs_command -a net -d 'manage the EVL out-of-band networking stack'
 complete -c evl -n __evl_needs_command -a net-agent -d 'serve evl net operations to a remote workstation (over SSH)'
 complete -c evl -n __evl_needs_command -a net-config -d 'a board\'s whole out-of-band network setup as files: validate, plan, apply, export'
+complete -c evl -n __evl_needs_command -a net-exporter -d 'serve the board\'s out-of-band network statistics to Prometheus (/metrics over HTTP)'
 complete -c evl -n __evl_needs_command -a plugins -d 'list the loaded plugins and what they provide'
 complete -c evl -n __evl_needs_command -a sim -d 'drive and inspect the simulated EVL network stack'
 complete -c evl -n __evl_needs_command -a '(__evl_externals)'
@@ -144,6 +145,10 @@ complete -c evl -n '__evl_using net' -l jsonl -d 'with remote boards: one JSON o
 complete -c evl -n '__evl_using net' -l accept-new-host-key -d 'trust the host key of a board seen for the first time (ssh StrictHostKeyChecking=accept-new)'
 complete -c evl -n '__evl_using net' -l ssh -x -d 'extra ssh arguments for remote boards, e.g. --ssh=\'-F lab.cfg\''
 complete -c evl -n '__evl_using net' -l timeout -x -d 'with remote boards: the deadline of each request (default 10)'
+complete -c evl -n '__evl_using net' -l retries -x -d 'with remote boards: connection attempts after a refused, reset or cut one, before hello (default 3, at most 10)'
+complete -c evl -n '__evl_using net' -l known-hosts -r -F -d 'with remote boards: the one known_hosts file to check host keys against (ssh UserKnownHostsFile)'
+complete -c evl -n '__evl_using net' -l watch -d 'with -Q: sample every SECONDS (default 1) and show rates, pool use and errors as they grow'
+complete -c evl -n '__evl_using net' -l count -x -d 'with --watch: stop after N intervals'
 complete -c evl -n '__evl_using net' -s d -l disable-port -d 'disable the out-of-band port of the interface given with -i'
 complete -c evl -n '__evl_using net' -s e -l enable-port -d 'enable an out-of-band port on the interface given with -i (see -p, -b)'
 complete -c evl -n '__evl_using net' -s F -l filter -d 'install the first program of an eBPF object as RX filter of the port given with -i, or remove the filter when no object is given'
@@ -170,7 +175,9 @@ complete -c evl -n '__evl_using net-agent' -l state-dir -r -F -d 'where the muta
 complete -c evl -n '__evl_using net-agent' -l idle-timeout -x -d 'exit after this long without a request (default 60)'
 complete -c evl -n '__evl_using net-agent' -l frame-timeout -x -d 'a started frame must be complete within this time (default 10)'
 complete -c evl -n '__evl_using net-agent' -l request-timeout -x -d 'deadline of one operation'
-complete -c evl -n '__evl_using net-agent' -l log -x -a 'syslog stderr none' -d 'where mutations and session events are logged (default syslog)'
+complete -c evl -n '__evl_using net-agent' -l log -x -a 'syslog stderr none' -d 'where the audit log goes: syslog (the default), stderr, none, or a FILE (a path with a \'/\'), appended to'
+complete -c evl -n '__evl_using net-agent' -l read-only -d 'serve reads only: every operation that would change the board is refused (EPERM) and logged'
+complete -c evl -n '__evl_using net-agent' -l allow -x -d 'serve only these operations (hello is always served)'
 
 # evl net-config
 complete -c evl -n '__evl_using net-config; and not __fish_seen_subcommand_from validate plan apply export' -f
@@ -221,6 +228,16 @@ complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from expo
 complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l ssh -x -d 'options for ssh (host-key checking cannot be weakened)'
 complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l timeout -x -d 'per request on a remote board (default 10)'
 complete -c evl -n '__evl_using net-config; and __fish_seen_subcommand_from export' -l accept-new-host-key -d 'trust a board\'s host key on first contact'
+
+# evl net-exporter
+complete -c evl -n '__evl_using net-exporter' -f
+complete -c evl -n '__evl_using net-exporter' -s h -l help -d 'show this help message and exit'
+complete -c evl -n '__evl_using net-exporter' -l listen -x -a '(__fish_print_hostnames)' -d 'the address and TCP port to serve on (default 127.0.0.1:9471)'
+complete -c evl -n '__evl_using net-exporter' -l transport -x -a '(__evl_values_2)' -d 'auto (default: ioctl when /dev/evl/net exists, else sim), sim, ioctl or remote'
+complete -c evl -n '__evl_using net-exporter' -l board -x -d 'the simulated board (sim transport)'
+complete -c evl -n '__evl_using net-exporter' -l remote -x -a '(__fish_print_hostnames)' -d 'a board over SSH, read through its evl net-agent (one connection per scrape)'
+complete -c evl -n '__evl_using net-exporter' -l ssh -x -d 'options for ssh (host-key checking cannot be weakened)'
+complete -c evl -n '__evl_using net-exporter' -l timeout -x -d 'per request on a remote board (default 10)'
 
 # evl plugins
 complete -c evl -n '__evl_using plugins' -f
@@ -299,6 +316,7 @@ function __evl_values_1
     printf '%s\t%s\n' table '-Q --all-interfaces: one row per interface'
     printf '%s\t%s\n' json '--json: one JSON object per command'
     printf '%s\t%s\n' names '-Q --all-interfaces: the interface names, one a line'
+    printf '%s\t%s\n' prometheus '-Q, -Q --all-interfaces: the Prometheus text exposition format (node_exporter\'s textfile collector)'
     printf '%s\t%s\n' list 'print the available formatters and exit'
 end
 
@@ -314,6 +332,7 @@ function __evl_values_3
     printf '%s\t%s\n' net 'manage the EVL out-of-band networking stack'
     printf '%s\t%s\n' net-agent 'serve evl net operations to a remote workstation (over SSH)'
     printf '%s\t%s\n' net-config 'a board\'s whole out-of-band network setup as files: validate, plan, apply, export'
+    printf '%s\t%s\n' net-exporter 'serve the board\'s out-of-band network statistics to Prometheus (/metrics over HTTP)'
     printf '%s\t%s\n' plugins 'list the loaded plugins and what they provide'
     printf '%s\t%s\n' sim 'drive and inspect the simulated EVL network stack'
 end

@@ -90,6 +90,70 @@ def read_regular(path: str, what: str, limit: int, prefix: str = "") -> bytes:
     return data
 
 
+#: How a lock file is opened: made if missing, never through a symbolic link, never waiting (a FIFO's
+#: open would wait for a writer) and never becoming the controlling terminal.
+LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+
+
+def _is_link(path: str, dir_fd: int | None) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
+def open_lock(path: str, where: str, mode: int = 0o644, dir_fd: int | None = None) -> int:
+    """An fd on the lock file ``path`` (relative to ``dir_fd`` when given), made with ``mode`` if missing.
+
+    A symbolic link at ``path`` is never followed, and anything but a regular
+    file (a FIFO, a device, a directory) is refused once opened, without
+    blocking: EvlError ``<where>: is a symbolic link (refused)`` or
+    ``<where>: not a regular file (...)``; another failure is ``<where>`` with
+    its errno.  ``where`` names the lock and its path.
+    """
+    try:
+        fd = os.open(path, LOCK_FLAGS, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and _is_link(path, dir_fd):
+            raise EvlError(f"{where}: is a symbolic link (refused)") from None
+        raise EvlError(where, exc.errno) from None
+    except ValueError:  # an embedded NUL byte
+        raise EvlError(f"{where}: invalid path") from None
+    try:
+        why = problem(os.fstat(fd))
+    except OSError as exc:
+        os.close(fd)
+        raise EvlError(where, exc.errno) from None
+    if why is not None:
+        os.close(fd)
+        raise EvlError(f"{where}: {why}")
+    return fd
+
+
+def open_directory(path: str, create: int | None = None) -> tuple[int, bool]:
+    """An ``O_DIRECTORY`` fd on ``path``, and whether it was made; OSError as open(2) fails.
+
+    With ``create`` (a mode), a missing directory is made, its missing parents
+    too.  The last component is never followed through a symbolic link: one
+    there fails with ENOTDIR (O_DIRECTORY with O_NOFOLLOW; mkdir(2) does not
+    follow it either).
+    """
+    made = False
+    if create is not None:
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(parent, create, exist_ok=True)
+        except FileExistsError:  # a component is a file: say so as open(2) would
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), parent) from None
+        try:
+            os.mkdir(path, create)
+            made = True
+        except FileExistsError:
+            pass
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return fd, made
+
+
 def read_text(path: str, what: str, limit: int, prefix: str = "") -> str:
     """:func:`read_regular`, decoded as UTF-8 (anything else is one error line)."""
     data = read_regular(path, what, limit, prefix)

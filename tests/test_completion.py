@@ -106,7 +106,7 @@ def test_scripts_come_from_the_tables():
     fmt = next(o for o in m.net.options if o.long == "format").value
     assert [w for w, _d in fmt.words] == [f.name for f in evl_net_formatters()] + ["list"]
     assert sorted(m.parsers["sim"].subcommands) == sim_subcommands()
-    assert {"help", "plugins", "net", "sim", "net-agent", "net-config"} <= {n for n, _s in m.commands}
+    assert {"help", "plugins", "net", "sim", "net-agent", "net-config", "net-exporter"} <= {n for n, _s in m.commands}
 
 
 def test_abbreviation_table_is_getopts():
@@ -187,8 +187,10 @@ def test_bash_script_needs_no_bash_completion_helper():
 
 def test_bash_commands(tmp_path):
     env = bash_env(tmp_path)
-    assert complete_bash(["evl", "n"], env) == ["net", "net-agent", "net-config"]
-    assert {"help", "plugins", "net", "sim", "net-agent", "net-config"} <= set(complete_bash(["evl", ""], env))
+    assert complete_bash(["evl", "n"], env) == ["net", "net-agent", "net-config", "net-exporter"]
+    assert {"help", "plugins", "net", "sim", "net-agent", "net-config", "net-exporter"} <= set(
+        complete_bash(["evl", ""], env)
+    )
     assert complete_bash(["evl", "-P", "/tmp", "s"], env) == ["sim"]
     assert complete_bash(["evl", "--", "pl"], env) == ["plugins"]
 
@@ -349,7 +351,7 @@ def test_bash_evl_net_script(tmp_path):
 def test_bash_survives_strict_shell_options(tmp_path):
     env = bash_env(tmp_path)
     strict = "set -u; shopt -s failglob nullglob extglob"
-    assert complete_bash(["evl", "n"], env, prelude=strict) == ["net", "net-agent", "net-config"]
+    assert complete_bash(["evl", "n"], env, prelude=strict) == ["net", "net-agent", "net-config", "net-exporter"]
     assert complete_bash(["evl", "net", "-i", ""], env, prelude=strict)  # /sys/class/net or a board
     assert sorted(complete_bash(["evl", "net", "--transport", "="], env, prelude=strict)) == TRANSPORTS
 
@@ -443,7 +445,7 @@ def test_zsh_completes(tmp_path, sim_env):
     cases = {
         "evl net --tr\t": "evl net --transport=",
         "evl net --transport=io\t": "evl net --transport=ioctl ",
-        "evl n\x18\x01": "evl net net-agent net-config ",
+        "evl n\x18\x01": "evl net net-agent net-config net-exporter ",
         "evl net --transport=\x18\x01": "evl net " + " ".join(f"--transport={t}" for t in TRANSPORTS) + " ",
         "evl net -i \x18\x01": "evl net -i " + " ".join(SIM_INTERFACES) + " ",
         "evl sim \x18\x01": "evl sim " + " ".join(sim_subcommands()) + " ",
@@ -490,7 +492,7 @@ def test_fish_completes(tmp_path, sim_env):
         XDG_STATE_HOME=sim_env["XDG_STATE_HOME"],
     )
     evl = script("evl")
-    assert complete_fish("evl n", env) == ["net", "net-agent", "net-config"]
+    assert complete_fish("evl n", env) == ["net", "net-agent", "net-config", "net-exporter"]
     assert complete_fish("evl net --tr", env) == ["--transport"]
     assert sorted(complete_fish("evl net --transport=", env)) == [f"--transport={t}" for t in TRANSPORTS]
     assert sorted(complete_fish(f"{evl} net -i ", env)) == SIM_INTERFACES

@@ -232,6 +232,36 @@ def test_ebpf_filter_install_remove(knet, double, tmp_path):
     assert len(double.kernel_log) == logged  # nothing installed any more: nothing logged
 
 
+def test_reloading_the_object_the_ledger_knows_is_no_change(kn, double, tmp_path):
+    """The same object again is installed again (SETRXEBPF) and reported unchanged; an unknown filter, changed."""
+    obj = bpf_build.build("netrx", tmp_path)
+    other = bpf_build.build("drop_udp9", tmp_path)
+    _require_bpf_load(obj)
+    ok(kn("-ei", "eth0.42"))
+
+    def load(path: Path) -> bool:
+        run = kn("--json", f"-F{path}", "-i", "eth0.42")
+        assert (run.code, run.err) == (0, ""), run.err
+        (res,) = [json.loads(line) for line in run.out.splitlines()]
+        return res["changed"]
+
+    def installs() -> int:
+        return len([r for r in ioctls(double, "SETRXEBPF") if r["action"] == "install"])
+
+    assert load(obj) is True
+    assert load(obj) is False
+    assert installs() == 2  # the reload is made: the ledger may be behind the kernel
+    assert double.kernel_log[-1].endswith("out-of-band eBPF program installed")
+    assert load(other) is True
+    assert load(obj) is True
+    (double.rundir / "net-ledger.json").unlink()  # nothing known of the filter any more
+    assert load(obj) is True
+    assert load(obj) is False
+    ok(kn("-F", "-i", "eth0.42"), out="eBPF module removed from eth0.42\n")
+    assert load(obj) is True
+    assert installs() == 7
+
+
 def test_filter_removal_is_reported(knet, double):
     ok(knet("-ei", "eth0.42"))
     for argv in (["-F", "-i", "eth0.42"], ["--filter", "-i", "eth0.42"]):

@@ -402,7 +402,7 @@ def test_format_errors(evl):
     )
     evl("net", "-ei", "eth0.42")
     run = evl("net", "--format=table", "-Q", "-i", "eth0.42")
-    assert run.err.endswith("(formatters that can: json, terse, text, verbose)\n")
+    assert run.err.endswith("(formatters that can: json, prometheus, terse, text, verbose)\n")
 
 
 def test_every_formatter_renders_the_table_it_can(evl):
@@ -448,13 +448,21 @@ def test_all_with_interface_is_an_error(evl):
 
 def test_format_list_and_explicit_formatter(evl):
     run = evl("net", "--format=list")
-    assert [line.split()[0] for line in run.out.splitlines()] == ["json", "names", "table", "terse", "text", "verbose"]
+    assert [line.split()[0] for line in run.out.splitlines()] == [
+        "json",
+        "names",
+        "prometheus",
+        "table",
+        "terse",
+        "text",
+        "verbose",
+    ]
     evl("net", "-ei", "eth0.42")
     assert evl("net", "--format=terse", "-Q", "-i", "eth0.42").out == "0 0 0 0 yes 4096 2048 2048 0 0 0\n"
     run = evl("net", "--format=nope", "-n")
     assert (run.code, run.err) == (
         1,
-        "evl-net: unknown formatter 'nope' (available: json, names, table, terse, text, verbose)\n",
+        "evl-net: unknown formatter 'nope' (available: json, names, prometheus, table, terse, text, verbose)\n",
     )
 
 

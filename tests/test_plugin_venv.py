@@ -344,6 +344,7 @@ def test_completions_are_installed_where_each_shell_looks(venv, tmp_path):
             "net",
             "net-agent",
             "net-config",
+            "net-exporter",
             "--transport",
         ], proc.stdout + proc.stderr
         loaded.append("fish")
@@ -415,8 +416,9 @@ def test_third_party_operation_runs_over_the_remote_transport(venv, tmp_path):
     bindir.mkdir()
     board_state = tmp_path / "board-state.json"
     ssh = bindir / "ssh"  # stands in for OpenSSH: runs the board's agent on this machine
-    ssh.write_text(
-        f"#!/bin/sh\nEVL_SIM_STATE={board_state} exec {venv.evl} net-agent --stdio --transport=sim --log=none\n"
+    ssh.write_text(  # the configuration check (ssh -G) is the real ssh's
+        '#!/bin/sh\ncase " $* " in *" -G "*) exec /usr/bin/ssh "$@";; esac\n'
+        f"EVL_SIM_STATE={board_state} exec {venv.evl} net-agent --stdio --transport=sim --log=none\n"
     )
     ssh.chmod(0o755)
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "EVL_SIM_STATE": str(tmp_path / "unused.json")}

@@ -405,18 +405,326 @@ def test_killed_agent_leaves_no_stale_lock(agent, agent_env, tmp_path):
     assert b.call("vlans.set", {"text": "7"})["result"]["changed"] is True
 
 
-def test_mutations_are_logged_with_the_ssh_connection(agent, agent_env):
-    env = dict(agent_env, SSH_CONNECTION="192.0.2.7 51000 192.0.2.11 22")
-    a = agent("--log=stderr", env=env)
+def hwm_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+def flood(a: AgentPipe, line: bytes, seconds: float, finish: bool = True) -> int:
+    """Write ``line`` again and again for ``seconds`` without ever blocking; the bytes the agent took.
+
+    ``finish``: the last line is completed (from a thread) so that later frames are read as themselves.
+    """
+    fd = a.proc.stdin.fileno()
+    os.set_blocking(fd, False)
+    sent, deadline = 0, time.monotonic() + seconds
+    view = memoryview(b"")
+    while time.monotonic() < deadline:
+        if not view:
+            view = memoryview(line)
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [], 0.05)
+            continue
+        sent += n
+        view = view[n:]
+    os.set_blocking(fd, True)
+    if not finish:
+        return sent
+    # from a thread, as the agent reads it only once it has answered the frames before it, which the
+    # test reads meanwhile
+    rest = bytes(view)
+
+    def finish() -> None:
+        try:
+            a.proc.stdin.write(rest)
+        except (OSError, ValueError):  # the test closed the input meanwhile: the agent is leaving
+            pass
+
+    threading.Thread(target=finish, daemon=True).start()
+    return sent + len(rest)
+
+
+FLOOD_LINE = b"x" * (4 * 2**20 - 1) + b"\n"  # a frame of 4 MiB: under the bpf.load cap, so it is queued whole
+
+
+@pytest.mark.parametrize(
+    "line, code, most",
+    [
+        (FLOOD_LINE, "E2BIG", 4 * len(FLOOD_LINE)),  # its queue, one frame being read, the pipe's buffer
+        (b"x\n", "EBADMSG", 2 * 2**20),  # tiny frames are capped by their count as surely
+        (b"\n", "EBADMSG", 2 * 2**20),
+    ],
+    ids=["4MiB-lines", "1-byte-frames", "empty-lines"],
+)
+def test_a_flood_during_a_long_request_is_pushed_back_and_memory_stays_bounded(
+    agent, agent_env, tmp_path, line, code, most
+):
+    env = dict(agent_env, EVL_SIM_BOARD=str(quick_board(tmp_path, 2)))
+    a = agent(env=env)
     a.hello()
-    assert a.call("vlans.set", {"text": "42"})["ok"]
+    assert a.call("port.enable", {"ifname": "eth1.42", "pool_size": 0, "buffer_size": 0})["ok"]
+    a.send({"id": 50, "op": "solicit", "args": {"host": "10.10.20.10", "ifname": None, "flags": 1}})
+    taken = flood(a, line, 1.0)  # the solicitation of a silent peer runs 2 s
+    assert taken < most, taken  # the agent stopped reading
+    reply = a.recv(10)
+    assert reply["id"] == 50 and reply["ok"] is False and reply["error"]["code"] == "ETIMEDOUT"  # the peer's
+    # every frame it took is answered (they are not requests), and then it serves again
+    for _ in range(taken // len(line)):
+        assert a.recv(10)["error"]["code"] == code
     assert a.call("vlans.get")["ok"]
+    assert hwm_kib(a.proc.pid) < 64 * 1024
+
+
+def test_the_workstation_leaving_is_seen_while_the_input_is_pushed_back(agent, agent_env, tmp_path):
+    env = dict(agent_env, EVL_SIM_BOARD=str(quick_board(tmp_path, 5)))
+    a = agent(env=env)
+    a.hello()
+    assert a.call("port.enable", {"ifname": "eth1.42", "pool_size": 0, "buffer_size": 0})["ok"]
+    a.send({"id": 50, "op": "solicit", "args": {"host": "10.10.20.10", "ifname": None, "flags": 1}})
+    flood(a, FLOOD_LINE, 0.5, finish=False)  # the agent has stopped reading: the pipe is full
+    a.proc.stdin.close()
+    start = time.monotonic()
+    assert a.wait(3) == 0
+    assert time.monotonic() - start < 1.5
+
+
+def test_empty_lines_do_not_keep_a_session_alive(agent):
+    a = agent("--idle-timeout", "1")
+    a.hello()
+    start = time.monotonic()
+    with pytest.raises((EOFError, BrokenPipeError)):
+        while time.monotonic() - start < 5:
+            a.send(b"\n")
+            assert a.recv(2)["error"]["code"] == "EBADMSG"
+            time.sleep(0.1)
+    assert a.wait(2) == 0
+    assert 0.9 < time.monotonic() - start < 2
+
+
+def test_a_mutation_that_cannot_have_the_lock_is_answered_busy_before_the_clients_deadline(agent, agent_env):
+    holder = agent()
+    holder.hello()
+    assert holder.call("board.lock", {"hold": 1})["result"] == {"held": True}
+    a = agent()
+    assert a.call("hello", dict(HELLO, lock_wait=0.5), rid=0)["result"]["limits"]["lock_wait_s"] == 0.5
+    start = time.monotonic()
+    reply = a.call("vlans.set", {"text": "42"})
+    assert 0.45 < time.monotonic() - start < 2
+    assert reply["error"] == {
+        "code": "ELOCKED",
+        "errno": 16,
+        "msg": "another session kept the board busy for 0.5 s: nothing was done",
+    }
+    lock = a.call("board.lock", {"hold": 1})
+    assert lock["error"]["code"] == "ELOCKED"
+    assert holder.call("vlans.get")["result"]["value"] == ""  # nothing was done
+    assert holder.call("board.lock", {"hold": 0})["ok"]
+    assert a.call("vlans.set", {"text": "42"})["result"]["changed"] is True  # the session went on
+    # without lock_wait: half the request deadline, at most 5 s
+    b = agent("--request-timeout", "2")
+    assert b.hello()["limits"]["lock_wait_s"] == 1.0
+    c = agent()
+    assert c.call("hello", dict(HELLO, lock_wait=0), rid=0)["error"]["code"] == "EINVAL"
+    assert agent().hello()["limits"]["lock_wait_s"] == 5.0
+
+
+def test_a_read_only_key_queries_and_never_changes(agent, agent_env, tmp_path):
+    log = tmp_path / "audit.log"
+    a = agent("--read-only", f"--log={log}")
+    hello = a.hello()
+    assert set(hello["allowed"]) == {op for op in protocol.CAPS if not protocol.is_mutation(op)} - {"board.lock"}
+    assert "vlans.get" in hello["allowed"] and "vlans.set" not in hello["allowed"]
+    assert a.call("vlans.get")["result"]["value"] == ""
+    assert a.call("stat.get", {"ifname": "eth0.42"})["ok"]
+    for op, args in (
+        ("vlans.set", {"text": "42"}),
+        ("port.enable", {"ifname": "eth0.42", "pool_size": 0, "buffer_size": 0}),
+        ("board.lock", {"hold": 1}),
+    ):
+        reply = a.call(op, args)
+        assert reply["error"]["code"] == "EPERM" and reply["error"]["errno"] == 1
+        assert reply["error"]["msg"] == f"'{op}' is not allowed for this key (the agent serves it reads only)"
+    assert a.call("vlans.get")["result"]["value"] == ""
+    assert a.call("stat.get", {"ifname": "eth0.42"})["result"]["value"]["oob_port"] is False
     a.proc.stdin.close()
     assert a.wait() == 0
-    log = a.proc.stderr.read().decode()
-    assert "session opened by 'test' (protocol 2, transport sim) (from 192.0.2.7 port 51000)" in log
-    assert "vlans.set text='42': changed (from 192.0.2.7 port 51000)" in log
-    assert "vlans.get" not in log  # reads are not logged
+    results = [(x["op"], x["result"]) for x in audit_lines(log.read_text())]
+    assert ("vlans.set", "error=EPERM") in results and ("board.lock", "error=EPERM") in results
+    assert "reads only" in log.read_text().splitlines()[0]  # the opening says how the session is restricted
+
+
+def test_allow_lists_the_operations_of_a_key(agent, agent_env):
+    a = agent("--allow=vlans.get,vlans.set")
+    assert sorted(a.hello()["allowed"]) == ["vlans.get", "vlans.set"]
+    assert a.call("vlans.set", {"text": "7"})["result"]["changed"] is True
+    reply = a.call("stat.get", {"ifname": "eth0.42"})
+    assert reply["error"]["msg"] == "'stat.get' is not allowed for this key (the agent's --allow list)"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--allow=vlans.get,reboot"], "argument --allow: unknown operation 'reboot': expected some of "),
+        (["--allow="], "argument --allow: unknown operation '': expected some of "),
+        (["--allow=hello"], "argument --allow: unknown operation 'hello'"),
+        (["--read-only", "--allow=vlans.get"], "argument --allow: not allowed with argument --read-only"),
+        (["--log=syslogd"], "argument --log: invalid log 'syslogd': syslog, stderr, none or a file path"),
+    ],
+)
+def test_agent_usage_errors(agent_env, args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "evl_core", "net-agent", "--stdio", "--transport=sim", *args],
+        env=agent_env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith(f"evl-net-agent: {message}") and "\nusage: evl-net-agent " in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def ssh_user_auth(tmp_path: Path) -> tuple[Path, str]:
+    """An SSH_USER_AUTH file as sshd's ExposeAuthInfo writes it, and the key's fingerprint by ssh-keygen."""
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    kind, blob = (key.with_suffix(".pub")).read_text().split()[:2]
+    auth = tmp_path / "auth-info"
+    auth.write_text(f"publickey {kind} {blob}\n")
+    fingerprint = subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(key.with_suffix(".pub"))],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[1]
+    return auth, fingerprint
+
+
+def audit_lines(text: str) -> list[dict[str, str]]:
+    """The request lines of an audit log, as key=value pairs."""
+    out = []
+    for line in text.splitlines():
+        if " op=" in line:
+            fields = line.split(": ", 1)[1]
+            out.append(dict(f.split("=", 1) for f in fields.split(" ")))
+    return out
+
+
+def test_every_request_is_audited_with_session_key_and_result(agent, agent_env, tmp_path):
+    auth, fingerprint = ssh_user_auth(tmp_path)
+    env = dict(agent_env, SSH_CONNECTION="192.0.2.7 51000 192.0.2.11 22", SSH_USER_AUTH=str(auth))
+    log = tmp_path / "audit" / "agent.log"
+    log.parent.mkdir()
+    a = agent(f"--log={log}", env=env)
+    a.hello()
+    assert a.call("vlans.set", {"text": "42"})["result"]["changed"] is True
+    assert a.call("vlans.set", {"text": "42"})["result"]["changed"] is False
+    assert a.call("vlans.get")["ok"]
+    assert a.call("port.enable", {"ifname": "nope0", "pool_size": 0, "buffer_size": 0})["ok"] is False
+    # hostile text cannot split or forge a line, and long arguments are cut
+    forged = "1\nsession=forged op=vlans.set result=ok"
+    assert a.call("vlans.set", {"text": forged})["ok"] is False
+    assert a.call("vlans.set", {"text": "9" * 5000})["ok"] is False
+    a.send(b"not json\n")
+    assert a.recv()["error"]["code"] == "EBADMSG"
+    a.proc.stdin.close()
+    assert a.wait() == 0
+    assert a.proc.stderr.read() == b""  # the file took it all
+    text = log.read_text()
+    lines = audit_lines(text)
+    assert lines[5]["args"] == '{"text":"1\\nsession=forged\\u0020op=vlans.set\\u0020result=ok"}'
+    assert json.loads(lines[5]["args"]) == {"text": forged}
+    assert [(x["op"], x["result"]) for x in lines] == [
+        ("hello", "ok"),
+        ("vlans.set", "changed"),
+        ("vlans.set", "unchanged"),
+        ("vlans.get", "ok"),
+        ("port.enable", "error=ENODEV"),
+        ("vlans.set", "error=EINVAL"),
+        ("vlans.set", "error=EOVERFLOW"),
+        ("-", "error=EBADMSG"),
+    ]
+    assert len(text.splitlines()) == len(lines) + 1  # and the one event line: the session's opening
+    assert {x["session"] for x in lines} == {lines[0]["session"]} and len(lines[0]["session"]) == 8
+    assert {x["from"] for x in lines} == {"192.0.2.7:51000"}
+    assert {x["key"] for x in lines} == {fingerprint}
+    assert lines[1]["args"] == '{"text":"42"}'
+    assert lines[6]["args"].endswith("...") and len(lines[6]["args"]) == 256
+    assert all(x["ms"].isdigit() for x in lines)
+    assert oct(log.stat().st_mode & 0o777) == "0o640"
+
+
+def test_a_log_file_that_cannot_be_used_is_a_warning_and_the_log_goes_to_stderr(agent, agent_env, tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("kept\n")
+    link = tmp_path / "agent.log"
+    link.symlink_to(target)
+    for sink, why in ((link, "is a symbolic link (refused)"), (tmp_path, "Is a directory")):
+        a = agent(f"--log={sink}")
+        a.hello()
+        assert a.call("vlans.set", {"text": "5"})["ok"]
+        a.proc.stdin.close()
+        assert a.wait() == 0
+        err = a.proc.stderr.read().decode()
+        assert err.startswith(
+            f"evl-net-agent: warning: cannot open the log file {sink}: {why}: the log goes to stderr\n"
+        )
+        assert [x["op"] for x in audit_lines(err)] == ["hello", "vlans.set"]
+    assert target.read_text() == "kept\n"
+
+
+SYSLOG_NS = (
+    "mount -t tmpfs tmpfs /dev && {bind} exec {python} -m evl_core net-agent --stdio --transport=sim --log=syslog"
+)
+
+
+def agent_in_mount_ns(agent_env: dict, bind: str) -> subprocess.Popen:
+    """The agent where /dev is a fresh tmpfs (no /dev/log, unless ``bind`` puts a socket there)."""
+    script = SYSLOG_NS.format(bind=bind, python=sys.executable)
+    return subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=agent_env,
+    )
+
+
+def test_syslog_without_a_daemon_is_a_warning_and_the_log_goes_to_stderr(agent_env):
+    proc = agent_in_mount_ns(agent_env, "")
+    hello = json.dumps({"id": 0, "op": "hello", "args": HELLO}).encode() + b"\n"
+    out, err = proc.communicate(hello + b'{"id":1,"op":"vlans.set","args":{"text":"3"}}\n', timeout=30)
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["ok"] for line in out.splitlines()] == [True, True]
+    text = err.decode()
+    assert text.startswith("evl-net-agent: warning: no syslog daemon (/dev/log is missing): the log goes to stderr\n")
+    assert [x["op"] for x in audit_lines(text)] == ["hello", "vlans.set"]
+
+
+def test_syslog_gets_one_datagram_per_request(agent_env, tmp_path):
+    import socket
+
+    path = tmp_path / "log.sock"
+    daemon = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    daemon.bind(str(path))
+    daemon.settimeout(10)
+    try:
+        proc = agent_in_mount_ns(agent_env, f"touch /dev/log && mount --bind {path} /dev/log &&")
+        hello = json.dumps({"id": 0, "op": "hello", "args": HELLO}).encode() + b"\n"
+        out, err = proc.communicate(hello + b'{"id":1,"op":"vlans.set","args":{"text":"3"}}\n', timeout=30)
+        assert proc.returncode == 0 and err == b"", err
+        assert [json.loads(line)["ok"] for line in out.splitlines()] == [True, True]
+        grams = [daemon.recv(4096).decode() for _ in range(3)]
+    finally:
+        daemon.close()
+    # <facility*8+severity>: daemon (3) at info (6) for the opening and hello, notice (5) for the change
+    assert grams[0].startswith("<30>") and "session opened by 'test'" in grams[0]
+    assert grams[1].startswith("<30>") and "op=hello" in grams[1]
+    assert grams[2].startswith("<29>") and "op=vlans.set" in grams[2] and "result=changed" in grams[2]
+    assert all("evl-net-agent[" in g for g in grams)
 
 
 def test_transport_choice(agent_env):

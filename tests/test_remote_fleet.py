@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from test_remote_ssh import ServerProcess, closed_port, lab  # noqa: F401  (lab is a fixture)
+from test_remote_ssh import (  # noqa: F401  (lab is a fixture)
+    RESET,
+    ServerProcess,
+    attempts,
+    closed_port,
+    fake_ssh_on_path,
+    flaky,
+    lab,
+)
 
 BOARDS = Path(__file__).resolve().parent.parent / "plugins" / "net" / "evl_net" / "boards"
 
@@ -159,7 +167,10 @@ def test_query_results_in_the_table(lab, sim_env, evl):
 def test_jsonl_streams_one_object_per_board(lab, sim_env, evl):
     good = lab.target(lab.board("s1"))
     gone = f"evl@127.0.0.1:{closed_port()}"
-    run = evl("net", f"--remote={good}", f"--remote={gone}", "-N42", "--jsonl", env=fleet_env(lab, sim_env))
+    # --retries=0: a refused connection is otherwise tried again after a backoff, and may come back last
+    run = evl(
+        "net", f"--remote={good}", f"--remote={gone}", "-N42", "--jsonl", "--retries=0", env=fleet_env(lab, sim_env)
+    )
     assert run.code == 8
     lines = [json.loads(line) for line in run.out.splitlines()]
     assert {(x["board"], x["status"]) for x in lines} == {(good, "changed"), (gone, "unreachable")}
@@ -226,3 +237,47 @@ def test_hosts_file_and_jobs_errors(evl, tmp_path, sim_env):
             assert run.code == 1 and "invalid number of jobs" in run.err
     run = evl("net", "--remote=a", "--timeout=0", "-n", env=env)
     assert run.code == 1 and "invalid timeout" in run.err
+
+
+def test_busy_boards_have_their_own_exit_bit(lab, sim_env, evl, tmp_path):
+    """Exit status: a bitmask, 4 failed, 8 did not answer, 16 busy; busy ranks between failed and silent."""
+    from evl_net import api
+
+    good = lab.target(lab.board("good"))
+    held = lab.board("held")
+    busy = lab.target(held)
+    bad = lab.target(lab.board("bad", env={"EVL_SIM_BOARD": board_without_eth0_42(tmp_path)}))
+    gone = f"evl@127.0.0.1:{closed_port()}"
+    env = fleet_env(lab, sim_env)
+
+    def run(*targets):
+        boards = (f"--remote={t}" for t in targets)
+        return evl("net", *boards, "-ei", "eth0.42", "--timeout=2", "--retries=0", env=env)
+
+    held.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with api.open_board(transport="remote", remote=busy, env=env) as holder:
+        holder.transport.hold_board_lock(True)
+        assert run(good, busy).code == 16
+        assert run(good, busy, bad).code == 20
+        assert run(good, busy, gone).code == 24
+        everything = run(gone, busy, bad, good)
+        assert everything.code == 28, everything.err
+    rows = table_rows(everything.out)
+    assert [(r[0], r[1]) for r in rows] == [(good, "ok"), (bad, "failed"), (busy, "busy"), (gone, "unreachable")]
+    assert rows[2][2] == "another session kept the board busy for 1 s: nothing was done"
+    assert everything.err.splitlines()[-1] == "evl-net: 1 of 4 boards succeeded, 1 failed, 1 busy, 1 did not answer"
+    assert f"evl-net: {busy}: busy: another session kept the board busy for 1 s: nothing was done" in everything.err
+    assert run(good, busy).code == 0  # the lock is free again: the board was left as it was, then enabled
+
+
+def test_a_fleet_retries_each_board(tmp_path, sim_env, evl):
+    count = tmp_path / "count"
+    env = fake_ssh_on_path(tmp_path, sim_env, flaky(count, 2, RESET))
+    run = evl("net", "--remote=a", "--remote=b", "-n", "--retries=3", "--json", env=env)
+    assert run.code == 0, run.err
+    assert {b["board"]: b["status"] for b in json.loads(run.out)} == {"a": "ok", "b": "ok"}
+    assert (attempts(count, "a"), attempts(count, "b")) == (3, 3)
+    run = evl("net", "--remote=c", "--remote=d", "-n", "--retries=0", "--json", env=env)
+    assert run.code == 8
+    assert {b["board"]: b["status"] for b in json.loads(run.out)} == {"c": "unreachable", "d": "unreachable"}
+    assert (attempts(count, "c"), attempts(count, "d")) == (1, 1)

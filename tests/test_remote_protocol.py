@@ -350,11 +350,13 @@ def test_property_framing_ignores_chunking(frames, cuts, trailing):
     """However the stream is cut into reads, the agent sees the same frames."""
     from collections import deque
 
+    from evl_net.agent import session
     from evl_net.agent.session import Agent
 
     stream = b"".join(f + b"\n" for f in frames) + (b"partial" if trailing else b"")
     agent = Agent.__new__(Agent)  # only the framing state: no transport, no thread
     agent.buf, agent.pending, agent.discard, agent.frame_t0, agent.last_t = bytearray(), deque(), False, None, 0.0
+    agent.queued = 0
     pos, i = 0, 0
     while pos < len(stream):
         step = cuts[i % len(cuts)]
@@ -362,5 +364,6 @@ def test_property_framing_ignores_chunking(frames, cuts, trailing):
         pos += step
         i += 1
     assert list(agent.pending) == frames
+    assert agent.queued == sum(len(f) + session.FRAME_COST for f in frames)
     assert bytes(agent.buf) == (b"partial" if trailing else b"")
     assert (agent.frame_t0 is not None) == trailing

@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -195,6 +197,7 @@ class SshLab:
         self.core = ServerCore(root, agent)
         self.known_hosts = root / "known_hosts"
         self.known_hosts.write_text("")
+        (root / "global_known_hosts").write_text("")
         self.config = root / "ssh_config"
         self.write_config(self.config, "user_key")
         self.loop = asyncio.new_event_loop()
@@ -209,7 +212,7 @@ class SshLab:
             "  IdentitiesOnly yes\n"
             "  IdentityAgent none\n"
             f"  UserKnownHostsFile {self.known_hosts}\n"
-            "  GlobalKnownHostsFile /dev/null\n"
+            f"  GlobalKnownHostsFile {self.root / 'global_known_hosts'}\n"  # empty: /dev/null is refused
             "  PasswordAuthentication no\n"
             "  KbdInteractiveAuthentication no\n"
             "  CheckHostIP no\n"
@@ -409,6 +412,12 @@ def test_targets(text, expected):
         "@board",
         "bo ard:22",
         "board:22:33:gg",
+        # a trailing newline (a hosts line read carelessly, a $(...) gone wrong) is not part of a name
+        "board\n",
+        "evl@board\n",
+        "board:22\n",
+        "[::1]\n",
+        "board\r",
     ],
 )
 def test_bad_targets(text):
@@ -474,11 +483,20 @@ def test_failure_classification(rc, stderr, established, status):
 # -- fake agents: the client's side of the protocol -----------------------------------------------------
 
 
-def fake_ssh(tmp_path: Path, body: str) -> Options:
-    """An 'ssh' that ignores its arguments and runs ``body`` as the agent (stdin/stdout are the session)."""
-    script = tmp_path / "fake-ssh"
+REAL_SSH = shutil.which("ssh") or "ssh"
+
+
+def fake_ssh(tmp_path: Path, body: str, name: str = "fake-ssh", config_check: str | None = None) -> Options:
+    """An 'ssh' that ignores its arguments and runs ``body`` as the agent (stdin/stdout are the session).
+
+    ``ssh -G`` (the configuration check before connecting) is the real ssh's,
+    unless ``config_check`` is given: then that code runs instead.
+    """
+    script = tmp_path / name
+    check = config_check or f"os.execv({REAL_SSH!r}, [{REAL_SSH!r}, *sys.argv[1:]])\n"
     script.write_text(
-        f"#!{sys.executable}\nimport json, sys, time\n"
+        f"#!{sys.executable}\nimport json, os, sys, time\n"
+        "if '-G' in sys.argv:\n" + textwrap.indent(check, "    ") + "    sys.exit(0)\n"
         "def send(obj):\n    sys.stdout.write(json.dumps(obj) + '\\n'); sys.stdout.flush()\n"
         "def recv():\n    return json.loads(sys.stdin.readline())\n" + body
     )
@@ -895,6 +913,417 @@ def test_client_killed_the_agent_exits_and_leaves_no_stale_lock(lab, sim_env, ev
         proc.wait(5)
     run = evl("net", f"--remote={lab.target(board)}", "-N5", env=env)
     assert run.code == 0
+
+
+# -- issue 15: host-key checking no option weakens, status from ssh's exit code, retries, busy -------------------
+
+
+def test_forced_options_come_before_the_users(tmp_path):
+    opts = Options(ssh_args=("-o", "ConnectTimeout=3"), known_hosts=str(tmp_path / "lab known_hosts"))
+    argv = client.ssh_argv(Target.parse("board"), opts)
+    user = argv.index("ConnectTimeout=3")
+    for forced in ("UpdateHostKeys=no", "LogLevel=INFO", f'UserKnownHostsFile="{tmp_path}/lab known_hosts"'):
+        assert argv.index(forced) < user, forced
+    assert not any(a.startswith("UserKnownHostsFile") for a in client.ssh_argv(Target.parse("b"), Options()))
+
+
+def test_ssh_keeps_the_forced_log_level_and_known_hosts(tmp_path):
+    """A configuration's LogLevel QUIET, UpdateHostKeys yes and UserKnownHostsFile lose to the forced ones."""
+    config = tmp_path / "cfg"
+    config.write_text("Host *\n  LogLevel QUIET\n  UpdateHostKeys yes\n  UserKnownHostsFile /tmp/theirs\n")
+    pinned = tmp_path / "100% mine"
+    opts = Options(ssh_args=("-F", str(config)), known_hosts=str(pinned))
+    argv = client.effective_config_argv(client.ssh_argv(Target.parse("evl@127.0.0.1:2200"), opts))
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+    settings = dict(line.split(" ", 1) for line in out.splitlines())
+    assert settings["loglevel"] == "INFO" and settings["updatehostkeys"] == "false"
+    assert settings["userknownhostsfile"] == str(pinned)
+    assert client.check_effective_config(out, Target.parse("b"), opts) is None
+
+
+@pytest.mark.parametrize(
+    "args, accept_new, known_hosts, refused",
+    [
+        (["-q"], False, False, "-q may not be given"),
+        (["-4Cq"], False, False, "-q may not be given"),
+        (["-o", "LogLevel=QUIET"], False, False, "LogLevel may not be set"),
+        (["-ologlevel error"], False, False, "LogLevel may not be set"),
+        (["-o", "UpdateHostKeys=yes"], False, False, "UpdateHostKeys may not be set"),
+        (["-o", "UserKnownHostsFile=/dev/null"], False, False, "UserKnownHostsFile may not be /dev/null"),
+        (["-oUserKnownHostsFile none"], False, False, "UserKnownHostsFile may not be none"),
+        (["-E", "ssh.log"], False, False, "-E may not be given: it sends elsewhere the messages"),
+        (["-Cy"], False, False, "-y may not be given: it sends to syslog the messages"),
+        (["-oGlobalKnownHostsFile=none"], False, False, None),  # the lab's own file stays the user's
+        (["-o", "UserKnownHostsFile=lab_kh /dev/null"], False, False, None),  # lab_kh is still checked
+        (["-o", "UserKnownHostsFile=lab_kh"], False, True, "may not be set with --known-hosts"),
+        (["-o", "GlobalKnownHostsFile=lab_kh"], False, True, None),
+        (["-v", "-o", "UserKnownHostsFile=lab_kh"], False, False, None),  # -v is allowed
+        (["-l", "-q"], False, False, None),  # -q is -l's argument there, a user name
+    ],
+)
+def test_ssh_arguments_that_would_hide_or_skip_host_key_checks(args, accept_new, known_hosts, refused):
+    if refused is None:
+        client.check_ssh_args(args, accept_new, known_hosts)
+        return
+    with pytest.raises(client.EvlError) as info:
+        client.check_ssh_args(args, accept_new, known_hosts)
+    assert refused in info.value.message and info.value.message.startswith("invalid ssh arguments")
+
+
+def test_a_config_file_that_empties_known_hosts_is_refused_before_connecting(lab, sim_env, evl):
+    """``ssh -G`` sees what a config file sets: UserKnownHostsFile /dev/null never reaches the board."""
+    board = lab.board("devnull")
+    config = lab.write_config(lab.root / "devnull.cfg", "user_key")
+    config.write_text(
+        config.read_text().replace(f"UserKnownHostsFile {lab.known_hosts}", "UserKnownHostsFile /dev/null")
+    )
+    run = evl("net", f"--remote={lab.target(board)}", "-N42", env=lab.env(sim_env, config=config))
+    assert (run.code, run.out) == (1, "")
+    assert run.err == (
+        "evl-net: the ssh configuration for 127.0.0.1 sets UserKnownHostsFile /dev/null: "
+        "host keys could not be checked\n"
+    )
+    assert lab.events(board) == []  # not even a connection
+
+
+def test_a_config_file_host_key_alias_is_refused_with_accept_new(lab, sim_env, evl):
+    board = lab.board("alias", known=False)
+    config = lab.write_config(lab.root / "alias.cfg", "user_key")
+    config.write_text(config.read_text() + "  HostKeyAlias trusted-board\n")
+    env = lab.env(sim_env, config=config)
+    run = evl("net", f"--remote={lab.target(board)}", "-N42", "--accept-new-host-key", env=env)
+    assert run.code == 1 and run.err == (
+        "evl-net: the ssh configuration for 127.0.0.1 sets HostKeyAlias trusted-board: "
+        "with --accept-new-host-key, a changed key could pass as a new one\n"
+    )
+    assert lab.events(board) == [] and "trusted-board" not in lab.known_hosts.read_text()
+
+
+def _session_open(opts: Options, target: str = "fake") -> Any:
+    async def go() -> Any:
+        s = Session(Target.parse(target), opts)
+        try:
+            return await s.open()
+        finally:
+            await s.close()
+
+    return asyncio.run(go())
+
+
+def test_an_ssh_without_dash_g_fails_closed(tmp_path):
+    old_ssh = "sys.stderr.write('unknown option -- G\\nusage: ssh [-1246AaCfgKkMNnqsTtVvXxYy] ...\\n'); sys.exit(255)\n"
+    opts = fake_ssh(tmp_path, ALL_CAPS + HELLO_OK + "sys.stdin.read()\n", config_check=old_ssh)
+    with pytest.raises(client.EvlError) as info:
+        _session_open(opts)
+    assert info.value.message == (
+        "cannot check the ssh configuration for fake: this ssh has no -G (an OpenSSH of 6.8 or later is needed)"
+    )
+
+
+@pytest.mark.parametrize(
+    "line, refused",
+    [
+        ("loglevel QUIET", "sets LogLevel QUIET, not INFO"),
+        ("stricthostkeychecking false", "sets StrictHostKeyChecking false, not true"),
+        ("updatehostkeys true", "sets UpdateHostKeys true, not false"),
+        ("knownhostscommand /bin/cat", "sets KnownHostsCommand"),
+        ("userknownhostsfile /dev/null", "sets UserKnownHostsFile /dev/null: host keys could not be checked"),
+        ("userknownhostsfile none /dev/null", "sets UserKnownHostsFile none /dev/null"),
+    ],
+)
+def test_an_effective_configuration_other_than_forced_is_refused(tmp_path, line, refused):
+    """A defence in depth (ssh keeps the first value, so this should never happen): an ssh that disagrees."""
+    effective = (
+        "user evl\nbatchmode yes\nstricthostkeychecking true\nloglevel INFO\nupdatehostkeys false\n"
+        "userknownhostsfile /lab/known_hosts\n"
+    )
+    key = line.split()[0]
+    effective = "".join(x + "\n" for x in effective.splitlines() if not x.startswith(key)) + line + "\n"
+    opts = fake_ssh(tmp_path, ALL_CAPS + HELLO_OK + "sys.stdin.read()\n", config_check=f"print({effective!r})\n")
+    with pytest.raises(client.EvlError) as info:
+        _session_open(opts)
+    assert info.value.message.startswith("the ssh configuration for fake ") and refused in info.value.message
+
+
+def test_the_configuration_check_runs_once_per_command_line(tmp_path):
+    count = tmp_path / "checks"
+    check = f"open({str(count)!r}, 'a').write('x')\nos.execv({REAL_SSH!r}, [{REAL_SSH!r}, *sys.argv[1:]])\n"
+    opts = fake_ssh(tmp_path, ALL_CAPS + HELLO_OK + "sys.stdin.read()\n", config_check=check)
+    for target in ("fake", "fake", "other"):
+        assert _session_open(opts, target)["proto"] == 2
+    assert count.read_text() == "xx"  # fake once, other once
+
+
+def test_startup_cost_of_the_configuration_check(tmp_path):
+    """What ``ssh -G`` adds to a session's start (printed: the report's figure), against the fake agent."""
+    opts = fake_ssh(tmp_path, ALL_CAPS + HELLO_OK + "sys.stdin.read()\n")
+    argv = client.effective_config_argv(client.ssh_argv(Target.parse("board"), opts))
+    runs = 20
+    start = time.monotonic()
+    for _ in range(runs):
+        subprocess.run([REAL_SSH, *argv[1:]], capture_output=True, timeout=10, check=True)
+    per_check = (time.monotonic() - start) / runs
+    print(f"ssh -G: {per_check * 1000:.1f} ms per board")
+    assert per_check < 0.5
+
+
+@pytest.mark.parametrize(
+    "rc, stderr, established, status, said",
+    [
+        # the agent's own exit status, with a user's -v: its message, not ssh's last debug line
+        (
+            1,
+            "debug1: Sending command: evl net-agent --stdio\r\nevl: no 'net-agent' command. Try 'evl --help'.\n"
+            "debug1: client_input_channel_req: channel 0 rtype exit-status reply 0\r\ndebug1: Exit status 1\r\n",
+            False,
+            "incompatible",
+            "no 'net-agent' command",
+        ),
+        (
+            255,
+            "debug1: Connecting to 127.0.0.1 [127.0.0.1] port 1.\r\n"
+            "ssh: connect to host 127.0.0.1 port 1: Connection refused\r\ndebug2: fd 3 closing\r\n",
+            False,
+            "unreachable",
+            "ssh: connect to host 127.0.0.1 port 1: Connection refused",
+        ),
+        # ssh -vvv prints "host key" words as it looks the key up: not a refusal
+        (
+            255,
+            "debug1: Server host key: ssh-ed25519 SHA256:abc\r\n"
+            "debug3: hostkeys_find_by_key_hostfile: no matching host key found in /lab/other\r\n"
+            "Connection closed by 127.0.0.1 port 2200\r\n",
+            False,
+            "unreachable",
+            "Connection closed by 127.0.0.1 port 2200",
+        ),
+    ],
+)
+def test_classification_ignores_debug_lines(rc, stderr, established, status, said):
+    got, reason = client.classify(rc, stderr, established)
+    assert got == status and said in reason and "debug" not in reason
+
+
+def quiet_config(lab: SshLab, name: str) -> Path:
+    config = lab.write_config(lab.root / f"{name}.cfg", "user_key")
+    config.write_text(config.read_text() + "  LogLevel QUIET\n")
+    return config
+
+
+def test_a_quiet_config_still_tells_a_changed_host_key(lab, sim_env, evl):
+    board = lab.board("quietkey", known="other")
+    run = evl("net", f"--remote={lab.target(board)}", "-N42", env=lab.env(sim_env, config=quiet_config(lab, "q")))
+    assert run.code == 8 and f"{lab.target(board)}: hostkey-refused: " in run.err and "CHANGED" in run.err, run.err
+    assert not board.agents
+
+
+def test_a_quiet_config_still_tells_a_frozen_server_timed_out(lab):
+    server = ServerProcess(lab, ["quietfrozen"])
+    try:
+        board = server.boards[0]
+        opts = lab_options(lab, timeout=30, keepalive=(1, 2), config=quiet_config(lab, "qf"))
+
+        async def go() -> SessionError:
+            s = Session(Target.parse(lab.target(board)), opts)
+            await s.open()
+            try:
+                server.freeze()
+                with pytest.raises(SessionError) as info:
+                    await s.call("vlans.get", {})
+                return info.value
+            finally:
+                await s.close()
+
+        exc = asyncio.run(go())
+        assert exc.status == "timeout" and "not responding" in exc.reason, exc.reason
+    finally:
+        server.close()
+
+
+# -- known hosts pinned for the run -------------------------------------------------------------------------------
+
+
+def test_known_hosts_pins_the_file_for_the_run(lab, sim_env, evl, tmp_path):
+    board = lab.board("pinned")  # trusted in the lab's known_hosts, which the config names
+    target = f"--remote={lab.target(board)}"
+    env = lab.env(sim_env)
+    assert evl("net", target, "-n", env=env).code == 0
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    run = evl("net", target, "-n", f"--known-hosts={empty}", env=env)
+    assert run.code == 8 and "hostkey-refused" in run.err and "not known" in run.err, run.err
+    fresh = tmp_path / "fresh_known_hosts"
+    run = evl("net", target, "-N42", f"--known-hosts={fresh}", "--accept-new-host-key", env=env)
+    assert run.code == 0, run.err
+    assert f"[127.0.0.1]:{board.port}" in fresh.read_text()
+    run = evl("net", target, "-n", f"--known-hosts={fresh}", env=env)
+    assert (run.code, run.out) == (0, "42\n")
+
+
+def test_known_hosts_errors(lab, sim_env, evl, tmp_path):
+    env = lab.env(sim_env)
+    missing = tmp_path / "missing"
+    run = evl("net", "--remote=board", "-n", f"--known-hosts={missing}", env=env)
+    assert (run.code, run.err) == (
+        1,
+        f"evl-net: --known-hosts {missing}: no such file (with --accept-new-host-key, ssh creates it)\n",
+    )
+    run = evl("net", "--remote=board", "-n", f"--known-hosts={tmp_path}/nodir/kh", "--accept-new-host-key", env=env)
+    assert (run.code, run.err) == (1, f"evl-net: --known-hosts {tmp_path}/nodir/kh: its directory does not exist\n")
+    run = evl("net", "--remote=board", "-n", f"--known-hosts={tmp_path}", env=env)
+    assert (run.code, run.err) == (1, f"evl-net: --known-hosts {tmp_path}: not a regular file\n")
+    kh = tmp_path / "kh"
+    kh.write_text("")
+    run = evl("net", "--remote=board", "-n", f"--known-hosts={kh}", "--ssh=-oUserKnownHostsFile=other", env=env)
+    assert run.code == 1 and "UserKnownHostsFile may not be set with --known-hosts" in run.err
+    run = evl("net", "-n", f"--known-hosts={kh}")
+    assert (run.code, run.err) == (1, "evl-net: --known-hosts applies to remote boards only\n")
+
+
+# -- retries ---------------------------------------------------------------------------------------------------------
+
+
+def fake_ssh_on_path(tmp_path: Path, env: dict[str, str], body: str) -> dict[str, str]:
+    """``ssh`` on PATH is a fake (see fake_ssh): the environment for ``evl net --remote``."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    fake_ssh(bindir, body, name="ssh")
+    out = {k: v for k, v in env.items() if k not in ("EVL_NET_TRANSPORT", "EVL_NET_SSH", "EVL_NET_REMOTE")}
+    out["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', os.defpath)}"
+    return out
+
+
+def flaky(count: Path, failures: int, message: str) -> str:
+    """An ssh that fails ``failures`` times per host with ``message`` (counted in ``count``.HOST), then works."""
+    return (
+        f"path = {str(count)!r} + '.' + sys.argv[-2]\n"
+        "n = len(open(path).read()) if os.path.exists(path) else 0\n"
+        "open(path, 'a').write('x')\n"
+        f"if n < {failures}:\n"
+        f"    sys.stderr.write({message!r}); sys.exit(255)\n"
+        + ALL_CAPS
+        + HELLO_OK
+        + "r = recv(); send({'id': r['id'], 'ok': True, 'result': {'value': '42'}})\nsys.stdin.read()\n"
+    )
+
+
+RESET = "kex_exchange_identification: read: Connection reset by peer\r\nConnection reset by 127.0.0.1 port 22\r\n"
+
+
+def attempts(count: Path, host: str = "board") -> int:
+    path = Path(f"{count}.{host}")
+    return len(path.read_text()) if path.exists() else 0
+
+
+def test_a_reset_before_hello_is_retried(tmp_path, sim_env, evl):
+    count = tmp_path / "count"
+    env = fake_ssh_on_path(tmp_path, sim_env, flaky(count, 2, RESET))
+    run = evl("net", "--remote=board", "-n", "--retries=3", env=env)
+    assert (run.code, run.out, run.err) == (0, "42\n", "")
+    assert attempts(count) == 3
+    count.with_name("count.board").unlink()
+    run = evl("net", "--remote=board", "-n", "--retries=0", env=env)
+    assert run.code == 8 and run.err == "evl-net: board: unreachable: Connection reset by 127.0.0.1 port 22\n"
+    assert attempts(count) == 1
+
+
+@pytest.mark.parametrize(
+    "message, status",
+    [
+        ("evl@board: Permission denied (publickey).\r\n", "auth-refused"),
+        ("Host key verification failed.\r\n", "hostkey-refused"),
+        ("ssh: connect to host board port 22: Connection timed out\r\n", "timeout"),
+        ("ssh: Could not resolve hostname board: Name or service not known\r\n", "unreachable"),
+    ],
+)
+def test_refusals_and_timeouts_are_not_retried(tmp_path, sim_env, evl, message, status):
+    count = tmp_path / "count"
+    env = fake_ssh_on_path(tmp_path, sim_env, flaky(count, 5, message))
+    run = evl("net", "--remote=board", "-n", "--retries=5", env=env)
+    assert run.code == 8 and f"evl-net: board: {status}: " in run.err
+    assert attempts(count) == 1
+
+
+def test_a_session_is_never_retried_after_hello(tmp_path, sim_env, evl):
+    count = tmp_path / "count"
+    body = (
+        f"open({str(count) + '.board'!r}, 'a').write('x')\n"
+        + ALL_CAPS
+        + HELLO_OK
+        + f"recv(); sys.stderr.write({RESET!r}); sys.exit(255)\n"
+    )
+    env = fake_ssh_on_path(tmp_path, sim_env, body)
+    run = evl("net", "--remote=board", "-N42", "--retries=5", env=env)
+    assert run.code == 8 and "evl-net: board: lost: " in run.err and "state unknown" in run.err
+    assert attempts(count) == 1
+
+
+def test_retries_errors(evl, sim_env):
+    env = {k: v for k, v in sim_env.items() if k != "EVL_NET_TRANSPORT"}
+    for bad in ("11", "-1", "x", ""):
+        run = evl("net", "--remote=board", "-n", f"--retries={bad}", env=env)
+        assert (run.code, run.err) == (1, f"evl-net: invalid number of retries '{bad}': expected 0..10\n")
+    run = evl("net", "-n", "--retries=2")
+    assert (run.code, run.err) == (1, "evl-net: --retries applies to remote boards only\n")
+
+
+def test_backoff_is_full_jitter_under_the_cap():
+    for attempt in range(12):
+        waits = [client.backoff(attempt) for _ in range(200)]
+        bound = min(client.BACKOFF_CAP_S, client.BACKOFF_BASE_S * 2**attempt)
+        assert all(0 <= w <= bound for w in waits) and max(waits) > bound / 2
+
+
+# -- busy: the board's lock was held for the whole wait -----------------------------------------------------------
+
+
+def lock_wait_agent(record: Path, answer: str) -> str:
+    """A fake agent recording its hello, answering ``answer`` (an error object) to the next request."""
+    return (
+        ALL_CAPS
+        + f"r = recv(); open({str(record)!r}, 'w').write(json.dumps(r['args']))\n"
+        + "send({'id': r['id'], 'ok': True, 'result': {'proto': 2, 'caps': CAPS, 'limits': {}, "
+        "'abi': {'base': 45, 'current': 45}}})\n"
+        + f"r = recv(); send({{'id': r['id'], 'ok': False, 'error': {answer}}})\nsys.stdin.read()\n"
+    )
+
+
+def test_a_locked_board_is_busy_and_exits_16(tmp_path, sim_env, evl):
+    hello = tmp_path / "hello.json"
+    answer = "{'code': 'ELOCKED', 'errno': 16, 'msg': 'another session kept the board busy for 1 s: nothing was done'}"
+    env = fake_ssh_on_path(tmp_path, sim_env, lock_wait_agent(hello, answer))
+    run = evl("net", "--remote=board", "-N42", "--timeout=2", env=env)
+    assert (run.code, run.out) == (16, "")
+    assert run.err == "evl-net: board: busy: another session kept the board busy for 1 s: nothing was done\n"
+    assert json.loads(hello.read_text())["lock_wait"] == 1.0  # half the request deadline: answered before it
+
+
+def test_a_refused_operation_is_one_line(tmp_path, sim_env, evl):
+    answer = "{'code': 'EPERM', 'errno': 1, 'msg': 'vlans.set is not allowed for this key (--read-only)'}"
+    env = fake_ssh_on_path(tmp_path, sim_env, lock_wait_agent(tmp_path / "hello.json", answer))
+    run = evl("net", "--remote=board", "-N42", env=env)
+    assert run.code == 1 and run.out == "" and run.err.count("\n") == 1, run.err
+    assert run.err.startswith("evl-net: ") and "Operation not permitted" in run.err and "read-only" in run.err
+
+
+def test_a_board_held_by_another_session_is_busy(lab, sim_env, evl):
+    from evl_net import api
+
+    board = lab.board("held")
+    env = lab.env(sim_env)
+    board.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with api.open_board(transport="remote", remote=lab.target(board), env=env) as holder:
+        holder.transport.hold_board_lock(True)
+        start = time.monotonic()
+        run = evl("net", f"--remote={lab.target(board)}", "-N42", "--timeout=2", env=env)
+        assert time.monotonic() - start < 2 + 1
+        assert run.code == 16, run.err
+        assert (
+            run.err
+            == f"evl-net: {lab.target(board)}: busy: another session kept the board busy for 1 s: nothing was done\n"
+        )
+    run = evl("net", f"--remote={lab.target(board)}", "-n", env=env)
+    assert run.code == 0 and "42" not in run.out  # nothing was done
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import os
 import time
 from collections.abc import Mapping
 
-from evl_core.errors import EvlError
+from evl_core.errors import EvlError, shown
+from evl_core.files import open_directory, open_lock
 
 STATE_DIR_ENV = "EVL_NET_AGENT_DIR"
 DEFAULT_STATE_DIR = "/run/evl"
@@ -29,21 +30,37 @@ class BoardLock:
 
     The file is opened once per session and locked around each mutation; the
     kernel drops the lock when the process dies, so it can never go stale.
+    The directory may be shared by a group (``/run/evl``, group-writable), so
+    nothing in it is followed through a symbolic link: not the directory
+    itself, not the lock file; and the lock must be a regular file (a FIFO or
+    a device planted there is refused, never opened in a way that blocks).
     """
 
     def __init__(self, directory: str) -> None:
         self.path = os.path.join(directory, LOCK_NAME)
         self._fd: int | None = None
 
+    def _open(self) -> int:
+        directory = os.path.dirname(self.path) or "."
+        where = f"cannot open the board lock {shown(self.path)}"
+        try:
+            dirfd, _ = open_directory(directory, create=0o770)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(directory):  # O_DIRECTORY: ENOTDIR
+                raise EvlError(f"{where}: directory {shown(directory)} is a symbolic link (refused)") from None
+            raise EvlError(where, exc.errno) from None
+        except ValueError:  # an embedded NUL byte
+            raise EvlError(f"{where}: invalid path") from None
+        try:
+            return open_lock(LOCK_NAME, where, 0o660, dir_fd=dirfd)
+        finally:
+            os.close(dirfd)
+
     def acquire(self, deadline: float) -> None:
         import fcntl
 
         if self._fd is None:
-            try:
-                os.makedirs(os.path.dirname(self.path), mode=0o770, exist_ok=True)
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
-            except OSError as exc:
-                raise EvlError(f"cannot open the board lock {self.path}", exc.errno) from None
+            self._fd = self._open()
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

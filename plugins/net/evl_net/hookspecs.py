@@ -55,6 +55,10 @@ OPTION_NAMES = frozenset(
         "accept-new-host-key",
         "ssh",
         "timeout",
+        "retries",
+        "known-hosts",
+        "watch",
+        "count",
     }
 )
 

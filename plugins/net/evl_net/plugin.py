@@ -50,6 +50,13 @@ def evl_commands() -> list[Command]:
             handler="evl_net.agent:run",
             manpage="evl_net.agent:manpage_sections",
         ),
+        Command(
+            name="net-exporter",
+            summary="serve the board's out-of-band network statistics to Prometheus (/metrics over HTTP)",
+            parser="evl_net.cli.exporter:build_parser",
+            handler="evl_net.cli.exporter:run",
+            manpage="evl_net.cli.exporter:manpage_sections",
+        ),
     ]
 
 
@@ -88,4 +95,9 @@ def evl_net_formatters() -> list[Formatter]:
         Formatter("table", "-Q --all-interfaces: one row per interface", f"{fmt}:render_table"),
         Formatter("json", "--json: one JSON object per command", f"{fmt}:render_json"),
         Formatter("names", "-Q --all-interfaces: the interface names, one a line", f"{fmt}:render_names"),
+        Formatter(
+            "prometheus",
+            "-Q, -Q --all-interfaces: the Prometheus text exposition format (node_exporter's textfile collector)",
+            "evl_net.engine.prometheus:render",
+        ),
     ]

@@ -6,6 +6,7 @@ watched here; what an operation does is :mod:`evl_net.agent.handlers`.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import select
@@ -18,16 +19,25 @@ from typing import Any
 from evl_core.errors import EvlError
 from evl_net.agent import handlers
 from evl_net.agent.backend import Backend
-from evl_net.agent.log import Log, summary
+from evl_net.agent.log import Log
 from evl_net.boardlock import BoardLock, default_state_dir
 from evl_net.transports.remote import protocol
 from evl_net.transports.remote.protocol import ProtocolError
 
 CHUNK = 65536
 EOF_GRACE_S = 0.5  # how long an operation may still run once the workstation has gone
-LOCK_REPLY_S = 1.0  # past a board.lock wait's deadline, for its EBUSY to be answered
+#: Bytes of complete frames the session holds unhandled.  Past it the agent stops reading while an
+#: operation runs: the pipe, sshd's channel window and TCP push back on the sender, and memory stays
+#: bounded (one frame being read, up to MAX_BPF_FRAME, plus this).
+QUEUE_MAX = protocol.MAX_BPF_FRAME
+#: What a queued frame costs beyond its bytes (the object and its place in the queue), so that a flood
+#: of tiny or empty lines is capped as surely as one of big ones.
+FRAME_COST = 128
 REMEMBERED_IDS = 1024
 EXIT_CUT = 3
+POLLRDHUP = getattr(select, "POLLRDHUP", 0x2000)  # the peer shut its side of a socket down
+#: What a read-only key may run: every operation that changes nothing (board.lock is a writer's).
+READS = tuple(op for op in protocol.CAPS if op != protocol.BOARD_LOCK and not protocol.is_mutation(op))
 
 
 # -- the operation thread ------------------------------------------------------------------
@@ -76,6 +86,14 @@ class OperationFailed(Exception):
         self.log = log
 
 
+class Locked(Exception):
+    """The board's lock was not had within the wait: nothing was done (answered ELOCKED, the session goes on)."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"board lock not had within {waited:g} s")
+        self.waited = waited
+
+
 class _Stop(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
@@ -100,8 +118,13 @@ class Agent:
         frame_s: float = protocol.FRAME_S,
         request_s: float = protocol.REQUEST_S,
         max_bpf: int = protocol.MAX_BPF,
+        allowed: frozenset[str] | None = None,
     ) -> None:
         self.backend = backend
+        #: the operations this key may run (None: every one); others are answered EPERM
+        self.allowed = allowed
+        #: how long a mutation waits for the board's lock (the client's hello may ask for less)
+        self.lock_wait = min(protocol.LOCK_WAIT_S, request_s / 2)
         self.rfd, self.wfd = rfd, wfd
         self.lock = lock or BoardLock(default_state_dir(backend.env))
         self.log = log or Log("none", {})
@@ -109,10 +132,12 @@ class Agent:
         self.worker = _Worker()
         self.buf = bytearray()
         self.pending: deque[Any] = deque()  # complete frames (bytes) and queued ProtocolErrors, in order
+        self.queued = 0  # bytes of the frames in pending
         self.discard = False
         self.frame_t0: float | None = None
         self.last_t = time.monotonic()
         self.eof = False
+        self.hup = False  # the input hung up while unread bytes may remain
         self.hello: dict[str, Any] | None = None
         #: the session holds the board's lock (board.lock): mutations do not take it one by one
         self.held = False
@@ -134,7 +159,7 @@ class Agent:
         self._feed(chunk, time.monotonic())
 
     def _feed(self, chunk: bytes, now: float) -> None:
-        self.last_t = now
+        # Only a request keeps the session alive (see _handle): bytes alone, empty lines included, do not.
         while chunk:
             nl = chunk.find(b"\n")
             if nl < 0:
@@ -154,9 +179,15 @@ class Agent:
                 self.discard = False
             else:
                 self.buf += head
-                self.pending.append(bytes(self.buf))
+                frame = bytes(self.buf)
+                self.pending.append(frame)
+                self.queued += len(frame) + FRAME_COST
                 self.buf = bytearray()
             self.frame_t0 = None
+
+    def _room(self) -> bool:
+        """Whether more input may be read now: complete frames waiting and the frame being read are capped."""
+        return self.queued < QUEUE_MAX and len(self.buf) <= protocol.MAX_BPF_FRAME
 
     # -- output ---------------------------------------------------------------------
 
@@ -174,7 +205,7 @@ class Agent:
                 raise _Stop(EXIT_CUT) from None
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([], [self.wfd], [], left)[1]:
-                self.log("reply not taken within the frame deadline: session cut", notice=True)
+                self.log.event("reply not taken within the frame deadline: session cut", notice=True)
                 raise _Stop(EXIT_CUT)
 
     # -- the loop ---------------------------------------------------------------------
@@ -184,7 +215,7 @@ class Agent:
         try:
             while True:
                 while self.pending:
-                    self._handle(self.pending.popleft())
+                    self._handle(self._next())
                 if self.eof:
                     return 0, False
                 now = time.monotonic()
@@ -196,12 +227,12 @@ class Agent:
                                 None, "ETIMEDOUT", f"frame not completed within {self.frame_s:g} s: session closed"
                             )
                         )
-                        self.log("frame deadline expired: session cut", notice=True)
+                        self.log.event("frame deadline expired: session cut", notice=True)
                         return EXIT_CUT, False
                 else:
                     left = self.last_t + self.idle_s - now
                     if left <= 0:
-                        self.log(f"no request for {self.idle_s:g} s: exiting")
+                        self.log.event(f"no request for {self.idle_s:g} s: exiting")
                         return 0, False
                 if select.select([self.rfd], [], [], left)[0]:
                     self._read_some()
@@ -209,6 +240,12 @@ class Agent:
             return stop.code, self.worker.busy
         finally:
             self.lock.close()
+
+    def _next(self) -> Any:
+        item = self.pending.popleft()
+        if isinstance(item, bytes):
+            self.queued -= len(item) + FRAME_COST
+        return item
 
     def _remember(self, rid: Any) -> bool:
         if rid in self.id_set:
@@ -220,32 +257,48 @@ class Agent:
         return True
 
     def _handle(self, item: Any) -> None:
+        """One frame: its reply sent, then its audit line."""
+        start = time.monotonic()
         req = None
         try:
             if isinstance(item, ProtocolError):
                 raise item
             req = protocol.parse_request(item)
+            self.last_t = start  # a request, even a refused one, keeps the session alive
             if not self._remember(req.id):
                 raise ProtocolError(protocol.EDUPID, f"request id {req.id!r} was already used in this session", req.id)
             if req.op == "hello":
-                self._hello(req)
-                return
-            if self.hello is None:
+                frame, result = self._hello(req), "ok"
+            elif self.hello is None:
                 raise ProtocolError("EPROTO", "the first request of a session must be 'hello'", req.id)
-            if req.op == protocol.BOARD_LOCK:
-                self._board_lock(req)
-                self.last_t = time.monotonic()
-                return
-            kwargs = handlers.arguments(req.op, req.args, self.max_bpf)
+            elif self.allowed is not None and req.op not in self.allowed:
+                raise ProtocolError("EPERM", f"'{req.op}' is not allowed for this key ({self.policy})", req.id)
+            elif req.op == protocol.BOARD_LOCK:
+                frame, result = self._board_lock(req)
+            else:
+                frame, result = self._operate(req, handlers.arguments(req.op, req.args, self.max_bpf))
         except ProtocolError as exc:
             if exc.id is None and req is not None:
                 exc.id = req.id
-            self._send(exc.reply())
-            return
-        self._operate(req, kwargs)
-        self.last_t = time.monotonic()
+            frame, result = exc.reply(), f"error={exc.code}"
+            if req is None and exc.op is not None:  # a request of a known operation, refused by its schema
+                req = protocol.Request(exc.id, exc.op, {})
+        try:
+            self._send(frame)
+        finally:
+            self.log.request(req, result, time.monotonic() - start)
+        if req is not None:
+            self.last_t = time.monotonic()
 
-    def _hello(self, req: protocol.Request) -> None:
+    @property
+    def policy(self) -> str:
+        return "the agent serves it reads only" if self.read_only else "the agent's --allow list"
+
+    @property
+    def read_only(self) -> bool:
+        return self.allowed is not None and self.allowed == frozenset(READS)
+
+    def _hello(self, req: protocol.Request) -> bytes:
         if self.hello is not None:
             raise ProtocolError("EPROTO", "'hello' was already done in this session", req.id)
         version = protocol.choose_version(req.args["proto"])
@@ -258,12 +311,15 @@ class Agent:
             )
         from evl_net import __version__
 
+        if "lock_wait" in req.args:
+            self.lock_wait = min(self.lock_wait, float(req.args["lock_wait"]))
         self.hello = {
             "proto": version,
             "agent": f"evl-tools {__version__}",
             "transport": self.backend.name,
             "abi": self.backend.abi(),
             "caps": list(protocol.CAPS),
+            "allowed": sorted(self.allowed) if self.allowed is not None else list(protocol.CAPS),
             "limits": {
                 "max_frame": protocol.MAX_FRAME,
                 "max_bpf_frame": protocol.MAX_BPF_FRAME,
@@ -272,82 +328,122 @@ class Agent:
                 "idle_s": self.idle_s,
                 "frame_s": self.frame_s,
                 "request_s": self.request_s,
+                "lock_wait_s": self.lock_wait,
             },
         }
         if self.backend.notice:
             self.hello["notice"] = self.backend.notice
-        self.log(f"session opened by {req.args['client']!r} (protocol {version}, transport {self.backend.name})")
-        self._send(protocol.ok_frame(req.id, self.hello))
+        self.log.event(
+            f"session opened by {req.args['client']!r} (protocol {version}, transport {self.backend.name}"
+            + (f", {self.policy}" if self.allowed is not None else "")
+            + ")"
+        )
+        return protocol.ok_frame(req.id, self.hello)
 
-    def _board_lock(self, req: protocol.Request) -> None:
+    def _lock_deadline(self) -> float:
+        return time.monotonic() + self.lock_wait
+
+    def _board_lock(self, req: protocol.Request) -> tuple[bytes, str]:
         """Hold the board's lock for the rest of the session (an apply's whole run), or release it."""
         hold = bool(req.args["hold"])
         if hold and not self.held:
-            deadline = time.monotonic() + min(self.request_s, protocol.LOCK_WAIT_S)
-            # the wait ends itself (EBUSY) at its deadline: the request's comes a little later, so that
-            # a lock not had is answered as busy, never as a request that overran
-            ok, value = self._execute(lambda: self.lock.acquire(deadline), deadline + LOCK_REPLY_S, req)
+            deadline = self._lock_deadline()
+            ok, value = self._execute(lambda: self._acquire(deadline), time.monotonic() + self.request_s, req)
             if not ok:
-                self._send(self._error_reply(req, value))
-                return
-            self.log("board lock held for the session")
+                return self._error_reply(req, value)
+            self.log.event("board lock held for the session")
         elif not hold and self.held:
             self.lock.release()
-            self.log("board lock released")
+            self.log.event("board lock released")
         self.held = hold
-        self._send(protocol.ok_frame(req.id, {"held": hold}))
+        return protocol.ok_frame(req.id, {"held": hold}), "held" if hold else "released"
 
-    def _operate(self, req: protocol.Request, kwargs: dict[str, Any]) -> None:
+    def _acquire(self, deadline: float) -> None:
+        from evl_net.errors import KernelError
+
+        try:
+            self.lock.acquire(deadline)
+        except KernelError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            raise Locked(self.lock_wait) from None
+
+    def _operate(self, req: protocol.Request, kwargs: dict[str, Any]) -> tuple[bytes, str]:
         deadline = time.monotonic() + self.request_s
         ok, value = self._execute(lambda: self._run(req, kwargs, deadline), deadline, req)
-        if ok:
-            result, log = value
-            try:
-                frame = protocol.ok_frame(req.id, result, log)
-            except (TypeError, ValueError) as exc:
-                frame = protocol.error_frame(req.id, "EIO", f"the agent could not encode the result: {exc}")
-        else:
-            frame = self._error_reply(req, value)
-        self._send(frame)
+        if not ok:
+            return self._error_reply(req, value)
+        result, log = value
+        try:
+            frame = protocol.ok_frame(req.id, result, log)
+        except (TypeError, ValueError) as exc:
+            return protocol.error_frame(req.id, "EIO", f"the agent could not encode the result: {exc}"), "error=EIO"
+        if not req.spec.mutation:
+            return frame, "ok"
+        return frame, "changed" if result["changed"] else "unchanged"
 
-    def _error_reply(self, req: protocol.Request, exc: BaseException) -> bytes:
+    def _error_reply(self, req: protocol.Request, exc: BaseException) -> tuple[bytes, str]:
         log = None
         if isinstance(exc, OperationFailed):
             log = exc.log
             exc = exc.cause
+        if isinstance(exc, Locked):
+            msg = f"another session kept the board busy for {exc.waited:g} s: nothing was done"
+            return protocol.error_frame(req.id, protocol.LOCKED, msg, errno=errno.EBUSY), f"error={protocol.LOCKED}"
         if isinstance(exc, ProtocolError):
-            return exc.reply()
+            return exc.reply(), f"error={exc.code}"
         if isinstance(exc, OSError):
-            return protocol.oserror_frame(req.id, exc, log)
+            code = errno.errorcode.get(exc.errno or 0, "EIO")
+            return protocol.oserror_frame(req.id, exc, log), f"error={code}"
         if isinstance(exc, EvlError):
-            return protocol.error_frame(req.id, protocol.EVLERROR, exc.message, errno=exc.errno, log=log)
-        self.log(f"{req.op}: internal error {type(exc).__name__}: {exc}", notice=True)
-        return protocol.error_frame(req.id, "EIO", f"internal error in the agent: {type(exc).__name__}: {exc}", log=log)
+            code = errno.errorcode.get(exc.errno or 0, protocol.EVLERROR)
+            frame = protocol.error_frame(req.id, protocol.EVLERROR, exc.message, errno=exc.errno, log=log)
+            return frame, f"error={code}"
+        self.log.event(f"{req.op}: internal error {type(exc).__name__}: {exc}", notice=True)
+        msg = f"internal error in the agent: {type(exc).__name__}: {exc}"
+        return protocol.error_frame(req.id, "EIO", msg, log=log), "error=EIO"
 
     def _execute(self, fn: Callable[[], Any], deadline: float, req: protocol.Request) -> tuple[bool, Any]:
-        """Run fn on the worker; keep reading input meanwhile (EOF ends the session)."""
+        """Run fn on the worker; meanwhile keep reading input while there is room (EOF ends the session).
+
+        When the queue is full the agent stops reading, and watches the input for a hang-up alone: the
+        workstation leaving must still be seen.
+        """
         self.worker.submit(fn)
-        eof_deadline: float | None = None
+        gone: float | None = None  # when the workstation was seen leaving
+        poller = select.poll()
+        poller.register(self.worker.rfd, select.POLLIN)
         while True:
             now = time.monotonic()
-            if self.eof and eof_deadline is None:
-                eof_deadline = now + EOF_GRACE_S
-            limit = min(deadline, eof_deadline) if eof_deadline is not None else deadline
-            watch = [self.worker.rfd]
-            if not self.eof and len(self.buf) <= protocol.MAX_BPF_FRAME:
-                watch.append(self.rfd)
-            ready = select.select(watch, [], [], max(0.0, limit - now))[0]
+            if (self.eof or self.hup) and gone is None:
+                gone = now
+            limit = min(deadline, gone + EOF_GRACE_S) if gone is not None else deadline
+            watching = not self.eof and not self.hup
+            reading = watching and self._room()
+            if watching:
+                poller.register(self.rfd, (select.POLLIN if reading else 0) | POLLRDHUP)
+            else:
+                try:
+                    poller.unregister(self.rfd)
+                except KeyError:
+                    pass
+            ready = dict(poller.poll(max(0.0, limit - now) * 1000 + 1))
             if self.worker.rfd in ready:
                 result = self.worker.collect()
                 if self.frame_t0 is not None:
                     self.frame_t0 = time.monotonic()  # a frame that arrived meanwhile gets its full time
+                self.hup = False  # what is left of the input is read as usual, up to its EOF
                 return result
-            if self.rfd in ready:
+            events = ready.get(self.rfd, 0)
+            if events & select.POLLIN and reading:
                 self._read_some()
                 continue
+            if events & (select.POLLHUP | select.POLLERR | POLLRDHUP | select.POLLNVAL) and watching:
+                self.hup = True
+                continue
             now = time.monotonic()
-            if eof_deadline is not None and now >= eof_deadline:
-                self.log(f"{req.op} still running when the workstation left: exiting", notice=True)
+            if gone is not None and now >= gone + EOF_GRACE_S:
+                self.log.event(f"{req.op} still running when the workstation left: exiting", notice=True)
                 raise _Stop(0)
             if now >= deadline:
                 self._send(
@@ -357,7 +453,7 @@ class Agent:
                         f"{req.op} did not complete within {self.request_s:g} s: state unknown, session closed",
                     )
                 )
-                self.log(f"{req.op} overran its deadline: session cut", notice=True)
+                self.log.event(f"{req.op} overran its deadline: session cut", notice=True)
                 raise _Stop(EXIT_CUT)
 
     def _run(self, req: protocol.Request, kwargs: dict[str, Any], deadline: float) -> tuple[dict[str, Any], list[str]]:
@@ -366,7 +462,7 @@ class Agent:
         console = io.StringIO()
         locking = spec.mutation and not self.held
         if locking:
-            self.lock.acquire(deadline)
+            self._acquire(min(deadline, self._lock_deadline()))
         try:
             try:
                 with self.backend.open() as transport:
@@ -374,13 +470,8 @@ class Agent:
                         transport.console = console
                     result = handlers.handle(transport, req.op, kwargs, req.args)
             except Exception as exc:
-                if spec.mutation:
-                    self.log(f"{summary(req.op, req.args)}: failed: {exc}", notice=True)
                 raise OperationFailed(exc, console.getvalue().splitlines()) from exc
         finally:
             if locking:
                 self.lock.release()
-        if spec.mutation:
-            changed = result["changed"]
-            self.log(f"{summary(req.op, req.args)}: {'changed' if changed else 'unchanged'}", notice=changed)
         return result, console.getvalue().splitlines()

@@ -271,6 +271,9 @@ def _ap_name(action: argparse.Action) -> str:
 def _ap_value(action: argparse.Action, transports: Value, commands: Value) -> Value:
     if action.choices:
         return Value("words", tuple((str(c), "") for c in action.choices), label=action.dest)
+    words = getattr(action, "completion_words", None)  # words beside free text (a command's own hint)
+    if words:
+        return Value("words", tuple((str(w), "") for w in words), label=action.dest)
     if action.dest == "transport":
         return transports
     if _ap_name(action).upper() == "COMMAND":

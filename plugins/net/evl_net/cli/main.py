@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,9 +86,30 @@ def _execute(request: Request, ops: Sequence[Operation], ctx: Context) -> int:
         boards = fleet.targets(request, ctx.env)
         fleet.parse_jobs(request)  # a bad --jobs is an error with one board too
         if fleet.is_fleet(request, boards):
+            if request.watch is not None:
+                raise EvlError("--watch follows one board: give one --remote")
             return fleet.run(request, steps, boards, formatters, ctx)
     elif request.seen & select.REMOTE_ONLY:
         raise EvlError(f"--{sorted(request.seen & select.REMOTE_ONLY)[0]} applies to remote boards only")
+
+    if request.watch is not None:
+        from evl_net.engine import watch
+        from evl_net.ops import query
+
+        interval, count = watch.parse(request)
+        if select.remote_wanted(request, ctx.env):  # one session for the whole watch
+            with transport_for(request, ctx) as transport:
+                session = contextlib.nullcontext(transport)
+                read = query.sampler(request, lambda: session)
+                return watch.run(request, read, interval, count, ctx.stdout, transport.board)
+        # a local board is opened for each sample: between samples it is free for others (evl sim rx...)
+        first: list[Any] = [transport_for(request, ctx)]  # opened here, so that a bad board fails at once
+
+        def open_board() -> Any:
+            return first.pop() if first else transport_for(request, ctx, notice=False)
+
+        read = query.sampler(request, open_board)
+        return watch.run(request, read, interval, count, ctx.stdout, request.board or "this board")
 
     done: list[str] = []
 
@@ -129,13 +151,13 @@ def _formatters(ctx: Context) -> dict[str, Formatter]:
     return {f.name: f for f in found.records}
 
 
-def transport_for(request: Request, ctx: Context) -> Any:
+def transport_for(request: Request, ctx: Context, notice: bool = True) -> Any:
     """The transport the command line (or the environment) asks for, open."""
     if select.remote_wanted(request, ctx.env):
         name = "remote"
     else:
         name, node = select.local_name(request.transport, ctx.env)
-        if node is not None and name == "sim":
+        if node is not None and name == "sim" and notice:
             ctx.stderr.write(f"{ctx.prog}: no EVL core here (no {node}): using the simulator\n")
     found = named(ctx, "evl_net_transports", TransportInfo, "transport")
     info = select.find(name, found.records, found.conflicts)

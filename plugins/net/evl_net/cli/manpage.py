@@ -137,7 +137,8 @@ with \fB\-\-jsonl\fR.
 .PP
 Each board ends with one status:
 \fBok\fR, \fBchanged\fR (a command changed the board's state), \fBfailed\fR (the board answered
-with an error), \fBincompatible\fR (no common protocol, or no agent), or one of the ways a board
+with an error), \fBincompatible\fR (no common protocol, or no agent), \fBbusy\fR (another
+session kept the board's lock for the whole wait: nothing was done), or one of the ways a board
 does not answer: \fBunreachable\fR, \fBauth\-refused\fR, \fBhostkey\-refused\fR, \fBtimeout\fR and
 \fBlost\fR.
 A connection lost while a change was in flight is \fBlost\fR with "state unknown, re\-query":
@@ -151,8 +152,15 @@ key is refused before anything is sent.
 The user's \fI~/.ssh/config\fR applies (user, port, keys, certificates, jump hosts);
 \fB\-\-ssh\fR=\fIargs\fR and \fBEVL_NET_SSH\fR add ssh arguments such as \fB\-F\fR \fIfile\fR or
 \fB\-o ServerAliveInterval=2\fR, which may change the defaults \fBConnectTimeout=10\fR,
-\fBServerAliveInterval=5\fR and \fBServerAliveCountMax=3\fR but not host\-key checking or batch mode.
+\fBServerAliveInterval=5\fR and \fBServerAliveCountMax=3\fR but not host\-key checking or batch mode
+(\fBStrictHostKeyChecking\fR, \fBKnownHostsCommand\fR, \fBNoHostAuthenticationForLocalhost\fR,
+\fBVerifyHostKeyDNS\fR, \fBUpdateHostKeys\fR and \fBLogLevel\fR are forced; \fB\-q\fR and
+\fI/dev/null\fR as a known\-hosts file are refused, and configuration files are checked through
+\fBssh \-G\fR before connecting).
+\fB\-\-known\-hosts\fR \fIfile\fR pins the known_hosts file of the run.
 \fB\-\-timeout\fR sets the deadline of each request (default 10 seconds).
+A connection refused, reset or closed during the key exchange, before the agent answered, is
+tried again \fB\-\-retries\fR times (default 3) after a jittered backoff; never after.
 .PP
 On the board, pin the workstation's key to the agent in \fI~/.ssh/authorized_keys\fR:
 .PP
@@ -225,12 +233,14 @@ its target, which is the file replaced: the link stays a link).
 0 on success, and for \fB\-h\fR, \fB\-@\fR and no argument at all (usage).
 1 on any failure: a usage error (the usage follows the message) or a failed command
 (one line on stderr: \fIevl\-net: <what failed>: <reason>\fR), on the local or the remote board.
-8 when the one remote board did not answer (\fIevl\-net: <board>: <status>: <reason>\fR).
+8 when the one remote board did not answer (\fIevl\-net: <board>: <status>: <reason>\fR);
+16 when it was busy.
 .PP
 With several boards: 0 when every board succeeded (\fBok\fR or \fBchanged\fR);
 4 when at least one board failed or is incompatible;
 8 when at least one board did not answer (unreachable, auth\-refused, hostkey\-refused,
-timeout, lost); 12 when both happened; 1 for an error before any board was contacted.
+timeout, lost); 16 when at least one board was busy; these add up (12, 20, 24, 28);
+1 for an error before any board was contacted.
 """,
     ),
     (

@@ -77,6 +77,30 @@ MODIFIERS = (
         "extra ssh arguments for remote boards, e.g. --ssh='-F lab.cfg'; also EVL_NET_SSH",
     ),
     ("timeout", None, REQUIRED_ARGUMENT, "SECONDS", "with remote boards: the deadline of each request (default 10)"),
+    (
+        "retries",
+        None,
+        REQUIRED_ARGUMENT,
+        "N",
+        "with remote boards: connection attempts after a refused, reset or cut one, before hello "
+        "(default 3, at most 10)",
+    ),
+    (
+        "known-hosts",
+        None,
+        REQUIRED_ARGUMENT,
+        "FILE",
+        "with remote boards: the one known_hosts file to check host keys against (ssh UserKnownHostsFile)",
+    ),
+    (
+        "watch",
+        None,
+        OPTIONAL_ARGUMENT,
+        "SECONDS",
+        "with -Q: sample every SECONDS (default 1) and show rates, pool use and errors as they grow; "
+        "redrawn on a terminal (q quits), else one line per port per interval",
+    ),
+    ("count", None, REQUIRED_ARGUMENT, "N", "with --watch: stop after N intervals"),
 )
 
 
@@ -196,6 +220,8 @@ def parse(
                 request.gateway = True
             elif long == "remote":
                 request.remotes.append(value or "")
+            elif long == "watch":
+                request.watch = "" if value is None else value
             else:  # long-only options map onto Request fields of the same name
                 kind = next(m[2] for m in MODIFIERS if m[0] == long)
                 setattr(request, long.replace("-", "_"), True if kind == NO_ARGUMENT else value)
@@ -298,6 +324,14 @@ def check(request: Request, operations: Sequence[Operation]) -> list[str]:
             raise EvlError(f"invalid interface name '{shown(request.ifname)}': {problem}")
     if request.all_interfaces and "query" not in request.actions:
         raise UsageError("--all-interfaces applies to -Q only")
+    if request.watch is not None and (set(request.actions) != {"query"} or request.format):
+        raise UsageError("--watch applies to -Q alone (with -i IF or --all-interfaces; --json for JSON lines)")
+    if request.count is not None and request.watch is None:
+        raise UsageError("--count applies to --watch only")
+    if request.watch is not None:
+        from evl_net.engine import watch
+
+        watch.parse(request)  # a bad --watch=SECONDS or --count N: a usage error, with the usage
     from evl_net.engine import execute
 
     execute.check(request, execute.plan(request, operations))  # each operation's own checks
@@ -357,7 +391,8 @@ def build_parser(plugin_manager: Any = None) -> Any:  # -> argparse.ArgumentPars
         if kind == NO_ARGUMENT:
             modifiers.add_argument(*flags, action="store_true", help=help_text)
         else:
-            modifiers.add_argument(*flags, metavar=metavar, help=help_text)
+            nargs = "?" if kind == OPTIONAL_ARGUMENT else None
+            modifiers.add_argument(*flags, nargs=nargs, metavar=metavar, help=help_text)
     modifiers.add_argument(
         "-@", dest="describe", action="store_true", help="print the one-line description of the command and exit"
     )

@@ -8,15 +8,18 @@ worker thread) over its own session.
 
 Every board ends with one status: ``ok``, ``changed`` (a mutation changed
 something), ``failed`` (the board answered with an error), ``incompatible``
-(it does not speak our protocol), or one of the ways it did not answer:
-``unreachable``, ``auth-refused``, ``hostkey-refused``, ``timeout`` and
-``lost`` (the session died; during a mutation the board's state is unknown).
+(it does not speak our protocol), ``busy`` (another session kept the board's
+lock for the whole wait: nothing was done), or one of the ways it did not
+answer: ``unreachable``, ``auth-refused``, ``hostkey-refused``, ``timeout``
+and ``lost`` (the session died; during a mutation the board's state is
+unknown).
 
 Output: a table (BOARD, STATUS, RESULT, MS; failures last and repeated on
-stderr), ``--json`` (one array) or ``--jsonl`` (one object per board, as each
-finishes).  Exit status: 0 when every board succeeded; 4 when a board failed
-(or is incompatible); 8 when a board did not answer; 12 when both happened;
-1 for an error before any board was contacted.
+stderr), ``--json`` (one array), ``--jsonl`` (one object per board, as each
+finishes) or, with ``--format=prometheus``, one exposition whose series carry
+``board="<label>"``.  Exit status: 0 when every board succeeded, else a bitmask: 4 a
+board failed (or is incompatible), 8 a board did not answer, 16 a board was
+busy (so 12, 20, 24 and 28 too); 1 for an error before any board was contacted.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from evl_core.errors import EvlError, one_line, shown, strerror
 from evl_net.transports.remote.client import (
+    BUSY,
     CHANGED,
     FAILED,
     INCOMPATIBLE,
@@ -50,6 +54,7 @@ MAX_JOBS = 256
 EXIT_OK = 0
 EXIT_FAILED = 4
 EXIT_NO_ANSWER = 8
+EXIT_BUSY = 16
 
 
 def is_fleet(request: Any, found: Sequence[Target]) -> bool:
@@ -176,11 +181,15 @@ def _natural(label: str) -> list[Any]:
 
 
 def _rank(status: str) -> int:
-    return 0 if status in (OK, CHANGED) else 1 if status in (FAILED, INCOMPATIBLE) else 2
+    if status in (OK, CHANGED):
+        return 0
+    if status in (FAILED, INCOMPATIBLE):
+        return 1
+    return 2 if status == BUSY else 3
 
 
 def ordered(results: Sequence[BoardResult]) -> list[BoardResult]:
-    """Successes first, then boards that failed, then boards that did not answer; by name within."""
+    """Successes first, then boards that failed, that were busy, that did not answer; by name within."""
     return sorted(results, key=lambda r: (_rank(r.status), _natural(r.board)))
 
 
@@ -190,6 +199,8 @@ def exit_status(results: Sequence[BoardResult]) -> int:
         code |= EXIT_FAILED
     if any(r.status in NO_ANSWER for r in results):
         code |= EXIT_NO_ANSWER
+    if any(r.status == BUSY for r in results):
+        code |= EXIT_BUSY
     return code
 
 
@@ -217,15 +228,51 @@ def render_table(results: Sequence[BoardResult], request: Any, formatters: Mappi
     )
 
 
+def render_prometheus(results: Sequence[BoardResult], request: Any, formatters: Mapping[str, Any]) -> str:
+    """``--format=prometheus``: one exposition for the fleet, every series labelled ``board="<label>"``.
+
+    Each family is written once (its HELP and TYPE lines, then the samples of every board, in the
+    table's order); a board that failed gives no series (its error goes to stderr, as always)."""
+    from evl_net.engine import prometheus
+    from evl_net.engine.render import render
+
+    merged: dict[str, prometheus.Family] = {}
+    for r in ordered(results):
+        if r.error is not None:
+            continue
+        ports: list[Any] = []
+        for res in r.results:
+            if getattr(res, "action", None) != "query":
+                render(res, request, formatters)  # the formatter's own error: it cannot render that
+                continue
+            rows = getattr(res, "interfaces", None)
+            ports.extend(rows if isinstance(rows, list) else [res])
+        for family in prometheus.families(ports, {"board": r.board}):
+            known = merged.get(family.name)
+            merged[family.name] = family if known is None else replace(known, samples=known.samples + family.samples)
+    order = {m.name: i for i, m in reversed(list(enumerate(prometheus.METRICS)))}
+    lines: list[str] = []
+    for family in sorted(merged.values(), key=lambda f: order[f.name]):
+        lines.append(f"# HELP {family.name} {prometheus.escape_help(family.help)}")
+        lines.append(f"# TYPE {family.name} {family.type}")
+        for labels, value in family.samples:
+            text = ",".join(f'{key}="{prometheus.escape_label(val)}"' for key, val in labels)
+            lines.append(f"{family.name}{{{text}}} {value}")
+    return "".join(line + "\n" for line in lines)
+
+
 def run(
     request: Any, steps: Sequence[tuple[Any, Any]], found: Sequence[Target], formatters: Mapping[str, Any], ctx: Any
 ) -> int:
-    """``evl net`` on several boards: fan out, print the per-board results, exit 0/4/8/12."""
+    """``evl net`` on several boards: fan out, print the per-board results, exit 0 or the bitmask 4|8|16."""
     import json
 
     jsonl = request.jsonl
     if jsonl and request.json:
         raise EvlError("--json and --jsonl exclude each other")
+    prometheus = request.format == "prometheus"
+    if jsonl and prometheus:
+        raise EvlError("--jsonl and --format=prometheus exclude each other")
     jobs = parse_jobs(request)
     opts = Options.from_request(request, ctx.env)
 
@@ -236,6 +283,8 @@ def run(
     results = asyncio.run(fan_out(found, request, steps, opts, jobs, stream if jsonl else None))
     if request.json:
         ctx.stdout.write(json.dumps([r.as_json() for r in ordered(results)], separators=(",", ":")) + "\n")
+    elif prometheus:
+        ctx.stdout.write(render_prometheus(results, request, formatters))
     elif not jsonl:
         ctx.stdout.write(render_table(results, request, formatters))
     ctx.stdout.flush()
@@ -244,9 +293,11 @@ def run(
         ctx.stderr.write(one_line(f"{ctx.prog}: {r.board}: {r.status}: {r.error['msg']}") + "\n")  # type: ignore[index]
     if bad:
         failed = sum(1 for r in bad if _rank(r.status) == 1)
-        silent = len(bad) - failed
+        busy = sum(1 for r in bad if r.status == BUSY)
+        silent = len(bad) - failed - busy
         ctx.stderr.write(
-            f"{ctx.prog}: {len(results) - len(bad)} of {len(results)} boards succeeded, "
-            f"{failed} failed, {silent} did not answer\n"
+            f"{ctx.prog}: {len(results) - len(bad)} of {len(results)} boards succeeded, {failed} failed, "
+            + (f"{busy} busy, " if busy else "")
+            + f"{silent} did not answer\n"
         )
     return exit_status(results)

@@ -26,11 +26,16 @@ class Request:
     transport: str | None = None
     board: str | None = None
     remotes: list[str] = field(default_factory=list)
-    #: remote boards (--hosts, --jobs, --ssh, --timeout): raw text, checked where used
+    #: remote boards (--hosts, --jobs, --ssh, --timeout, --retries, --known-hosts): raw text, checked where used
     hosts: str | None = None
     jobs: str | None = None
     ssh: str | None = None
     timeout: str | None = None
+    retries: str | None = None
+    known_hosts: str | None = None
+    #: -Q --watch[=SECONDS] ("" without a value) and --count N: raw text, checked where used
+    watch: str | None = None
+    count: str | None = None
 
 
 class OpResult:

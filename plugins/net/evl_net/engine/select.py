@@ -14,7 +14,7 @@ TRANSPORT_ENV = "EVL_NET_TRANSPORT"
 DEVDIR_ENV = "EVL_DEVDIR"
 
 #: Options that only make sense with remote boards.
-REMOTE_ONLY = frozenset({"jobs", "jsonl", "accept-new-host-key", "ssh", "timeout"})
+REMOTE_ONLY = frozenset({"jobs", "jsonl", "accept-new-host-key", "ssh", "timeout", "retries", "known-hosts"})
 
 
 def remote_wanted(request: Any, env: Mapping[str, str]) -> bool:

@@ -93,3 +93,18 @@ def run(request: Request, mods: str | None, transport: Transport) -> PortStatus 
     except OSError as exc:
         raise EvlError.from_oserror(f"cannot query out-of-band port on {ifname}", exc) from None
     return PortStatus(ifname, mods or "", stat)
+
+
+def sampler(request: Request, open_board: Any) -> Any:
+    """``-Q --watch``'s reading: each call, the counters of the port ``-i`` names, or of every interface
+    that has them.  ``open_board()`` gives the transport of one sample, as a context (a local board is
+    opened for each sample, so that it is free in between; a remote session stays open)."""
+
+    def read() -> list[tuple[str, DevStat]]:
+        with open_board() as transport:
+            result = run(request, None, transport)
+        if isinstance(result, PortStatus):
+            return [(result.ifname, result.stat)]
+        return [(row.ifname, row.stat) for row in result.interfaces if row.stat is not None]
+
+    return read

@@ -45,7 +45,9 @@ neighbour's.  What other tools (the C ``evl-net``, a link going down
 behind our back) do is not seen beyond that.  The file is replaced
 atomically (a temporary file renamed in the same directory, nothing
 followed through a symlink, mode 0644, the directory made 0755) under an
-flock of ``net-ledger.lock``; it is read without a lock, tolerantly: a
+flock of ``net-ledger.lock`` (a regular file, never opened through a
+symlink nor blocking on a FIFO), which also removes the temporary files of
+writers killed before their rename; it is read without a lock, tolerantly: a
 missing, corrupt, oversized (> 4 MiB) or unreadable ledger is no
 knowledge, never an error.  When the run directory is not writable the
 ledger is simply not updated: the EVL request it would record has been
@@ -330,10 +332,14 @@ class IoctlTransport(TransportBase):
         return Change(True)
 
     def install_rx_filter(self, ifname: str, obj: bytes, obj_name: str) -> FilterInstalled:
+        import hashlib
         import struct
 
         from evl_net.outcomes import FilterInstalled  # only mutations need it
 
+        sha256 = hashlib.sha256(obj).hexdigest()
+        # Installed all the same: the ledger may be behind the kernel (another tool, a port gone and back).
+        was = self._known_filter(ifname)
         devfd = self._open_dev(ifname)
         try:
             from evl_net.kernel import libbpf
@@ -356,11 +362,21 @@ class IoctlTransport(TransportBase):
                     raise
         finally:
             os.close(devfd)
-        import hashlib
-
-        entry = {"installed": True, "object": obj_name, "sha256": hashlib.sha256(obj).hexdigest(), "program": prog.name}
+        entry = {"installed": True, "object": obj_name, "sha256": sha256, "program": prog.name}
         self._note_filter(ifname, entry)
-        return FilterInstalled(True, prog.name, prog.section)
+        # The very object the ledger says the device runs: the same filter, loaded again (its maps start
+        # afresh, as every load's do), is no change.  Where the ledger cannot tell, the install is one.
+        return FilterInstalled(was != sha256, prog.name, prog.section)
+
+    def _known_filter(self, ifname: str) -> str | None:
+        """The sha256 of the object the ledger says port ``ifname``'s real device runs; None when unknown or none."""
+        real = real_device(ifname)
+        section, _ = self.ledger.read()
+        entry = section["filters"].get(real)
+        if not isinstance(entry, dict) or entry.get("installed") is not True or entry.get("ifindex") != _ifindex(real):
+            return None
+        sha256 = entry.get("sha256")
+        return sha256 if isinstance(sha256, str) else None
 
     # -- solicitation ----------------------------------------------------------------
 
@@ -790,6 +806,8 @@ def _void_port(section: dict[str, Any], port: str) -> None:
 
 LEDGER_FILE = "net-ledger.json"
 LEDGER_LOCK = "net-ledger.lock"
+#: A writer's temporary file is ``.net-ledger.json.<pid>.tmp``, renamed over the ledger.
+TMP_PREFIX, TMP_SUFFIX = f".{LEDGER_FILE}.", ".tmp"
 LEDGER_MAX = 4 << 20
 SOLICIT_KEEP = 1024
 
@@ -824,18 +842,35 @@ class Ledger:
 
     def _dirfd(self, create: bool) -> int:
         """An fd on the run directory (never through a symlink), made 0755 first when ``create``."""
-        made = False
-        if create and not os.path.isdir(self.rundir):
-            os.makedirs(os.path.dirname(os.path.abspath(self.rundir)), 0o755, exist_ok=True)
-            try:
-                os.mkdir(self.rundir, 0o755)
-                made = True
-            except FileExistsError:
-                pass
-        fd = os.open(self.rundir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        from evl_core.files import open_directory
+
+        fd, made = open_directory(self.rundir, 0o755 if create else None)
         if made:
             os.fchmod(fd, 0o755)  # world-readable, whatever the umask, as /run is
         return fd
+
+    @staticmethod
+    def _remove_leftovers(dirfd: int) -> int:
+        """Remove the temporary files of writers killed before their rename; how many.
+
+        Called under the lock, which every writer holds while its temporary
+        file exists: whatever temporary file is there is a dead writer's.
+        """
+        removed = 0
+        try:
+            names = os.listdir(dirfd)
+        except OSError:
+            return 0
+        for name in names:
+            if name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX):
+                pid = name[len(TMP_PREFIX) : -len(TMP_SUFFIX)]
+                if pid.isdigit():
+                    try:
+                        os.unlink(name, dir_fd=dirfd)  # a symbolic link is removed, never followed
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
 
     @staticmethod
     def _load(dirfd: int) -> Any:
@@ -893,11 +928,18 @@ class Ledger:
             dirfd = self._dirfd(create=True)
         except OSError:
             return
+        from evl_core.files import open_lock
+
         lock = tmp = -1
-        tmp_name = f".{LEDGER_FILE}.{os.getpid()}.tmp"
+        tmp_name = f"{TMP_PREFIX}{os.getpid()}{TMP_SUFFIX}"
         try:
-            lock = os.open(LEDGER_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dirfd)
+            try:
+                # never through a symlink, never a FIFO or device (the directory may be a group's)
+                lock = open_lock(LEDGER_LOCK, f"ledger lock {LEDGER_LOCK}", 0o644, dir_fd=dirfd)
+            except EvlError:
+                return  # the ledger cannot be written (the directory is closed below)
             fcntl.flock(lock, fcntl.LOCK_EX)
+            self._remove_leftovers(dirfd)
             data = self._load(dirfd)
             if not isinstance(data, dict) or not isinstance(data.get("netns"), dict):
                 data = {"version": 1, "netns": {}}
@@ -909,16 +951,13 @@ class Ledger:
             if len(text) > LEDGER_MAX:
                 data = {"version": 1, "netns": {netns: section}}  # the other namespaces' records go first
                 text = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-            try:
-                os.unlink(tmp_name, dir_fd=dirfd)  # a leftover of a process that died with our pid
-            except FileNotFoundError:
-                pass
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             tmp = os.open(tmp_name, flags, 0o644, dir_fd=dirfd)
             os.fchmod(tmp, 0o644)
             view = memoryview(text)
             while view:
                 view = view[os.write(tmp, view) :]
+            os.fsync(tmp)
             os.close(tmp)
             tmp = -1
             os.rename(tmp_name, LEDGER_FILE, src_dir_fd=dirfd, dst_dir_fd=dirfd)

@@ -125,10 +125,19 @@ class RemoteTransport(TransportBase):
 
     def hold_board_lock(self, hold: bool) -> None:
         """Hold (or release) the board's mutation lock for the rest of the session: a whole apply."""
-        from evl_net.transports.remote import protocol
-        from evl_net.transports.remote.client import raise_for
+        import errno
 
-        raise_for(self._run(self.session.call(protocol.BOARD_LOCK, {"hold": int(hold)})), self.board)
+        from evl_net.errors import KernelError
+        from evl_net.transports.remote import protocol
+        from evl_net.transports.remote.client import BUSY, SessionError, raise_for
+
+        try:
+            raise_for(self._run(self.session.call(protocol.BOARD_LOCK, {"hold": int(hold)})), self.board)
+        except SessionError as exc:
+            if exc.status != BUSY:
+                raise
+            # what a local apply says of a lock it could not take (evl net-config: "cannot lock the board")
+            raise KernelError(errno.EBUSY, "another session kept the board busy") from None
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         primitive = BY_METHOD.get(method)

@@ -6,7 +6,9 @@ line forces what must not be weakened and sets defaults that may be tuned::
 
     ssh -T -e none -o BatchMode=yes -o StrictHostKeyChecking=yes  (accept-new with --accept-new-host-key)
         -o ClearAllForwardings=yes -o ForwardAgent=no -o ForwardX11=no -o PermitLocalCommand=no
-        -o RemoteCommand=none
+        -o RemoteCommand=none -o KnownHostsCommand=none -o NoHostAuthenticationForLocalhost=no
+        -o VerifyHostKeyDNS=no -o UpdateHostKeys=no -o LogLevel=INFO
+        [-o UserKnownHostsFile=FILE]  (--known-hosts FILE)
         [$EVL_NET_SSH] [--ssh ARGS]
         -o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3
         [-p PORT] [-l USER] -- HOST evl net-agent --stdio
@@ -14,13 +16,22 @@ line forces what must not be weakened and sets defaults that may be tuned::
 ssh keeps the first value it is given for an option: the forced options come
 first, the user's extra arguments (``-F FILE``, ``-o ServerAliveInterval=1``,
 ...) next, so they override the tunable defaults but not host-key checking
-or batch mode.
+or batch mode.  A configuration file can still set what ``-o`` does not
+(``UserKnownHostsFile /dev/null``, ``HostKeyAlias``): before connecting,
+``ssh -G`` prints the effective configuration for the same command line and
+target, and a configuration that would weaken host-key checking is refused
+(:func:`check_effective_config`).
 
 Failures are classified into the fleet's vocabulary from ssh's exit status
-255 and its stderr, and from the protocol: ``unreachable``,
-``auth-refused``, ``hostkey-refused``, ``timeout``, ``lost`` and
-``incompatible``.  A session that dies while a mutation is in flight is
-``lost``: the mutation may or may not have happened.
+(255: ssh's own failure; anything else: the agent's) and its stderr (at
+``LogLevel=INFO`` at least, whatever a configuration file says), and from
+the protocol: ``unreachable``, ``auth-refused``, ``hostkey-refused``,
+``timeout``, ``lost``, ``incompatible`` and ``busy`` (the board's lock was
+held by another session for the whole wait: nothing was done).  A
+connection refused, reset or closed during the key exchange, before the
+agent answered hello, is retried (``--retries``) after a jittered backoff.
+A session that dies while a mutation is in flight is ``lost``: the
+mutation may or may not have happened.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import random
 import re
 import shlex
 import shutil
@@ -49,16 +61,26 @@ KEEPALIVE_INTERVAL = 5
 KEEPALIVE_COUNT = 3
 STDERR_KEEP = 65536
 
+#: Connection attempts after the first one, for failures before hello (--retries).
+DEFAULT_RETRIES = 3
+MAX_RETRIES = 10
+#: Full-jitter exponential backoff between attempts: uniform(0, min(cap, base * 2**attempt)) seconds.
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 4.0
+
 #: Per-board outcomes.
 OK, CHANGED, FAILED = "ok", "changed", "failed"
 UNREACHABLE, AUTH_REFUSED, HOSTKEY_REFUSED = "unreachable", "auth-refused", "hostkey-refused"
 TIMEOUT, LOST, INCOMPATIBLE = "timeout", "lost", "incompatible"
-STATUSES = (OK, CHANGED, FAILED, INCOMPATIBLE, UNREACHABLE, AUTH_REFUSED, HOSTKEY_REFUSED, TIMEOUT, LOST)
-#: The board did not answer (as opposed to: it answered with an error).
+#: The board answered, but another session kept its lock for the whole wait: nothing was done.
+BUSY = "busy"
+STATUSES = (OK, CHANGED, FAILED, INCOMPATIBLE, BUSY, UNREACHABLE, AUTH_REFUSED, HOSTKEY_REFUSED, TIMEOUT, LOST)
+#: The board did not answer (as opposed to: it answered with an error, or was busy).
 NO_ANSWER = frozenset({UNREACHABLE, AUTH_REFUSED, HOSTKEY_REFUSED, TIMEOUT, LOST})
 
-#: Exit status of ``evl net`` for one board that did not answer (the fleet's codes are in fleet.py).
+#: Exit status of ``evl net`` for one board that did not answer, or was busy (the fleet's codes are in fleet.py).
 EXIT_NO_ANSWER = 8
+EXIT_BUSY = 16
 
 #: DNS names have at most 253 characters; user@host:port a little more.
 HOST_MAX = 253
@@ -120,7 +142,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Options:
-    """How to reach boards: ssh arguments and deadlines."""
+    """How to reach boards: ssh arguments, deadlines, retries."""
 
     accept_new_host_key: bool = False
     ssh_args: tuple[str, ...] = ()
@@ -128,6 +150,12 @@ class Options:
     agent_command: str = DEFAULT_AGENT
     ssh: str = "ssh"
     client: str = "evl-tools"
+    #: connection attempts after the first, for a connection refused, reset or cut during the key exchange
+    retries: int = DEFAULT_RETRIES
+    #: --known-hosts: the one known_hosts file of the run (an absolute path), forced before the user's arguments
+    known_hosts: str | None = None
+    #: ``ssh -G`` verdicts of this run, per distinct command line (None: the configuration is acceptable)
+    config_checks: dict[tuple[str, ...], str | None] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def connect_timeout(self) -> float:
@@ -145,7 +173,8 @@ class Options:
             extra = shlex.split(env.get(SSH_ENV, "")) + shlex.split(getattr(request, "ssh", None) or "")
         except ValueError as exc:
             raise EvlError(f"invalid ssh arguments ({SSH_ENV} or --ssh): {exc}") from None
-        check_ssh_args(extra, request.accept_new_host_key)
+        known_hosts = parse_known_hosts(getattr(request, "known_hosts", None), request.accept_new_host_key)
+        check_ssh_args(extra, request.accept_new_host_key, known_hosts is not None)
         timeout = DEFAULT_TIMEOUT
         text = getattr(request, "timeout", None)
         if text is not None:
@@ -154,7 +183,7 @@ class Options:
             except ValueError:
                 timeout = -1.0
             if not 0 < timeout <= 3600:
-                raise EvlError(f"invalid timeout '{text}': expected seconds in (0, 3600]")
+                raise EvlError(f"invalid timeout '{shown(str(text))}': expected seconds in (0, 3600]")
         ssh = shutil.which("ssh", path=env.get("PATH") or os.defpath)
         if ssh is None:
             raise EvlError("the remote transport needs the ssh client: install openssh-client")
@@ -165,17 +194,72 @@ class Options:
             agent_command=env.get(AGENT_ENV) or DEFAULT_AGENT,
             ssh=ssh,
             client=f"evl-tools {__version__}",
+            retries=parse_retries(getattr(request, "retries", None)),
+            known_hosts=known_hosts,
         )
 
 
-#: ssh options that decide which host key is trusted: no user option may set them.
+def parse_retries(text: str | None) -> int:
+    """``--retries N``: 0..MAX_RETRIES (default DEFAULT_RETRIES)."""
+    if text is None:
+        return DEFAULT_RETRIES
+    if not text.isascii() or not text.isdigit() or not 0 <= int(text) <= MAX_RETRIES:
+        raise EvlError(f"invalid number of retries '{shown(text)}': expected 0..{MAX_RETRIES}")
+    return int(text)
+
+
+def parse_known_hosts(path: str | None, accept_new_host_key: bool) -> str | None:
+    """``--known-hosts FILE``: an existing regular file (with --accept-new-host-key, ssh may create it)."""
+    import stat
+
+    if path is None:
+        return None
+    if not path or not path.isprintable() or any(c in path for c in '"\\'):
+        raise EvlError(f"invalid --known-hosts '{shown(path)}': expected a file name without quotes or backslashes")
+    full = os.path.abspath(path)
+    try:
+        mode = os.stat(full).st_mode
+    except FileNotFoundError:
+        if not accept_new_host_key:
+            raise EvlError(
+                f"--known-hosts {shown(path)}: no such file (with --accept-new-host-key, ssh creates it)"
+            ) from None
+        if not os.path.isdir(os.path.dirname(full)):
+            raise EvlError(f"--known-hosts {shown(path)}: its directory does not exist") from None
+        return full
+    except OSError as exc:
+        raise EvlError(f"--known-hosts {shown(path)}", exc.errno) from None
+    if not stat.S_ISREG(mode):
+        raise EvlError(f"--known-hosts {shown(path)}: not a regular file")
+    return full
+
+
+#: ssh options that decide which host key is trusted, and what ssh says: no user option may set them.
 HOST_KEY_OPTIONS = {
     name.lower(): name
-    for name in ("StrictHostKeyChecking", "KnownHostsCommand", "NoHostAuthenticationForLocalhost", "VerifyHostKeyDNS")
+    for name in (
+        "StrictHostKeyChecking",
+        "KnownHostsCommand",
+        "NoHostAuthenticationForLocalhost",
+        "VerifyHostKeyDNS",
+        "UpdateHostKeys",
+        "LogLevel",
+    )
 }
 #: Where known keys are looked up: a lab's own file is fine, but with --accept-new-host-key an
 #: empty or unrelated one would let a changed key pass as a new one.
 KNOWN_HOSTS_OPTIONS = {name.lower(): name for name in ("UserKnownHostsFile", "GlobalKnownHostsFile", "HostKeyAlias")}
+#: Known-hosts "files" that hold nothing: never acceptable (no key could ever be checked against them).
+EMPTY_KNOWN_HOSTS = frozenset({"/dev/null", "none"})
+#: ssh flags that take ssh's own messages away from its stderr (they are how a refusal is told apart).
+QUIETING_FLAGS = {"q": "silences", "E": "sends elsewhere", "y": "sends to syslog"}
+
+
+def _no_known_hosts(files: Sequence[str]) -> bool:
+    """Whether a UserKnownHostsFile value names no file at all (``/dev/null``, ``none``): nothing can be
+    known, and with ``accept-new`` every key, a changed one included, would pass as new.  The global file
+    may be emptied (a lab's own known_hosts is the user's)."""
+    return bool(files) and all(f.lower() in EMPTY_KNOWN_HOSTS for f in files)
 
 
 #: ssh's flags that take no argument, and those that take one (ssh(1), OpenSSH 9): how it bundles them.
@@ -183,14 +267,14 @@ SSH_FLAGS = "46AaCfGgKkMNnqsTtVvXxYy"
 SSH_FLAGS_WITH_ARGUMENT = "BbcDEeFIiJLlmOoPpQRSWw"
 
 
-def ssh_options(args: Sequence[str]) -> list[tuple[str, str]]:
-    """The ``-o`` options among ssh arguments as ssh reads them, keys lower-cased.
+def ssh_flags(args: Sequence[str]) -> list[tuple[str, str | None]]:
+    """Every flag among ssh arguments as ssh's getopt reads them: (letter, its argument or None).
 
-    Parsed as ssh's getopt does: flags bundle (``-4oKey=value``), an option's
-    argument is the rest of the word or the next word, and a key ends at the
-    first space, tab or ``=``.
+    Flags bundle (``-4oKey=value``), an option's argument is the rest of the
+    word or the next word; ``--`` ends the options (ssh reads options after
+    the destination too: operands are skipped).
     """
-    out = []
+    out: list[tuple[str, str | None]] = []
     i = 0
     while i < len(args):
         arg = args[i]
@@ -206,26 +290,57 @@ def ssh_options(args: Sequence[str]) -> list[tuple[str, str]]:
                 value = arg[j + 1 :]
                 if not value and i < len(args):
                     value, i = args[i], i + 1
-                if flag == "o":
-                    text = value.strip(" \t")
-                    cut = next((k for k, c in enumerate(text) if c in " \t="), len(text))
-                    out.append((text[:cut].lower(), text[cut:].lstrip(" \t=").strip()))
+                out.append((flag, value))
                 break
+            out.append((flag, None))
             j += 1
     return out
 
 
-def check_ssh_args(args: Sequence[str], accept_new_host_key: bool) -> None:
+def ssh_options(args: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``-o`` options among ssh arguments as ssh reads them, keys lower-cased.
+
+    A key ends at the first space, tab or ``=`` (see :func:`ssh_flags` for the flags).
+    """
+    out = []
+    for flag, value in ssh_flags(args):
+        if flag == "o" and value is not None:
+            text = value.strip(" \t")
+            cut = next((k for k, c in enumerate(text) if c in " \t="), len(text))
+            out.append((text[:cut].lower(), text[cut:].lstrip(" \t=").strip()))
+    return out
+
+
+def _files(value: str) -> list[str]:
+    """The file names of a known-hosts option's value (space separated, maybe quoted)."""
+    try:
+        return shlex.split(value)
+    except ValueError:
+        return value.split()
+
+
+def check_ssh_args(args: Sequence[str], accept_new_host_key: bool, known_hosts: bool = False) -> None:
     """Refuse ssh arguments that would weaken host-key checking (the board's identity is not negotiable)."""
-    for key, _value in ssh_options(args):
+    where = f"invalid ssh arguments ({SSH_ENV} or --ssh)"
+    for flag, _value in ssh_flags(args):
+        if flag in QUIETING_FLAGS:
+            raise EvlError(
+                f"{where}: -{flag} may not be given: it {QUIETING_FLAGS[flag]} the messages that tell why a board "
+                "was refused"
+            )
+    for key, value in ssh_options(args):
         if key in HOST_KEY_OPTIONS:
             raise EvlError(
-                f"invalid ssh arguments ({SSH_ENV} or --ssh): {HOST_KEY_OPTIONS[key]} may not be set: "
+                f"{where}: {HOST_KEY_OPTIONS[key]} may not be set: "
                 "host-key checking is not negotiable (see --accept-new-host-key)"
             )
+        if key == "userknownhostsfile" and _no_known_hosts(_files(value)):
+            raise EvlError(f"{where}: UserKnownHostsFile may not be {shown(value)}: host keys could not be checked")
+        if key == "userknownhostsfile" and known_hosts:
+            raise EvlError(f"{where}: UserKnownHostsFile may not be set with --known-hosts, which sets it")
         if key in KNOWN_HOSTS_OPTIONS and accept_new_host_key:
             raise EvlError(
-                f"invalid ssh arguments ({SSH_ENV} or --ssh): {KNOWN_HOSTS_OPTIONS[key]} may not be set "
+                f"{where}: {KNOWN_HOSTS_OPTIONS[key]} may not be set "
                 "with --accept-new-host-key: a changed key could pass as a new one"
             )
 
@@ -261,6 +376,17 @@ def ssh_argv(target: Target, opts: Options) -> list[str]:
         "NoHostAuthenticationForLocalhost=no",
         "-o",
         "VerifyHostKeyDNS=no",
+        "-o",
+        "UpdateHostKeys=no",
+        # The messages classify() reads (host key changed, permission denied, "Timeout, server not
+        # responding") are logged at INFO or above: a configuration's LogLevel QUIET must not hide them.
+        "-o",
+        "LogLevel=INFO",
+    ]
+    if opts.known_hosts is not None:
+        # quoted: a name with spaces is one file; %% for a literal % (ssh expands %-tokens there)
+        argv += ["-o", 'UserKnownHostsFile="' + opts.known_hosts.replace("%", "%%") + '"']
+    argv += [
         *opts.ssh_args,
         "-o",
         f"ConnectTimeout={int(DEFAULT_CONNECT_TIMEOUT)}",
@@ -276,14 +402,104 @@ def ssh_argv(target: Target, opts: Options) -> list[str]:
     return [*argv, "--", target.host, opts.agent_command]
 
 
-class SessionError(EvlError):
-    """The session with a board failed: ``status`` says how (see STATUSES)."""
+#: What ``ssh -G`` must print for the options ssh_argv forces (a defence in depth: ssh keeps the first value).
+FORCED_EFFECTIVE = {
+    "batchmode": ("yes",),
+    "updatehostkeys": ("false", "no"),
+    "nohostauthenticationforlocalhost": ("no", "false"),
+    "verifyhostkeydns": ("false", "no"),
+    # INFO as forced; a user's -v (allowed) raises it to VERBOSE or DEBUG1..3
+    "loglevel": ("INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3"),
+}
 
-    def __init__(self, board: str, status: str, reason: str) -> None:
-        super().__init__(f"{board}: {status}: {reason}", exit_code=EXIT_NO_ANSWER if status in NO_ANSWER else 1)
+
+def effective_config_argv(argv: Sequence[str]) -> list[str]:
+    """The ``ssh -G`` command line printing the configuration ``argv`` (an ssh_argv) would connect with."""
+    return [argv[0], "-G", *argv[1:-1]]  # without the remote command: -G connects nowhere
+
+
+def check_effective_config(output: str, target: Target, opts: Options) -> str | None:
+    """Why the configuration ``ssh -G`` printed weakens host-key checking, or None if it does not."""
+    settings: dict[str, str] = {}
+    for line in output.splitlines():
+        key, _, value = line.partition(" ")
+        settings.setdefault(key.lower(), value.strip())
+    where = f"the ssh configuration for {shown(target.host)}"
+    if "stricthostkeychecking" not in settings or "userknownhostsfile" not in settings:
+        return f"cannot check {where}: 'ssh -G' printed no configuration (an OpenSSH of 6.8 or later is needed)"
+    if _no_known_hosts(settings.get("userknownhostsfile", "").split()):
+        return f"{where} sets UserKnownHostsFile {settings['userknownhostsfile']}: host keys could not be checked"
+    checking = ("accept-new",) if opts.accept_new_host_key else ("true", "yes")
+    forced = dict(FORCED_EFFECTIVE, stricthostkeychecking=checking)
+    for key, allowed in forced.items():
+        got = settings.get(key)
+        if got is not None and got not in allowed:
+            option = HOST_KEY_OPTIONS.get(key, "BatchMode")
+            return f"{where} sets {option} {shown(got)}, not {allowed[0]}: host keys could not be checked as required"
+    if "knownhostscommand" in settings:
+        return f"{where} sets KnownHostsCommand: host keys could not be checked as required"
+    if opts.accept_new_host_key and "hostkeyalias" in settings:
+        return (
+            f"{where} sets HostKeyAlias {shown(settings['hostkeyalias'])}: with --accept-new-host-key, "
+            "a changed key could pass as a new one"
+        )
+    return None
+
+
+async def check_config(target: Target, opts: Options) -> None:
+    """Run ``ssh -G`` for the session's command line (once per distinct one in a run); EvlError if refused."""
+    argv = ssh_argv(target, opts)
+    key = tuple(argv)
+    if key not in opts.config_checks:
+        opts.config_checks[key] = await _run_config_check(effective_config_argv(argv), target, opts)
+    problem = opts.config_checks[key]
+    if problem is not None:
+        raise EvlError(problem)
+
+
+async def _run_config_check(argv: Sequence[str], target: Target, opts: Options) -> str | None:
+    where = f"the ssh configuration for {shown(target.host)}"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:
+        return f"cannot check {where}: cannot run {opts.ssh}: {exc.strerror}"
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), opts.connect_timeout + opts.timeout)
+    except TimeoutError:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+        await proc.wait()
+        return f"cannot check {where}: 'ssh -G' did not answer"
+    if proc.returncode != 0:
+        text = _without_debug(err.decode("utf-8", "replace"))
+        if "option -- g" in text.lower() or "usage: ssh" in text.lower():
+            return f"cannot check {where}: this ssh has no -G (an OpenSSH of 6.8 or later is needed)"
+        last = _last_line(text)
+        return f"cannot check {where}: 'ssh -G' failed" + (f": {last}" if last else f" with status {proc.returncode}")
+    return check_effective_config(out.decode("utf-8", "replace"), target, opts)
+
+
+class SessionError(EvlError):
+    """The session with a board failed: ``status`` says how (see STATUSES).
+
+    ``retryable``: ssh failed before hello in a way another attempt may not (a connection refused,
+    reset or cut during the key exchange).
+    """
+
+    def __init__(self, board: str, status: str, reason: str, retryable: bool = False) -> None:
+        code = EXIT_NO_ANSWER if status in NO_ANSWER else EXIT_BUSY if status == BUSY else 1
+        super().__init__(f"{board}: {status}: {reason}", exit_code=code)
         self.board = board
         self.status = status
         self.reason = reason
+        self.retryable = retryable
 
 
 _SSH_PATTERNS = (
@@ -327,13 +543,40 @@ _SSH_PATTERNS = (
 )
 
 
+#: ssh's failures before hello that another attempt may not meet (a board rebooting, sshd restarting,
+#: MaxStartups): refused, reset, or closed during the key exchange (before authentication).
+_RETRYABLE = re.compile(
+    r"connection refused|connection reset|kex_exchange_identification|connection closed by \S+ port \d+",
+    re.IGNORECASE,
+)
+_DEBUG_RE = re.compile(r"^debug[1-3]?: ")
+
+
+def _without_debug(stderr: str) -> str:
+    """ssh's stderr without its ``debug1:``..``debug3:`` lines (a user's ``-v`` is allowed)."""
+    return "".join(ln for ln in stderr.splitlines(keepends=True) if not _DEBUG_RE.match(ln.lstrip()))
+
+
 def _last_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not set(ln.strip()) <= {"@"}]
     return lines[-1] if lines else ""
 
 
+def retryable(returncode: int | None, stderr: str, established: bool) -> bool:
+    """Whether an ssh that ended before hello failed in a way worth another attempt (never after hello)."""
+    if established or returncode != 255:
+        return False
+    status, _reason = classify(returncode, stderr, established)
+    return status == UNREACHABLE and _RETRYABLE.search(_without_debug(stderr)) is not None
+
+
 def classify(returncode: int | None, stderr: str, established: bool) -> tuple[str, str]:
-    """(status, reason) for an ssh that ended; ``established``: the agent had answered hello."""
+    """(status, reason) for an ssh that ended; ``established``: the agent had answered hello.
+
+    The exit status decides first: 255 is ssh's own failure (read from its
+    messages), anything else the agent's.  ssh's debug lines are ignored.
+    """
+    stderr = _without_debug(stderr)
     last = _last_line(stderr)
     if returncode == 255:  # ssh's own failures (and a remote command killed by a signal)
         text = stderr.lower()
@@ -367,6 +610,11 @@ def classify(returncode: int | None, stderr: str, established: bool) -> tuple[st
     )
 
 
+def backoff(attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1``: full jitter, uniform(0, min(cap, base * 2**attempt))."""
+    return random.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # noqa: S311 -- jitter, not a secret
+
+
 @dataclass
 class _Pending:
     op: str
@@ -395,7 +643,31 @@ class Session:
     # -- lifecycle ------------------------------------------------------------------
 
     async def open(self) -> dict[str, Any]:
-        """Start ssh, say hello; SessionError if the board cannot be used."""
+        """Check ssh's configuration, start ssh, say hello; SessionError if the board cannot be used.
+
+        A connection refused, reset or closed during the key exchange (before
+        hello: nothing was asked of the board) is tried again, ``opts.retries``
+        times at most, after a full-jitter exponential backoff.
+        """
+        await check_config(self.target, self.opts)
+        attempt = 0
+        while True:
+            try:
+                return await self._open_once()
+            except SessionError as exc:
+                if not exc.retryable or attempt >= self.opts.retries:
+                    raise
+            await self.close()
+            await asyncio.sleep(backoff(attempt))
+            attempt += 1
+            self._reset()
+
+    def _reset(self) -> None:
+        """Forget a failed attempt (before hello: no request of the caller's was in flight)."""
+        self.proc, self.failure, self.hello = None, None, None
+        self._pending, self._stderr, self._tasks, self._closing = {}, bytearray(), [], False
+
+    async def _open_once(self) -> dict[str, Any]:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *ssh_argv(self.target, self.opts),
@@ -408,7 +680,8 @@ class Session:
             raise SessionError(self.label, UNREACHABLE, f"cannot run {self.opts.ssh}: {exc.strerror}") from None
         self._tasks = [asyncio.ensure_future(self._read_replies()), asyncio.ensure_future(self._read_stderr())]
         deadline = self.opts.connect_timeout + self.opts.timeout
-        reply = await self._request("hello", protocol.hello_args(self.opts.client), deadline)
+        hello = protocol.hello_args(self.opts.client, lock_wait=protocol.client_lock_wait(self.opts.timeout))
+        reply = await self._request("hello", hello, deadline)
         if not reply.ok:  # no common protocol version, or a hello the agent could not take
             await self.close()
             msg = (reply.error or {}).get("msg")
@@ -574,8 +847,9 @@ class Session:
         elif self._closing and not self._pending:
             return
         else:
-            status, reason = classify(self.proc.returncode, self.stderr_text, self.hello is not None)
-            failure = SessionError(self.label, status, reason)
+            returncode, stderr, established = self.proc.returncode, self.stderr_text, self.hello is not None
+            status, reason = classify(returncode, stderr, established)
+            failure = SessionError(self.label, status, reason, retryable(returncode, stderr, established))
         self._fail_pending(self._failed(failure))
 
     @property
@@ -594,6 +868,11 @@ def raise_for(reply: protocol.Reply, board: str) -> dict[str, Any]:
         return reply.result or {}
     error = reply.error or {}
     code, num, msg, detail = error.get("code"), error.get("errno"), error.get("msg") or "", error.get("detail")
+    if code == protocol.LOCKED:
+        said = msg or "another session kept the board busy"
+        if "nothing was done" not in said:
+            said += ": nothing was done"
+        raise SessionError(board, BUSY, said)
     if code == protocol.EVLERROR:
         raise EvlError(msg, num)
     if num is None:

@@ -39,7 +39,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evl_net.transports.contract import PRIMITIVES, wire_key
@@ -84,6 +84,9 @@ REQUEST_S = 30.0
 #: Error codes that are not errno names.
 EDUPID = "EDUPID"
 EVLERROR = "EVLERROR"
+#: The board's mutation lock could not be had within the wait (errno EBUSY): nothing was done, and the
+#: session goes on.  A kernel EBUSY (a busy device) keeps its own code.
+LOCKED = "ELOCKED"
 
 _CODE_RE = re.compile(r"^E[A-Z0-9]{1,15}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -93,11 +96,13 @@ _OP_RE = re.compile(rb'"op"\s*:\s*"([a-z._]{1,64})"')
 class ProtocolError(Exception):
     """A frame that breaks the protocol; ``reply()`` is the error frame to answer it with."""
 
-    def __init__(self, code: str, msg: str, id: Any = None) -> None:
+    def __init__(self, code: str, msg: str, id: Any = None, op: str | None = None) -> None:
         super().__init__(msg)
         self.code = code
         self.msg = msg
         self.id = id
+        #: the operation of the allowlist the frame named, when it could be read (for the audit log)
+        self.op = op
 
     @property
     def errno(self) -> int | None:
@@ -153,6 +158,14 @@ def _proto_range(name: str, value: Any) -> None:
         raise _fail(name, "expected [min, max] protocol versions, 1 <= min <= max <= 65535")
 
 
+def _seconds(limit: float) -> Validator:
+    def check(name: str, value: Any) -> None:
+        if type(value) not in (int, float) or not math.isfinite(value) or not 0 < value <= limit:
+            raise _fail(name, f"expected seconds in (0, {limit:g}]")
+
+    return check
+
+
 IFNAME = _text(MAX_NAME)
 
 
@@ -164,6 +177,8 @@ class Op:
     args: Mapping[str, Validator]
     mutation: bool = False
     max_frame: int = MAX_FRAME
+    #: arguments a request may leave out
+    optional: Mapping[str, Validator] = field(default_factory=dict)
 
 
 def _validators(kind: tuple[Any, ...]) -> dict[str, Validator] | Validator:
@@ -196,13 +211,25 @@ def _op(primitive: Any) -> Op:
 
 #: Hold (1) or release (0) the board's mutation lock for the rest of the session.
 BOARD_LOCK = "board.lock"
-#: How long ``board.lock`` waits for another session's mutation or apply, on the board.
+#: The longest wait for the board's lock (another session's mutation or apply), on the board.  A client
+#: asks for less (``lock_wait`` in hello) so that the wait always ends before its own request deadline.
 LOCK_WAIT_S = 5.0
+
+
+def client_lock_wait(timeout: float) -> float:
+    """The lock wait a client with this request deadline asks for: a lock not had is then answered (busy)."""
+    return min(LOCK_WAIT_S, timeout / 2)
 
 
 def _ops() -> dict[str, Op]:
 
-    table = [Op("hello", {"proto": _proto_range, "client": _text(MAX_NAME, printable=True)})]
+    table = [
+        Op(
+            "hello",
+            {"proto": _proto_range, "client": _text(MAX_NAME, printable=True)},
+            optional={"lock_wait": _seconds(3600)},
+        )
+    ]
     table += [_op(p) for p in PRIMITIVES]
     # The session's hold on the board's lock (evl net-config apply): no primitive, the session's own state.
     table.append(Op(BOARD_LOCK, {"hold": _uint(1)}))
@@ -376,21 +403,23 @@ def parse_request(line: bytes) -> Request:
     if spec is None:
         raise ProtocolError("EOPNOTSUPP", f"unknown operation {op[:64]!r}", rid)
     if len(line) > spec.max_frame:
-        raise ProtocolError("E2BIG", f"frame of {len(line)} bytes exceeds {spec.max_frame}", rid)
+        raise ProtocolError("E2BIG", f"frame of {len(line)} bytes exceeds {spec.max_frame}", rid, op)
     args = obj.get("args", {})
     if not isinstance(args, dict):
-        raise ProtocolError("EBADMSG", "'args' must be an object", rid)
+        raise ProtocolError("EBADMSG", "'args' must be an object", rid, op)
     missing = [k for k in spec.args if k not in args]
     if missing:
-        raise ProtocolError("EINVAL", f"{op}: missing argument {missing[0]!r}", rid)
-    unknown = sorted(set(args) - set(spec.args))
+        raise ProtocolError("EINVAL", f"{op}: missing argument {missing[0]!r}", rid, op)
+    unknown = sorted(set(args) - set(spec.args) - set(spec.optional))
     if unknown:
-        raise ProtocolError("EINVAL", f"{op}: unknown argument {unknown[0][:64]!r}", rid)
-    for key, check in spec.args.items():
+        raise ProtocolError("EINVAL", f"{op}: unknown argument {unknown[0][:64]!r}", rid, op)
+    for key, check in [*spec.args.items(), *spec.optional.items()]:
+        if key not in args:
+            continue
         try:
             check(key, args[key])
         except ProtocolError as exc:
-            raise ProtocolError(exc.code, f"{op}: {exc.msg}", rid) from None
+            raise ProtocolError(exc.code, f"{op}: {exc.msg}", rid, op) from None
     return Request(rid, op, args)
 
 
@@ -485,8 +514,12 @@ def parse_reply(line: bytes) -> Reply:
 # -- hello -------------------------------------------------------------------------------
 
 
-def hello_args(client: str) -> dict[str, Any]:
-    return {"proto": [PROTO_MIN, PROTO_MAX], "client": client}
+def hello_args(client: str, lock_wait: float | None = None) -> dict[str, Any]:
+    """The hello of a client; ``lock_wait``: how long the agent may wait for the board's lock per request."""
+    args: dict[str, Any] = {"proto": [PROTO_MIN, PROTO_MAX], "client": client}
+    if lock_wait is not None:
+        args["lock_wait"] = lock_wait
+    return args
 
 
 def choose_version(theirs: list[int]) -> int | None:

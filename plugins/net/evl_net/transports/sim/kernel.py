@@ -344,6 +344,11 @@ class SimTransport(TransportBase):
 
         from evl_net.transports.sim.records import FilterInfo
 
+        sha256 = hashlib.sha256(obj).hexdigest()
+        was = self.load().filters.get(real)
+        # Reloading the object the device already runs is no change: as on the kernel, the program is
+        # still loaded and attached again (its maps start afresh), but the device's filter stays the same.
+        changed = was is None or was.sha256 != sha256
         self.attach_filter(
             real,
             FilterInfo(
@@ -351,12 +356,12 @@ class SimTransport(TransportBase):
                 section=loaded.section,
                 name=loaded.name,
                 license=loaded.license,
-                sha256=hashlib.sha256(obj).hexdigest(),
+                sha256=sha256,
                 insns=base64.b64encode(loaded.insns).decode(),  # dead code sanitized, as the kernel keeps it
                 maps=filtermaps.created(loaded.maps, self.board.cpus) if loaded.maps else None,
             ),
         )
-        return FilterInstalled(True, loaded.name, loaded.section)
+        return FilterInstalled(changed, loaded.name, loaded.section)
 
     def solicit(self, host: str, ifname: str | None, flags: int) -> Solicited:
         from evl_net.outcomes import Solicited  # only mutations need it

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from evl_core.errors import EvlError, shown
-from evl_core.files import MiB, problem, read_regular
+from evl_core.files import MiB, open_lock, problem, read_regular
 
 STATE_ENV = "EVL_SIM_STATE"
 FORMAT = 1
@@ -78,17 +78,8 @@ class StateFile:
         lock = self.lock_path
         self._make_directory(os.path.dirname(lock))
         where = f"cannot lock simulator state {shown(self.path)}: lock file {shown(lock)}"
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+        fd = open_lock(lock, where, 0o644)
         try:
-            fd = os.open(lock, flags, 0o644)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP and os.path.islink(lock):
-                raise EvlError(f"{where}: is a symbolic link (refused)") from None
-            raise EvlError(where, exc.errno) from None
-        try:
-            why = problem(os.fstat(fd))
-            if why is not None:
-                raise EvlError(f"{where}: {why}")
             fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as exc:
             os.close(fd)
