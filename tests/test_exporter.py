@@ -507,3 +507,28 @@ def test_the_grafana_dashboard_uses_only_what_the_exporter_exposes(evl, exporter
         for target in panel.get("targets", []):
             assert target["datasource"]["uid"] == "${datasource}"
             assert 'ifname=~"$ifname"' in target["expr"] or "scrape" in target["expr"], target["expr"]
+
+
+def test_a_name_that_is_not_utf8_is_scraped_as_the_formatter_writes_it():
+    """An interface name with a byte that is not UTF-8 (the kernel allows it; os.fsdecode gives a lone
+    surrogate) must not cost the scrape: the series carries the name as the text exposition writes it."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from evl_net.cli.exporter import BoardCollector
+    from evl_net.model import DevStat
+    from evl_net.ops.query_all import InterfaceStat
+
+    name = os.fsdecode(b"b\xff")
+    logged: list[str] = []
+    registry = CollectorRegistry(auto_describe=False)
+    collector = BoardCollector(read=lambda: [InterfaceStat(name, True, DevStat(rx_packets=7))], log=logged.append)
+    registry.register(collector)
+    text = generate_latest(registry).decode("utf-8")
+    samples = {
+        (s.name, s.labels.get("ifname")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("evl_net_rx_packets_total", "b\\xff")] == 7
+    assert samples[("evl_net_scrape_errors_total", None)] == 0 and logged == []

@@ -657,6 +657,51 @@ def test_every_request_is_audited_with_session_key_and_result(agent, agent_env, 
     assert oct(log.stat().st_mode & 0o777) == "0o640"
 
 
+def test_the_clients_name_cannot_forge_fields_of_the_opening_line(agent, tmp_path):
+    log = tmp_path / "audit.log"
+    a = agent(f"--log={log}")
+    forged = "x' op=bpf.load result=changed key=SHA256:forged"
+    assert a.call("hello", dict(HELLO, client=forged), rid=0)["ok"]
+    a.proc.stdin.close()
+    assert a.wait() == 0
+    (opening,) = [line for line in log.read_text().splitlines() if "session opened" in line]
+    fields = opening.split(": ", 1)[1].split(" ")
+    assert [f.split("=")[0] for f in fields[:4]] == ["session", "from", "key", "client"]
+    assert fields[2] == "key=-" and not any(f.startswith(("op=", "result=")) for f in fields)
+    assert json.loads(fields[3].split("=", 1)[1]) == forged
+
+
+def test_a_request_cut_by_its_deadline_or_abandoned_is_audited(agent, agent_env, tmp_path):
+    env = dict(agent_env, EVL_SIM_BOARD=str(quick_board(tmp_path, 5)))
+    for how, result in (("deadline", "error=ETIMEDOUT"), ("eof", "abandoned")):
+        log = tmp_path / f"{how}.log"
+        a = agent(f"--log={log}", *(["--request-timeout", "1"] if how == "deadline" else []), env=env)
+        a.hello()
+        assert a.call("port.enable", {"ifname": "eth1.42", "pool_size": 0, "buffer_size": 0})["ok"]
+        a.send({"id": 50, "op": "solicit", "args": {"host": "10.10.20.10", "ifname": None, "flags": 1}})
+        if how == "deadline":
+            assert a.recv(5)["error"]["code"] == "ETIMEDOUT"
+        else:
+            time.sleep(0.3)
+            a.proc.stdin.close()
+        a.wait(5)
+        lines = audit_lines(log.read_text())
+        assert (lines[-1]["op"], lines[-1]["result"]) == ("solicit", result)
+        assert json.loads(lines[-1]["args"])["host"] == "10.10.20.10"
+
+
+def test_a_read_only_key_gets_eperm_however_a_mutation_is_spelt(agent, tmp_path):
+    log = tmp_path / "audit.log"
+    a = agent("--read-only", f"--log={log}")
+    a.hello()
+    for args in ({}, {"ifname": 5, "pool_size": 0, "buffer_size": 0}, {"bogus": 1}):
+        reply = a.call("port.enable", args)
+        assert reply["error"]["code"] == "EPERM", reply
+    a.proc.stdin.close()
+    assert a.wait() == 0
+    assert [(x["op"], x["result"]) for x in audit_lines(log.read_text())][1:] == [("port.enable", "error=EPERM")] * 3
+
+
 def test_a_log_file_that_cannot_be_used_is_a_warning_and_the_log_goes_to_stderr(agent, agent_env, tmp_path):
     target = tmp_path / "elsewhere"
     target.write_text("kept\n")
@@ -721,7 +766,7 @@ def test_syslog_gets_one_datagram_per_request(agent_env, tmp_path):
     finally:
         daemon.close()
     # <facility*8+severity>: daemon (3) at info (6) for the opening and hello, notice (5) for the change
-    assert grams[0].startswith("<30>") and "session opened by 'test'" in grams[0]
+    assert grams[0].startswith("<30>") and 'client="test" session opened' in grams[0]
     assert grams[1].startswith("<30>") and "op=hello" in grams[1]
     assert grams[2].startswith("<29>") and "op=vlans.set" in grams[2] and "result=changed" in grams[2]
     assert all("evl-net-agent[" in g for g in grams)

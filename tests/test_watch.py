@@ -4,8 +4,10 @@ and ``--hosts ... --format=prometheus``: one exposition for the fleet, labelled 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -260,6 +262,10 @@ def usage_error(run, message: str) -> None:
         (["--watch=abc"], "invalid interval 'abc': expected seconds in 0.1..3600"),
         (["--watch=nan"], "invalid interval 'nan': expected seconds in 0.1..3600"),
         (["--watch=99999"], "invalid interval '99999': expected seconds in 0.1..3600"),
+        (["--watch=1_0"], "invalid interval '1_0': expected seconds in 0.1..3600"),  # float() would take it
+        (["--watch= 1"], "invalid interval ' 1': expected seconds in 0.1..3600"),
+        (["--watch=\u0661"], "invalid interval '\u0661': expected seconds in 0.1..3600"),  # an Arabic-Indic 1
+        (["--watch", "--count", "9" * 5000], "invalid count '" + "9" * 5000 + "': expected 1..1000000000"),
         (["--watch", "--count", "0"], "invalid count '0': expected 1..1000000000"),
         (["--watch", "--count", "x"], "invalid count 'x': expected 1..1000000000"),
         (["--count", "3"], "--count applies to --watch only"),
@@ -352,7 +358,7 @@ ROW = re.compile(
 )
 
 
-@pytest.mark.parametrize("quit_key", ["q", "C-c"])
+@pytest.mark.parametrize("quit_key", ["q", "C-c", "SIGTERM", "SIGHUP"])
 def test_live_view_under_tmux(tmp_path, sim_env, evl, quit_key):
     if shutil.which("tmux") is None:
         pytest.fail("the live view test needs tmux: apt-get install tmux")
@@ -391,13 +397,23 @@ def test_live_view_under_tmux(tmp_path, sim_env, evl, quit_key):
         assert not re.search(BOLD_RED + r" +\+0", screen)  # what did not grow is not highlighted
         assert 10 / 0.7 <= int(row["txp"]) <= 20
         pane.wait_for(r"│ +\+0 │ +\+0 │ +\+0 │$")  # and the next interval, nothing grew
-        pane.tmux("send-keys", quit_key)
+        if quit_key.startswith("SIG"):  # killed, as by a supervisor or a closed terminal: restored all the same
+            # the Python process itself, not the shell or the tmux server whose command lines hold the same words
+            pattern = "^[^ ]*python[^ ]* [^ ]*/evl net -Q -i eth0.42 --watch=0.5"
+            watcher = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+            pids = [int(p) for p in watcher.stdout.split()]
+            assert len(pids) == 1, (watcher.stdout, pane.capture())
+            for pid in pids:
+                os.kill(pid, getattr(signal, quit_key))
+        else:
+            pane.tmux("send-keys", quit_key)
         end = time.monotonic() + 10
         while not files["after"].exists() or not files["after"].read_text():
             assert time.monotonic() < end, pane.capture()
             time.sleep(0.05)
         time.sleep(0.1)
-        assert files["status"].read_text() == "exit=0\n"
+        signum = getattr(signal, quit_key, 0) if quit_key.startswith("SIG") else 0
+        assert files["status"].read_text() == f"exit={128 + signum if signum else 0}\n"
         assert files["after"].read_text() == files["before"].read_text()  # cbreak and no-echo undone
         assert "Traceback" not in pane.capture()
     finally:

@@ -275,7 +275,9 @@ A line holds \fBsession=\fR (a random id per session), \fBfrom=\fR (\fBSSH_CONNE
 \fBkey=\fR (the SHA256 fingerprint of the key, as \fBssh\-keygen \-l\fR prints it, when sshd
 runs with \fBExposeAuthInfo yes\fR; \fB\-\fR otherwise), \fBop=\fR, \fBargs=\fR (escaped JSON
 without spaces, cut to 256 characters; an eBPF object by its size and sha256), \fBresult=\fR (ok,
-changed, unchanged, held, released or error=\fICODE\fR) and \fBms=\fR.
+changed, unchanged, held, released, error=\fICODE\fR, or abandoned: the workstation left while it ran,
+its effect unknown) and \fBms=\fR; the opening line holds the client's own name as \fBclient=\fR, escaped
+likewise.
 When the sink cannot be used (no \fI/dev/log\fR, a file that cannot be opened) the agent says so
 on stderr at start and logs to stderr.
 """,

@@ -54,13 +54,17 @@ def fingerprints(path: str) -> list[str]:
     return out
 
 
+def shown_json(value: Any) -> str:
+    """A value for the log: compact ASCII JSON without a space (the only spaces are in strings: escaped),
+    so that a line splits into its key=value fields whatever a request carries."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str).replace(" ", "\\u0020")
+
+
 def shown_args(args: Mapping[str, Any]) -> str:
     """A request's arguments for the log: escaped JSON, an object by size and digest, cut to ARGS_MAX."""
     if "data" in args:
         args = {k: v for k, v in args.items() if k != "data"}
-    # compact, ASCII and without a space (the only spaces are in strings: escaped), so that a line
-    # splits into its key=value fields whatever a request carries
-    text = json.dumps(dict(args), ensure_ascii=True, separators=(",", ":"), default=str).replace(" ", "\\u0020")
+    text = shown_json(dict(args))
     return text if len(text) <= ARGS_MAX else text[: ARGS_MAX - 3] + "..."
 
 
@@ -96,8 +100,10 @@ class Log:
                 self.warning = f"cannot open the log file {_escaped(mode)}: {why}: the log goes to stderr"
                 self.mode = "stderr"
 
-    def event(self, text: str, notice: bool = False) -> None:
-        self._write(f"{self.prefix} {_escaped(text)}", notice)
+    def event(self, text: str, notice: bool = False, client: str | None = None) -> None:
+        """A session event in the agent's words; ``client``: the client's own text, as an escaped field."""
+        field = "" if client is None else f" client={shown_json(client)[:ARGS_MAX]}"
+        self._write(f"{self.prefix}{field} {_escaped(text)}", notice)
 
     def request(self, req: Any, result: str, seconds: float) -> None:
         """The audit line of one request (``req`` None: a frame that could not be read)."""

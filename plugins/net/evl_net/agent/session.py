@@ -280,6 +280,10 @@ class Agent:
         except ProtocolError as exc:
             if exc.id is None and req is not None:
                 exc.id = req.id
+            op = req.op if req is not None else exc.op
+            if op is not None and op != "hello" and self.allowed is not None and op not in self.allowed:
+                # a key's policy comes before the schema: a refused operation gets EPERM, however it is spelt
+                exc = ProtocolError("EPERM", f"'{op}' is not allowed for this key ({self.policy})", exc.id, op)
             frame, result = exc.reply(), f"error={exc.code}"
             if req is None and exc.op is not None:  # a request of a known operation, refused by its schema
                 req = protocol.Request(exc.id, exc.op, {})
@@ -333,10 +337,12 @@ class Agent:
         }
         if self.backend.notice:
             self.hello["notice"] = self.backend.notice
+        # the client's own words go in as a field, escaped as arguments are: they cannot forge one
         self.log.event(
-            f"session opened by {req.args['client']!r} (protocol {version}, transport {self.backend.name}"
+            f"session opened (protocol {version}, transport {self.backend.name}"
             + (f", {self.policy}" if self.allowed is not None else "")
-            + ")"
+            + ")",
+            client=req.args["client"],
         )
         return protocol.ok_frame(req.id, self.hello)
 
@@ -410,6 +416,7 @@ class Agent:
         workstation leaving must still be seen.
         """
         self.worker.submit(fn)
+        started = time.monotonic()
         gone: float | None = None  # when the workstation was seen leaving
         poller = select.poll()
         poller.register(self.worker.rfd, select.POLLIN)
@@ -443,6 +450,7 @@ class Agent:
                 continue
             now = time.monotonic()
             if gone is not None and now >= gone + EOF_GRACE_S:
+                self.log.request(req, "abandoned", now - started)  # its effect is unknown: audited as such
                 self.log.event(f"{req.op} still running when the workstation left: exiting", notice=True)
                 raise _Stop(0)
             if now >= deadline:
@@ -453,6 +461,7 @@ class Agent:
                         f"{req.op} did not complete within {self.request_s:g} s: state unknown, session closed",
                     )
                 )
+                self.log.request(req, "error=ETIMEDOUT", now - started)
                 self.log.event(f"{req.op} overran its deadline: session cut", notice=True)
                 raise _Stop(EXIT_CUT)
 

@@ -102,8 +102,9 @@ def families(ports: Iterable[PortRecord], labels: Mapping[str, str] | None = Non
     """The families :data:`METRICS` gives for ``ports`` (a row without counters, a read that failed, has none),
     each sample labelled with ``labels`` first (e.g. ``board``), then ``ifname`` and its own.  Families with
     no sample are left out."""
-    extra = _extra_labels(labels)
-    rows = [(port.ifname, port.stat) for port in ports if port.stat is not None]
+    extra = tuple((key, _utf8(value)) for key, value in _extra_labels(labels))
+    # names are made UTF-8 here, for every writer (prometheus_client refuses a lone surrogate)
+    rows = [(_utf8(port.ifname), port.stat) for port in ports if port.stat is not None]
     out: list[Family] = []
     for name, metrics in _grouped(METRICS):
         samples = tuple(

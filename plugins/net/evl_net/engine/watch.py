@@ -12,6 +12,8 @@ per interval, so it can be piped and logged.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -141,6 +143,7 @@ def samples(
 
 
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0
+_DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 MAX_COUNT = 10**9
 
 
@@ -153,7 +156,8 @@ def parse(request: Any) -> tuple[float, int | None]:
     interval = DEFAULT_INTERVAL
     if request.watch:
         try:
-            interval = float(request.watch)
+            # digits and one point only: float() would also take "1_0", " 1" and other scripts' digits
+            interval = float(request.watch) if _DECIMAL.fullmatch(request.watch) else math.nan
         except ValueError:
             interval = math.nan
         if not MIN_INTERVAL <= interval <= MAX_INTERVAL:  # NaN fails both
@@ -163,7 +167,7 @@ def parse(request: Any) -> tuple[float, int | None]:
     count = None
     if request.count is not None:
         text = request.count
-        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+        if not text.isascii() or not text.isdigit() or len(text) > 10 or not 1 <= int(text) <= MAX_COUNT:
             raise UsageError(f"invalid count '{shown(text)}': expected 1..{MAX_COUNT}")
         count = int(text)
     return interval, count
@@ -187,6 +191,8 @@ def run(request: Any, read: Read, interval: float, count: int | None, stdout: An
             print_lines(stdout, samples(read, interval, count), request.json)
     except (KeyboardInterrupt, Quit):
         pass
+    except Signalled as sig:
+        return 128 + sig.signum
     return 0
 
 
@@ -232,8 +238,10 @@ def view(wall: float, ports: Sequence[Rates], interval: float, board: str) -> An
     from rich.table import Table
     from rich.text import Text
 
+    from evl_core.errors import escape
+
     table = Table(
-        title=f"evl net: {board}, every {interval:g} s, {stamp(wall)} (q to quit)",
+        title=Text(f"evl net: {board}, every {interval:g} s, {stamp(wall)} (q to quit)"),  # text, not markup
         title_justify="left",
         expand=False,
     )
@@ -250,7 +258,7 @@ def view(wall: float, ports: Sequence[Rates], interval: float, board: str) -> An
     for r in ports:
         growth = [Text(f"+{getattr(r, n)}", style="bold red" if getattr(r, n) else "") for n in GROWTH]
         table.add_row(
-            r.ifname if r.oob_port else f"{r.ifname} (no port)",
+            Text(escape(r.ifname) + ("" if r.oob_port else " (no port)")),  # a name is text, never markup
             f"{r.rx_packets:.0f}",
             f"{r.rx_bytes:.0f}",
             f"{r.tx_packets:.0f}",
@@ -265,16 +273,42 @@ def live(items: Iterator[Sample], interval: float, board: str, keys: Any, stdout
     """Redraw in place until the samples end, ``q`` or Ctrl-C; the terminal as it was afterwards."""
     from rich.console import Console
     from rich.live import Live
+    from rich.text import Text
 
     console = Console(file=stdout)  # None: sys.stdout
-    with keys, Live(console=console, auto_refresh=False, transient=False) as screen:
-        screen.update(f"evl net: {board}: first sample, every {interval:g} s (q to quit)", refresh=True)
+    with keys, _signals_quit(), Live(console=console, auto_refresh=False, transient=False) as screen:
+        screen.update(Text(f"evl net: {board}: first sample, every {interval:g} s (q to quit)"), refresh=True)
         for sample in items:
             screen.update(view(sample.wall, sample.ports, interval, board), refresh=True)
 
 
 class Quit(Exception):
     """``q`` was typed."""
+
+
+class Signalled(Exception):
+    """SIGTERM, SIGHUP or SIGQUIT came: the view ends as on ``q`` (the terminal restored), then the
+    process exits as the signal asked (128 + its number)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_quit() -> Iterator[None]:
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise Signalled(signum)
+
+    wanted = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    saved = {sig: signal.signal(sig, stop) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 class Keys:
