@@ -30,7 +30,8 @@ over VLAN tags) are built as users build them (``-g`` and ``evl sim filter
 --cflags``), loaded as ``evl net -F`` loads them and run with their maps;
 an installation without map support shows them as "-".
 
-The target (issue 5) is 20 000 runs/s for a typical filter.  The script
+The targets, on ``+ctx``: 500 000 runs/s for the typical filter,
+accept_vlan42 (issue 17), 20 000 for any other (issue 5).  The script
 reports; it does not assert: it always exits 0 unless clang is missing.
 """
 
@@ -53,6 +54,7 @@ from evl_net.transports.sim.ebpf import Program, SkbContext  # noqa: E402
 PROGRAMS = ["accept_vlan42", "drop_udp9", "udp_guard"]
 WITH_MAPS = ["users_percpu_count", "users_hash_src", "users_loop"]
 TARGET = 20_000
+TARGETS = {"accept_vlan42": 500_000}
 
 
 def _csum(data: bytes) -> int:
@@ -163,11 +165,19 @@ def main(argv: list[str] | None = None) -> int:
             full = statistics.median(_rate(with_ctx, args.seconds) for _ in range(args.repeat))
             rows.append((name, len(prog), verdicts, run, full))
 
-    header = ("program", "insns", "verdicts", "run/s", "+ctx run/s", f">= {TARGET}")
+    header = ("program", "insns", "verdicts", "run/s", "+ctx run/s", "target", "met")
     table = [header] + [
-        (name, "-", "-", "-", "-", "-")
+        (name, "-", "-", "-", "-", "-", "-")
         if n is None or run is None or full is None
-        else (name, str(n), verdicts, f"{run:,.0f}", f"{full:,.0f}", "yes" if full >= TARGET else "NO")
+        else (
+            name,
+            str(n),
+            verdicts,
+            f"{run:,.0f}",
+            f"{full:,.0f}",
+            f">= {TARGETS.get(name, TARGET):,}",
+            "yes" if full >= TARGETS.get(name, TARGET) else "NO",
+        )
         for name, n, verdicts, run, full in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

@@ -115,6 +115,7 @@ class SimTransport(TransportBase):
         self._store: Store | None = None
         self._dirty = False
         self._maps: dict[str, tuple[Any, list[Any]]] = {}  # real device -> (its filter, the live maps)
+        self._vlan_members: tuple[list[int], frozenset[int]] | None = None  # state.vlans, and as a set
 
     # -- session -------------------------------------------------------
 
@@ -306,6 +307,18 @@ class SimTransport(TransportBase):
         from evl_net.kernel import vlans
 
         return vlans.format(self.load().vlans)
+
+    def vlan_members(self) -> frozenset[int]:
+        """The global VLAN map as a set: the RX path tests every frame's VID against it.
+
+        Built again whenever ``state.vlans`` is another list (:meth:`set_vlans`
+        replaces it, never changes it in place; a state loaded again has its own).
+        """
+        vlans = self.load().vlans
+        cached = self._vlan_members
+        if cached is None or cached[0] is not vlans:
+            cached = self._vlan_members = (vlans, frozenset(vlans))
+        return cached[1]
 
     def set_vlans(self, text: str) -> VlansSet:
         from evl_net.kernel import vlans

@@ -3,6 +3,10 @@
 This is why the interpreter is fast: instructions are decoded, checked and
 translated once, and a run is a loop over block functions operating on the
 run-state list of :mod:`.memory` -- no per-instruction decoding or dispatch.
+A program without loops nor calls is also translated into one function
+(:func:`fuse`, see "fusing" below), which runs it without that loop; a load
+of a read-only ``__sk_buff`` field from the context pointer is written as the
+field's value (:func:`~.skb.ctx_read`), without building the context image.
 Translating is also where the checks the verifier makes statically happen:
 opcodes and reserved fields, registers (r10 is read-only), jump targets,
 ``lddw`` pairs, the program not falling off its end, frame-pointer accesses
@@ -19,6 +23,8 @@ program; being lenient costs nothing here).
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -60,7 +66,7 @@ from .isa import (
 )
 from .maps import MAP_BASE, map_pointer
 from .memory import CTX_BASE, FUNC_BASE, STACK_SIZE, STACK_TOP
-from .skb import ETH_HLEN
+from .skb import CTX_READ_GLOBALS, ETH_HLEN, ctx_read
 
 #: A translated block: runs on the run-state list, returns the next pc (-1: exit).
 Block = Callable[[list], int]
@@ -72,6 +78,8 @@ class Compiler:
     def __init__(self, insns: list[Insn | None]) -> None:
         self.insns = insns
         self.n = len(insns)
+        #: After :meth:`compile`: the whole program as one function, when it can be (:func:`fuse`).
+        self.fused: Fused | None = None
         # bpf-to-bpf calls and callbacks (a lddw of a function) need call frames.
         self.has_calls = any(
             i is not None and i.src in (BPF_PSEUDO_CALL, 4) and i.code in (JMP | 0x80, 0x18) for i in insns
@@ -141,6 +149,7 @@ class Compiler:
         src_lines = []
         starts = sorted(leaders)
         lens = [0] * n
+        bodies: dict[int, list[str]] = {}
         names: dict[int, str] = {}
         for k, start in enumerate(starts):
             stop = starts[k + 1] if k + 1 < len(starts) else n
@@ -161,6 +170,7 @@ class Compiler:
             if not terminated:
                 body.append(f"return {stop}")
             lens[start] = count
+            bodies[start] = body
             name = f"b{start}"
             names[start] = name
             src_lines.append(f"def {name}(r):")
@@ -172,6 +182,7 @@ class Compiler:
         blocks = cast("list[Block]", [None] * n)
         for s, fn in env["BLOCKS"].items():
             blocks[s] = fn
+        self.fused = None if self.has_calls else fuse(bodies, lens)
         return blocks, lens
 
     # --- code generation ----------------------------------------------------
@@ -435,6 +446,9 @@ class Compiler:
                 return [f"r[{d}] = {st}{size}(r[11], {idx})[0] & {M64:#x}"]
             return [f"r[{d}] = {st}{size}(r[11], {idx})[0]"]
         fn = "_loadsx" if mode == MEMSX else "_load"
+        field = ctx_read(off, size, "r[14]", "r[12]") if mode == MEM else None
+        if field is not None:  # a read-only skb field, when r[s] is the context pointer
+            return [f"r[{d}] = {field} if r[{s}] == {CTX_BASE:#x} else _load(r, r[{s}] + ({off}), {size}, {pc})"]
         return [f"r[{d}] = {fn}(r, r[{s}] + ({off}), {size}, {pc})"]
 
     def emit_store(self, pc: int, insn: Insn) -> list[str]:
@@ -497,4 +511,93 @@ _GEN_GLOBALS: dict[str, Any] = {
     **{f"_S{n}": st.unpack_from for n, st in memory.S_STRUCT.items()},
     **{f"_P{n}": st.pack_into for n, st in memory.U_STRUCT.items()},
     **{f"_helper_{func_id}": fn for func_id, fn in HELPERS.items()},
+    **CTX_READ_GLOBALS,
 }
+
+
+# --- fusing -----------------------------------------------------------------
+#
+# A run of block functions pays a Python call, a budget check and a list
+# subscript per block, and a list subscript per register access.  A program
+# without loops nor calls (most RX filters: clang unrolls what it can) runs
+# instead as one function: the blocks in pc order, each behind an
+# ``if pc == start:`` guard (every jump goes forward, so one pass reaches the
+# exit), r0-r9 in locals and stack accesses at constant indexes.  Its text is
+# the blocks' own, rewritten: the rewriting below relies on the exact forms
+# the emit_* methods write (``r[N]``, the stack index expression, ``return``
+# lines), and gives up (None) on anything else.  The budget cannot run out in
+# one pass over the program when the budget is at least the program's length.
+
+_REG = re.compile(r"\br\[(\d)\]")
+_STACK_INDEX = re.compile(re.escape(f"r[10] - {STACK_TOP:#x} + len(r[11]) + (") + r"(-?\d+)\)")
+_ALL = ", ".join(f"r{n}" for n in range(10))
+_ALL_LIST = ", ".join(f"r[{n}]" for n in range(10))
+
+
+class Fused:
+    """A program translated into one function, ``run(r)`` -> r0 at exit (see the comment above)."""
+
+    def __init__(self, run: Callable[[list], int], insns: int, starts: list[int], lines: list[int]) -> None:
+        self.run = run
+        self.insns = insns  # instructions in all blocks: the most a run executes
+        self._starts = starts  # block start pcs, and the source line where each block begins
+        self._lines = lines
+
+    def block_of(self, exc: BaseException) -> int:
+        """The start pc of the block that raised ``exc`` in :attr:`run` (from its traceback)."""
+        code = self.run.__code__
+        line = 0
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code is code:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        return self._starts[max(0, bisect_right(self._lines, line) - 1)]
+
+
+def _rewrite(line: str) -> str:
+    line = _STACK_INDEX.sub(lambda m: str(STACK_SIZE + int(m.group(1))), line).replace("r[11]", "stk")
+    line = _REG.sub(r"r\1", line)
+    if "_helper_" in line:  # helpers read their arguments from the list, and leave registers alone
+        return "r[1], r[2], r[3], r[4], r[5] = r1, r2, r3, r4, r5\n" + line
+    if "_atomic(" in line:  # reads and writes r0 and its source register in the list
+        return f"{_ALL_LIST} = {_ALL}\n{line}\n{_ALL} = {_ALL_LIST}"
+    return line
+
+
+def fuse(bodies: dict[int, list[str]], lens: list[int]) -> Fused | None:
+    """The blocks (their lines, by start pc) as one function, or None when they loop (or cannot be read)."""
+    starts = sorted(bodies)
+    out = [
+        "def run(r):",
+        "    stk = r[11]",
+        "    r0 = r2 = r3 = r4 = r5 = r6 = r7 = r8 = r9 = 0",
+        f"    r1 = {CTX_BASE:#x}",
+        "    pc = 0",
+    ]
+    lines = []
+    for k, start in enumerate(starts):
+        indent = "    "
+        if k:
+            out.append(f"    if pc == {start}:")
+            indent = "        "
+        lines.append(len(out) + (0 if k else 1))
+        body = bodies[start]
+        for i, line in enumerate(body):
+            text = line.lstrip()
+            pad = indent + line[: len(line) - len(text)]
+            if text == "return -1":
+                text = "return r0"
+            elif text.startswith("return "):
+                expr = text[len("return ") :]
+                try:
+                    targets = (int(expr.split(" ", 1)[0]), int(expr.rsplit(" ", 1)[-1]))
+                except ValueError:
+                    return None
+                if i != len(body) - 1 or min(targets) <= start:
+                    return None  # a loop (or a jump in the middle of a block)
+                text = "pc = " + expr
+            out.extend(pad + part for part in _rewrite(text).split("\n"))
+    env = dict(_GEN_GLOBALS)
+    exec(compile("\n".join(out) + "\n", "<ebpf program, fused>", "exec"), env)  # noqa: S102 - our generated code
+    return Fused(env["run"], sum(lens), starts, lines)

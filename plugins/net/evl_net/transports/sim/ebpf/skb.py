@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from .errors import RunError, UnsupportedError
@@ -73,14 +74,20 @@ CTX_SIZE = 192  # sizeof(struct __sk_buff)
 
 PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST = 0, 1, 2, 3
 _VLAN_TPIDS = (0x8100, 0x88A8)
+_BROADCAST = b"\xff" * 6
 
 
 def eth_type_trans(frame: bytes) -> int:
     """skb->protocol (host order) as the kernel's eth_type_trans() sets it."""
-    proto = (frame[12] << 8) | frame[13]
+    return _eth_type_at(frame, 12)
+
+
+def _eth_type_at(frame: bytes, at: int) -> int:
+    """eth_type_trans() on a frame whose ethertype is at ``at`` (16 past a tag the NIC stripped)."""
+    proto = (frame[at] << 8) | frame[at + 1]
     if proto >= 0x0600:  # eth_proto_is_802_3()
         return proto
-    if frame[14:16] == b"\xff\xff":  # raw 802.3 (Novell IPX)
+    if frame[at + 2 : at + 4] == b"\xff\xff":  # raw 802.3 (Novell IPX)
         return 0x0001  # ETH_P_802_3
     return 0x0004  # ETH_P_802_2
 
@@ -93,11 +100,13 @@ def pkt_type_of(frame: bytes, dev_addr: bytes | None = None) -> int:
     as on an Ethernet NIC (BPF_PROG_TEST_RUN's loopback device has no
     broadcast address and calls it PACKET_MULTICAST).
     """
+    if dev_addr is None and not frame[0] & 1:  # the common case, first: unicast, taken as ours
+        return PACKET_HOST
     dst = bytes(frame[0:6])
     if dev_addr is not None and dst == bytes(dev_addr):
         return PACKET_HOST
     if dst[0] & 1:
-        return PACKET_BROADCAST if dst == b"\xff" * 6 else PACKET_MULTICAST
+        return PACKET_BROADCAST if dst == _BROADCAST else PACKET_MULTICAST
     return PACKET_HOST if dev_addr is None else PACKET_OTHERHOST
 
 
@@ -180,11 +189,13 @@ class SkbContext:
         does not).  Other keyword arguments set fields (ifindex=, hash=,
         mark=, ...): ``ifindex`` should be the real device's.
         """
-        if len(frame) < ETH_HLEN:
-            raise ValueError(f"a {len(frame)}-byte frame has no Ethernet header")
+        n = len(frame)
+        if n < ETH_HLEN:
+            raise ValueError(f"a {n}-byte frame has no Ethernet header")
         tpid = (frame[12] << 8) | frame[13]
-        tagged = tpid in _VLAN_TPIDS and len(frame) >= ETH_HLEN + 4
+        tagged = tpid in _VLAN_TPIDS and n >= ETH_HLEN + 4
         strips = vlan_offload and (tpid == 0x8100 or (tpid == 0x88A8 and stag_offload))
+        at = 12  # where eth_type_trans() reads, in the frame the program sees
         if tagged and strips:
             tci = (frame[14] << 8) | frame[15]
             if vlan is not None and vlan != tci & 0x0FFF:
@@ -193,7 +204,8 @@ class SkbContext:
             fields.setdefault("vlan_tci", tci)
             fields.setdefault("vlan_proto", tpid)
             fields["vlan_offloaded"] = True
-            frame = frame[:12] + frame[16:]
+            n -= 4  # the program sees the frame without the tag (frame[:12] + frame[16:]), not copied here
+            at = 16
         elif vlan is not None:
             if tagged:
                 raise ValueError(
@@ -206,12 +218,23 @@ class SkbContext:
         if rx_queue is not None:
             fields.setdefault("queue_mapping", rx_queue + 1)
         if fields.get("len") is None:
-            fields["len"] = len(frame) - ETH_HLEN
+            fields["len"] = n - ETH_HLEN
         if fields.get("protocol") is None:
-            fields["protocol"] = eth_type_trans(frame)
+            fields["protocol"] = _eth_type_at(frame, at)
         if fields.get("pkt_type") is None:
             fields["pkt_type"] = pkt_type_of(frame, fields.get("dev_addr"))
-        return cls(**fields)
+        if cls is not SkbContext or not _FIELD_NAMES.issuperset(fields):
+            return cls(**fields)  # a subclass, or a TypeError naming the unknown field
+        # What the frozen dataclass's __init__ does, without its object.__setattr__ call per field
+        # (two thirds of the cost of a context, which the simulator builds for every frame).
+        skb = object.__new__(cls)
+        skb.__dict__.update(_DEFAULTS, **fields)
+        return skb
+
+
+#: Every field of a context and its default, for :meth:`SkbContext.for_frame`.
+_DEFAULTS = {f.name: f.default for f in dataclass_fields(SkbContext)}
+_FIELD_NAMES = frozenset(_DEFAULTS)
 
 
 #: Context layout: offset -> name of the u32 fields socket filters read.
@@ -342,3 +365,49 @@ def ctx_image(skb: SkbContext, frame: bytes) -> bytearray:
 
 def _bswap16(v: int) -> int:
     return ((v & 0xFF) << 8) | (v >> 8)
+
+
+# The u32 slot of each read-only field as ctx_image() packs it, as a Python expression of the skb and
+# the frame the program sees (written {skb} and {frame}).
+_SLOTS = {
+    0: "(len({frame}) - 14 if {skb}.len is None else {skb}.len) & 0xFFFFFFFF",
+    4: "(_pkt_type_of({frame}, {skb}.dev_addr) if {skb}.pkt_type is None else {skb}.pkt_type) & 7",
+    8: "{skb}.mark & 0xFFFFFFFF",
+    12: "{skb}.queue_mapping & 0xFFFF",
+    16: "_bswap16((_eth_type_trans({frame}) if {skb}.protocol is None else {skb}.protocol) & 0xFFFF)",
+    20: "(1 if {skb}.vlan_present else 0)",
+    24: "{skb}.vlan_tci & 0xFFFF",
+    28: "_bswap16({skb}.vlan_proto & 0xFFFF)",
+    32: "{skb}.priority & 0xFFFFFFFF",
+    36: "{skb}.ingress_ifindex & 0xFFFFFFFF",
+    40: "{skb}.ifindex & 0xFFFFFFFF",
+    44: "{skb}.tc_index & 0xFFFF",
+    68: "{skb}.hash & 0xFFFFFFFF",
+    84: "{skb}.napi_id & 0xFFFFFFFF",
+    164: "{skb}.gso_segs & 0xFFFF",
+    176: "{skb}.gso_size & 0xFFFF",
+}
+#: The names those expressions use, for the namespace they are evaluated in.
+CTX_READ_GLOBALS = {"len": len, "_pkt_type_of": pkt_type_of, "_eth_type_trans": eth_type_trans, "_bswap16": _bswap16}
+
+
+def ctx_read(off: int, size: int, skb: str, frame: str) -> str | None:
+    """A Python expression of the ``size``-byte read at context offset ``off``, or None.
+
+    For the accesses :func:`check_ctx_access` allows to the read-only fields
+    (not cb[], which a program may write): what :func:`~.memory.load` returns
+    there, computed from the expressions ``skb`` (the :class:`SkbContext`) and
+    ``frame`` (the frame the program sees) instead of the context image.
+    Those fields never change during a run, so the code generator writes a
+    load from the context pointer as this expression (tests/test_ebpf_fast_paths.py
+    checks every one against the image); the names it uses are in
+    :data:`CTX_READ_GLOBALS`.
+    """
+    base = off & ~3
+    slot = _SLOTS.get(base)
+    if slot is None or size not in (1, 2, 4) or off % size:
+        return None
+    expr = slot.format(skb=skb, frame=frame)
+    if size < CTX_TARGET[base]:  # a narrow load: shifted and masked out of the field
+        return f"(({expr}) >> {(off & 3) * 8}) & {(1 << (size * 8)) - 1:#x}"
+    return f"({expr})"

@@ -2,8 +2,11 @@
 
 The top layer, the only one the rest of the simulator needs.  A run builds
 the run-state list of :mod:`.memory` and loops over the block functions of
-:mod:`.codegen`.  What depends on run-time values (pointer accesses out of the
-stack or the context, misaligned stack accesses, too deep calls) raises
+:mod:`.codegen`, or calls the program's fused function when it has one and
+the budget cannot run out (:func:`~.codegen.fuse`: same results, errors and
+side effects, without the per-block call and budget check).  What depends
+on run-time values (pointer accesses out of the stack or the context,
+misaligned stack accesses, too deep calls) raises
 :class:`~.errors.EbpfError` here, carrying the index of the offending
 instruction (``.insn``) and its disassembly.  An instruction budget
 (:data:`DEFAULT_BUDGET` executed instructions, counted per basic block) turns
@@ -71,6 +74,7 @@ class Program:
         self.hz = hz
         compiler = Compiler(self.decoded)
         self._blocks, self._lens = compiler.compile()
+        self._fused = compiler.fused
         self._stack_bytes = STACK_SIZE * (MAX_CALL_FRAMES if compiler.has_calls else 1)
 
     @classmethod
@@ -133,31 +137,37 @@ class Program:
             [],
             self,
             trace,
-            maps if maps is not None else [],
+            maps if maps is not None else (),
             0,
         ]
-        blocks = self._blocks
-        lens = self._lens
-        left = self.budget
+        fused = self._fused
+        if fused is not None and fused.insns > self.budget:
+            fused = None  # a budget smaller than the program: counted block by block
         pc = 0
         try:
-            while pc >= 0:
-                left -= lens[pc]
-                if left < 0:
-                    raise BudgetExceededError(
-                        f"instruction budget of {self.budget} exhausted (endless loop?)",
-                        pc,
-                        disasm(self.decoded[pc], pc),
-                    )
-                pc = blocks[pc](r)
+            if fused is not None:
+                r[0] = fused.run(r)
+            else:
+                blocks, lens, left = self._blocks, self._lens, self.budget
+                while pc >= 0:
+                    left -= lens[pc]
+                    if left < 0:
+                        raise BudgetExceededError(
+                            f"instruction budget of {self.budget} exhausted (endless loop?)",
+                            pc,
+                            disasm(self.decoded[pc], pc),
+                        )
+                    pc = blocks[pc](r)
         except RunError as exc:
             raise exc.cls(exc.message, exc.pc, disasm(self.decoded[exc.pc], exc.pc)) from None
         except EbpfError:
             raise
         except Exception as exc:  # a fault of this run, whatever Python raised: report it as one
+            if fused is not None:
+                pc = fused.block_of(exc)
             raise EbpfError(f"run-time fault: {type(exc).__name__}: {exc}", pc, disasm(self.decoded[pc], pc)) from exc
         finally:
-            for m in r[18]:
+            for m in maps or ():
                 abandon = getattr(m, "abandon", None)
                 if abandon is not None:
                     abandon()
