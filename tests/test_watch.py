@@ -423,6 +423,15 @@ def test_live_view_under_tmux(tmp_path, sim_env, evl, quit_key):
 # -- one remote board, and a fleet in Prometheus -----------------------------------------------------
 
 
+def test_a_remote_watch_slower_than_the_agents_idle_exit_is_refused(lab, sim_env, evl):  # noqa: F811
+    board = lab.board("w2")
+    run = evl("net", f"--remote={lab.target(board)}", "-Q", "-i", "eth0.42", "--watch=60", env=lab.env(sim_env))
+    assert (run.code, run.out) == (1, "")
+    assert run.err == (
+        "evl-net: --watch=60: the board's agent ends a session idle for 60 s: watch it more often than that\n"
+    )
+
+
 def test_watch_over_one_remote_board(lab, sim_env, evl):  # noqa: F811
     board = lab.board("w1")
     env = lab.env(sim_env)

@@ -99,6 +99,13 @@ def _execute(request: Request, ops: Sequence[Operation], ctx: Context) -> int:
         interval, count = watch.parse(request)
         if select.remote_wanted(request, ctx.env):  # one session for the whole watch
             with transport_for(request, ctx) as transport:
+                limits = (transport.session.hello or {}).get("limits", {})
+                idle = limits.get("idle_s")
+                if isinstance(idle, int | float) and interval >= idle:  # each sample is what keeps the session
+                    raise EvlError(
+                        f"--watch={request.watch}: the board's agent ends a session idle for {idle:g} s: "
+                        "watch it more often than that"
+                    )
                 session = contextlib.nullcontext(transport)
                 read = query.sampler(request, lambda: session)
                 return watch.run(request, read, interval, count, ctx.stdout, transport.board)
