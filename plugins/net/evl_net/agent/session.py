@@ -271,8 +271,8 @@ class Agent:
                 frame, result = self._hello(req), "ok"
             elif self.hello is None:
                 raise ProtocolError("EPROTO", "the first request of a session must be 'hello'", req.id)
-            elif self.allowed is not None and req.op not in self.allowed:
-                raise ProtocolError("EPERM", f"'{req.op}' is not allowed for this key ({self.policy})", req.id)
+            elif refused := self._refusal(req.op, req.id):
+                raise refused
             elif req.op == protocol.BOARD_LOCK:
                 frame, result = self._board_lock(req)
             else:
@@ -280,10 +280,8 @@ class Agent:
         except ProtocolError as exc:
             if exc.id is None and req is not None:
                 exc.id = req.id
-            op = req.op if req is not None else exc.op
-            if op is not None and op != "hello" and self.allowed is not None and op not in self.allowed:
-                # a key's policy comes before the schema: a refused operation gets EPERM, however it is spelt
-                exc = ProtocolError("EPERM", f"'{op}' is not allowed for this key ({self.policy})", exc.id, op)
+            # a key's policy comes before the schema: a refused operation gets EPERM, however it is spelt
+            exc = self._refusal(req.op if req is not None else exc.op, exc.id) or exc
             frame, result = exc.reply(), f"error={exc.code}"
             if req is None and exc.op is not None:  # a request of a known operation, refused by its schema
                 req = protocol.Request(exc.id, exc.op, {})
@@ -293,6 +291,12 @@ class Agent:
             self.log.request(req, result, time.monotonic() - start)
         if req is not None:
             self.last_t = time.monotonic()
+
+    def _refusal(self, op: str | None, rid: Any) -> ProtocolError | None:
+        """EPERM for an operation this key may not run (hello is always served), else None."""
+        if op is None or op == "hello" or self.allowed is None or op in self.allowed:
+            return None
+        return ProtocolError("EPERM", f"'{op}' is not allowed for this key ({self.policy})", rid, op)
 
     @property
     def policy(self) -> str:
