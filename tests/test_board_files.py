@@ -11,9 +11,6 @@ import errno
 import fcntl
 import json
 import os
-import select
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,53 +26,9 @@ from evl_net.boardlock import LOCK_NAME, BoardLock
 from evl_net.outcomes import PeerRoute, PortConfig
 from evl_net.transports.ioctl import LEDGER_FILE, LEDGER_LOCK, Ledger
 from evl_net.transports.remote import protocol
+from test_remote_agent import HELLO, AgentPipe
 
-HELLO = {"proto": [2, 2], "client": "test"}
 FOREVER = 1e18  # a lock deadline no test reaches
-
-
-class AgentPipe:
-    """The real agent in a child process, its stdin and stdout ours (as tests/test_remote_agent.py drives it)."""
-
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        cmd = [sys.executable, "-m", "evl_core", "net-agent", "--stdio", "--transport=sim", "--log=none", *args]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=0
-        )
-        self.buf = b""
-        self.next_id = 100
-
-    def recv(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                raise TimeoutError("no reply from the agent")
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                raise EOFError("the agent closed its output")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def call(self, op: str, args: dict | None = None, timeout: float = 10) -> dict:
-        self.next_id += 1
-        frame = {"id": self.next_id, "op": op, "args": args or {}}
-        self.proc.stdin.write(json.dumps(frame, separators=(",", ":")).encode() + b"\n")
-        reply = self.recv(timeout)
-        assert reply["id"] == self.next_id, reply
-        return reply
-
-    def hello(self) -> None:
-        reply = self.call("hello", HELLO)
-        assert reply["ok"], reply
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            f.close()
 
 
 @pytest.fixture

@@ -251,14 +251,7 @@ def render_prometheus(results: Sequence[BoardResult], request: Any, formatters: 
             known = merged.get(family.name)
             merged[family.name] = family if known is None else replace(known, samples=known.samples + family.samples)
     order = {m.name: i for i, m in reversed(list(enumerate(prometheus.METRICS)))}
-    lines: list[str] = []
-    for family in sorted(merged.values(), key=lambda f: order[f.name]):
-        lines.append(f"# HELP {family.name} {prometheus.escape_help(family.help)}")
-        lines.append(f"# TYPE {family.name} {family.type}")
-        for labels, value in family.samples:
-            text = ",".join(f'{key}="{prometheus.escape_label(val)}"' for key, val in labels)
-            lines.append(f"{family.name}{{{text}}} {value}")
-    return "".join(line + "\n" for line in lines)
+    return prometheus.text_of(sorted(merged.values(), key=lambda f: order[f.name]))
 
 
 def run(

@@ -119,8 +119,13 @@ def families(ports: Iterable[PortRecord], labels: Mapping[str, str] | None = Non
 
 def exposition(ports: Iterable[PortRecord], labels: Mapping[str, str] | None = None) -> str:
     """``ports`` in the text exposition format (see :func:`families`)."""
+    return text_of(families(ports, labels))
+
+
+def text_of(found: Iterable[Family]) -> str:
+    """Families in the text exposition format: HELP, TYPE, then the samples, family by family."""
     lines: list[str] = []
-    for family in families(ports, labels):
+    for family in found:
         lines.append(f"# HELP {family.name} {escape_help(family.help)}")
         lines.append(f"# TYPE {family.name} {family.type}")
         for sample_labels, value in family.samples:
