@@ -445,22 +445,22 @@ def test_watch_over_one_remote_board(lab, sim_env, evl):  # noqa: F811
     env = lab.env(sim_env)
     target = f"--remote={lab.target(board)}"
     assert evl("net", target, "-ei", "eth0.42", "-N42", env=env).code == 0
-    proc = start_watch(env, target, "-i", "eth0.42", "--watch=0.3", "--count", "2", "--json")
+    proc = start_watch(env, target, "-i", "eth0.42", "--watch=0.3", "--count", "4", "--json")
     on_board = dict(sim_env, EVL_SIM_STATE=str(board.state / "sim-state.json"))
     try:
         first = json.loads(proc.stdout.readline())
         sim(evl, "rx", "eth0.42", "--count", "4", "--size", "100", env=on_board)
-        second = json.loads(proc.stdout.readline())
         rest, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
         proc.wait()
-    assert (proc.returncode, rest, err) == (0, "", "")
-    assert first["ports"][0]["rx_packets_per_s"] == 0
-    port = second["ports"][0]
-    assert port["ifname"] == "eth0.42"
-    assert round(port["rx_packets_per_s"] * second["seconds"]) == 4
-    assert round(port["rx_bytes_per_s"] * second["seconds"]) == 400
+    assert (proc.returncode, err) == (0, "")
+    later = [json.loads(line) for line in rest.splitlines()]
+    assert len(later) == 3 and first["ports"][0]["rx_packets_per_s"] == 0
+    assert all(x["ports"][0]["ifname"] == "eth0.42" for x in later)
+    # the injection lands in whichever later interval was running (a process start on a loaded machine)
+    assert sum(round(x["ports"][0]["rx_packets_per_s"] * x["seconds"]) for x in later) == 4
+    assert sum(round(x["ports"][0]["rx_bytes_per_s"] * x["seconds"]) for x in later) == 400
 
 
 #: The exposition's sample names and the -Q --json fields they carry (the exporter test's own table).

@@ -65,8 +65,8 @@ STDERR_KEEP = 65536
 DEFAULT_RETRIES = 3
 MAX_RETRIES = 10
 #: Full-jitter exponential backoff between attempts: uniform(0, min(cap, base * 2**attempt)) seconds.
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 4.0
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 8.0
 
 #: Per-board outcomes.
 OK, CHANGED, FAILED = "ok", "changed", "failed"
