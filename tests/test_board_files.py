@@ -26,17 +26,9 @@ from evl_net.boardlock import LOCK_NAME, BoardLock
 from evl_net.outcomes import PeerRoute, PortConfig
 from evl_net.transports.ioctl import LEDGER_FILE, LEDGER_LOCK, Ledger
 from evl_net.transports.remote import protocol
-from test_remote_agent import HELLO, AgentPipe
+from test_remote_agent import HELLO, AgentPipe, agent_env  # noqa: F401 -- a fixture
 
 FOREVER = 1e18  # a lock deadline no test reaches
-
-
-@pytest.fixture
-def agent_env(sim_env, tmp_path):
-    env = dict(sim_env)
-    env.pop("EVL_NET_TRANSPORT", None)
-    env["EVL_NET_AGENT_DIR"] = str(tmp_path / "agent")
-    return env
 
 
 @pytest.fixture

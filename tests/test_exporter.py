@@ -343,18 +343,17 @@ def test_a_bad_listen_address_is_a_usage_error(evl, listen, why):
     assert rest[0].startswith("usage: evl-net-exporter ")
 
 
+def exporter_once(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the exporter to its end (these runs fail at start)."""
+    return subprocess.run([script("evl"), "net-exporter", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
 def test_a_port_in_use_is_one_line(sim_env):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = subprocess.run(
-            [script("evl"), "net-exporter", f"--listen=127.0.0.1:{port}"],
-            env=sim_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = exporter_once(sim_env, f"--listen=127.0.0.1:{port}")
     assert (r.returncode, r.stdout, r.stderr) == (
         1,
         "",
@@ -363,13 +362,7 @@ def test_a_port_in_use_is_one_line(sim_env):
 
 
 def test_an_address_that_is_not_local_is_one_line(sim_env):
-    r = subprocess.run(
-        [script("evl"), "net-exporter", "--listen=192.0.2.77:9471"],
-        env=sim_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = exporter_once(sim_env, "--listen=192.0.2.77:9471")
     assert (r.returncode, r.stdout, r.stderr) == (
         1,
         "",

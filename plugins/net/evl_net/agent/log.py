@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from evl_core.errors import escape
+
 #: The longest argument text in a line; the longest line a file gets.
 ARGS_MAX = 256
 LINE_MAX = 1024
@@ -77,7 +79,7 @@ class Log:
         who = env.get("SSH_CONNECTION", "").split()
         peer = f"{who[0]}:{who[1]}" if len(who) >= 2 else "local"
         keys = fingerprints(env["SSH_USER_AUTH"]) if env.get("SSH_USER_AUTH") else []
-        self.prefix = f"session={self.session} from={_escaped(peer)} key={','.join(keys) or '-'}"
+        self.prefix = f"session={self.session} from={escape(peer)} key={','.join(keys) or '-'}"
         self.warning: str | None = None
         self.fd: int | None = None
         self.mode = mode
@@ -97,13 +99,13 @@ class Log:
                 import errno
 
                 why = "is a symbolic link (refused)" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
-                self.warning = f"cannot open the log file {_escaped(mode)}: {why}: the log goes to stderr"
+                self.warning = f"cannot open the log file {escape(mode)}: {why}: the log goes to stderr"
                 self.mode = "stderr"
 
     def event(self, text: str, notice: bool = False, client: str | None = None) -> None:
         """A session event in the agent's words; ``client``: the client's own text, as an escaped field."""
         field = "" if client is None else f" client={shown_json(client)[:ARGS_MAX]}"
-        self._write(f"{self.prefix}{field} {_escaped(text)}", notice)
+        self._write(f"{self.prefix}{field} {escape(text)}", notice)
 
     def request(self, req: Any, result: str, seconds: float) -> None:
         """The audit line of one request (``req`` None: a frame that could not be read)."""
@@ -135,12 +137,6 @@ class Log:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-
-def _escaped(text: str) -> str:
-    from evl_core.errors import escape
-
-    return escape(text)
 
 
 def _is_socket(path: str) -> bool:
