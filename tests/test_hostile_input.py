@@ -1261,6 +1261,21 @@ OPTS = [
     ("ambiguous-long", ("--j", "-n"), ("--j",)),
     ("board-and-remote", ("--board=manual", "--remote=board1", "-n"), ("--board",)),
     ("p-without-value", ("-ei", "eth1.42", "-p"), ("-p", "'p'", "pool")),
+    ("watch-zero", ("-Q", "-i", "eth0.42", "--watch=0"), ("interval",)),
+    ("watch-1e999", ("-Q", "-i", "eth0.42", "--watch=1e999"), ("1e999",)),
+    ("watch-inf", ("-Q", "-i", "eth0.42", "--watch=inf"), ("inf",)),
+    ("watch-underscore", ("-Q", "-i", "eth0.42", "--watch=1_0"), ("1_0",)),
+    ("watch-unicode-digits", ("-Q", "-i", "eth0.42", "--watch=\u0661"), ("interval",)),
+    ("watch-with-enable", ("-Q", "-ei", "eth0.42", "--watch"), ("--watch",)),
+    ("count-huge", ("-Q", "-i", "eth0.42", "--watch", "--count", "9" * 30), ("count",)),
+    ("count-zero", ("-Q", "-i", "eth0.42", "--watch", "--count", "0"), ("count",)),
+    ("count-without-watch", ("-Q", "-i", "eth0.42", "--count", "3"), ("--count",)),
+    ("retries-11", ("--remote=board1", "--retries=11", "-n"), ("11",)),
+    ("retries-abc", ("--remote=board1", "--retries=abc", "-n"), ("abc",)),
+    ("retries-local", ("--retries=3", "-n"), ("--retries", "remote")),
+    ("known-hosts-missing", ("--remote=board1", "--known-hosts=/nonexistent/kh", "-n"), ("/nonexistent/kh",)),
+    ("ssh-quiet", ("--remote=board1", "--ssh=-q", "-n"), ("-q",)),
+    ("ssh-log-file", ("--remote=board1", "--ssh=-E /tmp/x", "-n"), ("-E",)),
 ]
 for oid, args, anyf in OPTS:
     C(
