@@ -22,7 +22,10 @@ table shows, per command, the median wall time, its ratio to the median of
 baseline), the largest peak RSS seen, the target and whether it is met.
 
 The ``evl net`` queries use the simulator (EVL_NET_TRANSPORT=sim) with its
-state in a temporary directory, where ``evl net -ei eth0.42`` ran once first.
+state in a temporary directory, where ``evl net -ei eth0.42`` ran once first;
+the registry cache (``XDG_CACHE_HOME``) is in that directory too, filled by
+the warm-up rounds.  ``--before PYTHON`` measures an earlier install's
+scripts in the same rounds, for a before/after table from one run.
 The runner reports; it does not assert: it always exits 0.
 """
 
@@ -92,45 +95,63 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=30, help="measured rounds (default 30)")
     parser.add_argument("--warmup", type=int, default=7, help="discarded rounds first (default 7)")
     parser.add_argument(
+        "--before",
+        metavar="PYTHON",
+        help="also measure the evl scripts beside PYTHON (an install of an earlier version), "
+        "interleaved with these: the table then has a before and an after column",
+    )
+    parser.add_argument(
         "--all",
         action="store_true",
         help="then run every benchmarks/bench_*.py (traffic model, eBPF interpreter, remote)",
     )
     opts = parser.parse_args()
 
-    evl = BIN / "evl"
-    if not evl.exists():
-        print(f"benchmarks: no evl script beside {PYTHON}; run this file with the venv's python", file=sys.stderr)
-        return 0
+    variants = [("after", PYTHON)] + ([("before", Path(opts.before))] if opts.before else [])
+    for _, python in variants:
+        if not (python.parent / "evl").exists():
+            print(f"benchmarks: no evl script beside {python}; run this file with the venv's python", file=sys.stderr)
+            return 0
     tmp = tempfile.TemporaryDirectory(prefix="evl-bench-")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("EVL_")}
-    sim_env = {
-        **base_env,
-        "EVL_NET_TRANSPORT": "sim",
-        "EVL_SIM_STATE": os.path.join(tmp.name, "sim-state.json"),
-        "XDG_STATE_HOME": os.path.join(tmp.name, "xdg"),
-    }
     launcher = Launcher()
-    _, _, code = launcher.run([str(evl), "net", "-ei", "eth0.42"], sim_env)
-    if code != 0:
-        print(f"benchmarks: 'evl net -ei eth0.42' failed (exit {code})", file=sys.stderr)
-
-    net_target = ("≤ 6× (goal 3.5×)", 6.0, 30.0, 3.5)
-    # (label, argv, env, (target text, max ratio, max RSS MiB, goal ratio))
-    commands = [
-        ("python -c pass", [str(PYTHON), "-c", "pass"], base_env, ("baseline", None, None, None)),
-        ("evl --version", [str(evl), "--version"], base_env, ("≤ 4×", 4.0, None, None)),
-        ("evl help", [str(evl), "help"], base_env, ("—", None, None, None)),
-        ("evl net -QoRTf -i eth0.42", [str(evl), "net", "-QoRTf", "-i", "eth0.42"], sim_env, net_target),
-        ("evl net -Q -i eth0.42", [str(evl), "net", "-Q", "-i", "eth0.42"], sim_env, net_target),
-    ]
+    commands = []  # (variant, label, argv, env)
+    for variant, python in variants:
+        evl = str(python.parent / "evl")
+        where = os.path.join(tmp.name, variant)
+        # each variant its own state and caches (the registry cache is per interpreter anyway)
+        env = {**base_env, "XDG_CACHE_HOME": os.path.join(where, "cache")}
+        sim_env = {
+            **env,
+            "EVL_NET_TRANSPORT": "sim",
+            "EVL_SIM_STATE": os.path.join(where, "sim-state.json"),
+            "XDG_STATE_HOME": os.path.join(where, "xdg"),
+        }
+        _, _, code = launcher.run([evl, "net", "-ei", "eth0.42"], sim_env)
+        if code != 0:
+            print(f"benchmarks: {variant}: 'evl net -ei eth0.42' failed (exit {code})", file=sys.stderr)
+        commands += [
+            (variant, "python -c pass", [str(python), "-c", "pass"], env),
+            (variant, "evl --version", [evl, "--version"], env),
+            (variant, "evl help", [evl, "help"], env),
+            (variant, "evl net -QoRTf -i eth0.42", [evl, "net", "-QoRTf", "-i", "eth0.42"], sim_env),
+            (variant, "evl net -Q -i eth0.42", [evl, "net", "-Q", "-i", "eth0.42"], sim_env),
+        ]
+    # label -> (target text, max ratio, max RSS MiB, goal ratio)
+    targets = {
+        "python -c pass": ("baseline", None, None, None),
+        "evl --version": ("≤ 2×", 2.0, None, None),
+        "evl help": ("≤ 3.5×", 3.5, None, None),
+        "evl net -QoRTf -i eth0.42": ("≤ 3× (goal 2.5×)", 3.0, 12.0, 2.5),
+        "evl net -Q -i eth0.42": ("≤ 3× (goal 2.5×)", 3.0, 12.0, 2.5),
+    }
     times: list[list[float]] = [[] for _ in commands]
     rss: list[int] = [0] * len(commands)
     failures: list[int] = [0] * len(commands)
     for round_ in range(opts.warmup + opts.rounds):
         for k in range(len(commands)):
             i = (round_ + k) % len(commands)
-            _, argv, env, _ = commands[i]
+            argv, env = commands[i][2], commands[i][3]
             elapsed, peak, code = launcher.run(argv, env)
             failures[i] += code != 0
             if round_ >= opts.warmup:
@@ -139,14 +160,26 @@ def main() -> int:
     launcher.close()
     tmp.cleanup()
 
-    base = statistics.median(times[0]) if times[0] else float("nan")
+    figures = {}  # (variant, label) -> (median ms, ratio, MiB, failures)
+    for variant, _ in variants:
+        base_i = next(i for i, c in enumerate(commands) if c[0] == variant and c[1] == "python -c pass")
+        base = statistics.median(times[base_i]) if times[base_i] else float("nan")
+        for i, (v, label, _, _) in enumerate(commands):
+            if v == variant:
+                median = statistics.median(times[i]) if times[i] else float("nan")
+                figures[variant, label] = (median, median / base, rss[i] / MIB, failures[i])
+
+    headers = ["command", "median ms", "× python", "max RSS MiB"]
+    if opts.before:
+        headers = ["command", "before ms", "before ×", "before MiB", "after ms", "after ×", "after MiB"]
+    headers += ["target", "result"]
     rows = []
-    for (label, _, _, (target, max_ratio, max_mib, goal)), samples, peak, failed in zip(
-        commands, times, rss, failures, strict=True
-    ):
-        median = statistics.median(samples) if samples else float("nan")
-        ratio = median / base
-        mib = peak / MIB
+    for label, (target, max_ratio, max_mib, goal) in targets.items():
+        row = [label]
+        for variant in ("before", "after") if opts.before else ("after",):
+            median, ratio, mib, _ = figures[variant, label]
+            row += [f"{median:.1f}", f"{ratio:.2f}×", f"{mib:.1f}"]
+        median, ratio, mib, failed = figures["after", label]
         if failed:
             mark = f"error ({failed} failed)"
         elif max_ratio is None and max_mib is None:
@@ -158,20 +191,19 @@ def main() -> int:
                 mark += ", goal met" if ratio <= goal else ", goal not met"
         if max_mib is not None:
             target = f"{target}, ≤ {max_mib:g} MiB"
-        rows.append([label, f"{median:.1f}", f"{ratio:.2f}×", f"{mib:.1f}", target, mark])
+        rows.append([*row, target, mark])
 
-    headers = ["command", "median ms", "× python", "max RSS MiB", "target", "result"]
     try:
         from tabulate import tabulate
 
-        print(
-            tabulate(rows, headers, disable_numparse=True, colalign=("left", "right", "right", "right", "left", "left"))
-        )
+        align = ("left",) + ("right",) * (len(headers) - 3) + ("left", "left")
+        print(tabulate(rows, headers, disable_numparse=True, colalign=align))
     except ImportError:
         widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
         for row in [headers, ["-" * w for w in widths], *rows]:
             print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    print(f"\n{opts.rounds} rounds (+{opts.warmup} warm-up), interleaved; interpreter {PYTHON}")
+    interpreters = "; ".join(f"{v}: {p}" for v, p in variants)
+    print(f"\n{opts.rounds} rounds (+{opts.warmup} warm-up), interleaved; {interpreters}")
     if opts.all:
         for script in sorted(Path(__file__).resolve().parent.glob("bench_*.py")):
             print(f"\n== {script.name}")

@@ -48,7 +48,7 @@ complete -c evl-net -l transport -x -a '(__evl_values_2)' -d 'auto (default), si
 complete -c evl-net -l board -r -F -d 'the simulated board (sim transport)'
 complete -c evl-net -l remote -x -a '(__fish_print_hostnames)' -d 'administer a remote board over SSH (repeatable)'
 complete -c evl-net -l hosts -r -F -d 'administer the boards listed in FILE over SSH (one [USER@]HOST[:PORT] a line, # comments)'
-complete -c evl-net -l jobs -x -d 'with several boards: how many to serve at once (default 16, at most 256)'
+complete -c evl-net -l jobs -x -d 'with several boards: how many to serve at once (default: all, as the open-file and process limits allow; at most 256)'
 complete -c evl-net -l jsonl -d 'with remote boards: one JSON object per board, printed as each finishes'
 complete -c evl-net -l accept-new-host-key -d 'trust the host key of a board seen for the first time (ssh StrictHostKeyChecking=accept-new)'
 complete -c evl-net -l ssh -x -d 'extra ssh arguments for remote boards, e.g. --ssh=\'-F lab.cfg\''

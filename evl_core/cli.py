@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
 
 from evl_core import EVL_ABI_PREREQ, __version__
 from evl_core.errors import EvlError, one_line, shown
@@ -17,6 +15,11 @@ from evl_core.getopt import (
     LongOption,
 )
 from evl_core.streams import CheckedOutput, OutputError, silence_stdout
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any, TextIO
 
 SHORTOPTS = "+P:Vvh"
 LONGOPTS = (
@@ -113,7 +116,7 @@ def main(
     cmddir = os.path.abspath(cmddir) if cmddir else externals.default_cmddir()
     registry = plugin_loading.load(plugins, autoload=autoload, stderr=stderr, env=env)
 
-    from evl_core.hookspecs import Context
+    from evl_core.commands import Context
 
     ctx = Context(
         prog=f"evl-{name}",
@@ -152,12 +155,16 @@ def run_command(command: Any, args: list[str], ctx: Any) -> int:
             code = int(resolve(command.handler)(args, ctx) or 0)
             ctx.stdout.flush()
             return code
-        import contextlib
+        from evl_core.commands import build_parser_for
 
-        from evl_core.hookspecs import build_parser_for
-
-        with contextlib.redirect_stdout(ctx.stdout), contextlib.redirect_stderr(ctx.stderr):
+        # argparse prints to sys.stdout/sys.stderr: the context's streams for the parse (contextlib's
+        # redirect_stdout does this, at the cost of importing contextlib on every call)
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = ctx.stdout, ctx.stderr
+        try:
             parsed = build_parser_for(command, ctx.prog).parse_args(args)
+        finally:
+            sys.stdout, sys.stderr = saved
         code = int(resolve(command.handler)(parsed, ctx) or 0)
         ctx.stdout.flush()  # a write error is still this command's
         return code

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+
+from evl_core.record import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EntryPoint:
     name: str
     value: str
     dist_name: str
     dist_version: str
+    #: the distribution's metadata directory (``.dist-info``/``.egg-info``)
+    dist_path: str = ""
 
     def load(self) -> Any:
         from evl_core.lazy import resolve
@@ -77,5 +83,5 @@ def entry_points(group: str, path: list[str] | None = None) -> list[EntryPoint]:
             except OSError:
                 continue
             for name, value in _parse(text, group):
-                found.append(EntryPoint(name, value, dist_name, version))
+                found.append(EntryPoint(name, value, dist_name, version, os.path.join(entry or ".", dirname)))
     return found

@@ -5,7 +5,10 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 PREFIX = "evl-"
 

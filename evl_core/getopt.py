@@ -9,15 +9,18 @@ option (``-@``) before a later error is seen, exactly as the C loop does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from evl_core.record import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
 
 NO_ARGUMENT = 0
 REQUIRED_ARGUMENT = 1
 OPTIONAL_ARGUMENT = 2
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LongOption:
     """``name`` as typed after ``--``; ``key`` is what the parser yields for it.
 

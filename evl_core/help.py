@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from evl_core import externals
-from evl_core.hookspecs import Context
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from evl_core.commands import Context
 
 
 class _IgnoringParser(argparse.ArgumentParser):
@@ -54,6 +56,10 @@ def command_lines(ctx: Context) -> list[tuple[str, str, str]]:
     for name, claimants in ctx.conflicts.items():
         rows[name] = (name, "(unavailable: claimed by " + " and ".join(claimants) + ")", "conflict")
     found = {n: p for n, p in externals.list_all(ctx.cmddir, ctx.env).items() if n not in rows}
+    if not found:
+        return [rows[name] for name in sorted(rows)]
+    from concurrent.futures import ThreadPoolExecutor
+
     # Each external is a process start; ask them all at once.
     with ThreadPoolExecutor(max_workers=8) as pool:
         summaries = pool.map(lambda path: externals.describe(path, ctx.env), found.values())
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return _man(args.man, ctx)
     lines = command_lines(ctx)
     if args.json:
+        import json
+
         out = [{"name": n, "summary": s, "origin": o} for n, s, o in lines]
         ctx.stdout.write(json.dumps(out) + "\n")
         return 0
@@ -105,6 +113,8 @@ def run_plugins(args: argparse.Namespace, ctx: Context) -> int:
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or ())
         rows.append({"name": name, "origin": ctx.plugin_labels.get(name, name), "hooks": hooks})
     if args.json:
+        import json
+
         ctx.stdout.write(json.dumps(rows) + "\n")
         return 0
     for row in rows:

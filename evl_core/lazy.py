@@ -7,7 +7,10 @@ imports what a command needs to run.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def resolve(ref: Any) -> Any:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Any, TextIO
 
 from evl_core.errors import EvlError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 class OutputError(EvlError):

@@ -49,6 +49,15 @@ command records (name, one\-line summary, parser builder, handler) and
 A plugin that fails to load costs one warning line and its own commands only.
 Two plugins claiming one command name make that command unavailable, with an error
 naming both.
+.PP
+What the plugins registered is kept in the registry cache,
+\fI$XDG_CACHE_HOME/evl\-tools/registry\-*.marshal\fR (default \fI~/.cache\fR), so that a
+command runs without importing pluggy or any plugin module.  It is used while every
+directory of the interpreter's module path, the plugins' distribution metadata and their
+modules are as they were when it was written: installing, upgrading or removing any
+distribution rebuilds it.  A load that warned is not cached.  A cache that is missing,
+corrupt, not a regular file of the user's own, writable by others, or that cannot be
+written, only costs a load through pluggy.
 """,
     ),
     (
@@ -61,6 +70,12 @@ of EVL devices (\fI/sys/devices/virtual\fR unless already set) and the tracing d
 .TP
 \fBEVL_DISABLE_PLUGIN_AUTOLOAD\fR
 When set, no plugin is loaded from entry points (built\-in commands remain).
+.TP
+\fBEVL_NO_REGISTRY_CACHE\fR
+When set, the registry cache is neither read nor written.
+.TP
+\fBXDG_CACHE_HOME\fR
+Where the registry cache is (\fI~/.cache\fR when unset or not absolute).
 .TP
 \fBEVL_DEBUG\fR
 When set, errors come with a Python traceback.

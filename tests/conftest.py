@@ -30,6 +30,18 @@ def script(name: str) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_home(tmp_path_factory: pytest.TempPathFactory):
+    """The registry and board caches of the whole run in a directory of its own, never the user's ~/.cache."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
+
+
 @pytest.fixture
 def sim_env(tmp_path: Path) -> dict[str, str]:
     """An environment whose simulator state lives in tmp_path; no notice, no stray board."""
@@ -37,6 +49,7 @@ def sim_env(tmp_path: Path) -> dict[str, str]:
     env["EVL_SIM_STATE"] = str(tmp_path / "sim-state.json")
     env["EVL_NET_TRANSPORT"] = "sim"
     env["XDG_STATE_HOME"] = str(tmp_path / "xdg")
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the registry cache: each test starts without one
     return env
 
 

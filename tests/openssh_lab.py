@@ -23,10 +23,12 @@ import json
 import os
 import pathlib
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -124,6 +126,8 @@ class OpensshLab:
         self.authorized.write_text("")
         self.authorized.chmod(0o600)
         self.ports = free_ports(ports)
+        # The workstation's XDG_RUNTIME_DIR: a fleet's ssh control sockets (short: a socket path has 108 bytes)
+        self.runtime = pathlib.Path(tempfile.mkdtemp(prefix="evl-run-"))
         self.log = root / "sshd.log"
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
         config = root / "sshd_config"
@@ -213,6 +217,7 @@ class OpensshLab:
         """evl's environment on the workstation: none of the user's EVL_ settings; ssh gets ``-F config``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("EVL_")}
         env["XDG_STATE_HOME"] = str(self.root / "workstation-xdg")
+        env["XDG_RUNTIME_DIR"] = str(self.runtime)
         if config is not None:
             env["EVL_NET_SSH"] = f"-F {config}"
         env.update(extra)
@@ -283,7 +288,28 @@ class OpensshLab:
     def thaw(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)
 
+    def mux_masters(self) -> list[int]:
+        """The ssh processes keeping a fleet's connections open (their command line names the control socket)."""
+        found = []
+        mark = str(self.runtime).encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                cmdline = pathlib.Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if mark in cmdline and b"ControlPath=" in cmdline:
+                found.append(int(entry))
+        return found
+
     def close(self) -> None:
+        for pid in self.mux_masters():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.runtime, ignore_errors=True)
         for pid in self.agent_pids():
             try:
                 os.kill(pid, signal.SIGKILL)

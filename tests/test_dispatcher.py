@@ -847,6 +847,7 @@ def test_net_handler_is_not_imported(env, tmp_path, argv):
 
 def test_help_option_imports_what_evl_help_imports(env, tmp_path):
     """`evl --help` lists the commands as `evl help` does, and imports nothing more."""
+    imported_by(["help"], env, tmp_path)  # the registry cache written: both runs below read it
     help_option, _timed = imported_by(["--help"], env, tmp_path)
     help_command, _timed = imported_by(["help"], env, tmp_path)
     assert help_option - help_command == set()
@@ -856,6 +857,63 @@ def test_version_imports_no_plugin(env, tmp_path):
     modules, _timed = imported_by(["--version"], env, tmp_path)
     assert not _under(modules, "evl_net")
     assert "pluggy" not in modules
+
+
+#: WRAPPER without what it imports itself (runpy and json bring typing, re and enum): exec of the script's code.
+LEAN_WRAPPER = """\
+import atexit, os, sys
+def _dump():
+    with open(os.environ["EVL_TEST_MODULES"], "w") as f:
+        f.write(" ".join(sorted(sys.modules)))
+atexit.register(_dump)
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
+with open(sys.argv[0]) as f:
+    code = compile(f.read(), sys.argv[0], "exec")
+try:
+    exec(code, {"__name__": "__main__", "__file__": sys.argv[0]})
+except SystemExit as exc:
+    if exc.code:
+        raise
+"""
+
+#: What a command answered from the registry cache never imports: pluggy and the costly standard modules.
+NOT_ON_THE_HOT_PATH = ("pluggy", "typing", "dataclasses", "inspect", "importlib.metadata", "tabulate", "evl_net.plugin")
+
+
+@pytest.mark.parametrize(
+    "argv", [["net", "-QoRTf", "-i", "eth0.42"], ["net", "-Q", "-i", "eth0"], ["--version"], ["help"]], ids=" ".join
+)
+def test_a_cached_run_imports_no_plugin_machinery(env, tmp_path, argv):
+    """As a non-editable install runs: python -S, the sources and site-packages on PYTHONPATH.
+
+    (An editable install's finder, which site runs first, imports typing itself.)
+    """
+    import site
+    import sysconfig
+
+    root = Path(__file__).resolve().parent.parent
+    path = [str(root), str(root / "plugins" / "net"), sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    plain = {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}
+
+    def imported(*script: str) -> set[str]:
+        dump = tmp_path / "modules.txt"
+        run = [sys.executable, "-S", "-c", LEAN_WRAPPER, *script]
+        proc = subprocess.run(run, env={**plain, "EVL_TEST_MODULES": str(dump)}, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return set(dump.read_text().split())
+
+    evl = str(Path(sys.executable).parent / "evl")
+    first = imported(evl, *argv)
+    assert "pluggy" in first or argv == ["--version"]  # no cache yet: loaded through pluggy
+    modules = imported(evl, *argv)
+    assert "evl_core.cli" in modules  # the probe works
+    assert "evl_core.regcache" in modules or argv == ["--version"]
+    empty = tmp_path / "empty.py"
+    empty.write_text("")
+    ours = modules - imported(str(empty))
+    for package in NOT_ON_THE_HOT_PATH:
+        assert not _under(ours, package), f"evl {' '.join(argv)} imported {_under(ours, package)}"
 
 
 def test_builtin_commands_cannot_be_taken_over(evl, env):

@@ -522,13 +522,14 @@ STATE_CASES: list[tuple[str, Any]] = [
     ("board-int", _set("board", 5)),
     ("board-interfaces-list", _set("board.interfaces", [])),
     ("board-page-size-string", _set("board.page_size", "x")),
-    ("board-mtu-negative", _set("board.interfaces.eth0.mtu", -1)),
-    ("board-counter-negative", _set("board.interfaces.eth0.counters", {"rx_packets": -5})),
+    # The state only names a board file's board; one stored in full (an edited board's) is read as the board.
+    ("board-mtu-negative", _set("board.interfaces", {"eth0": {"name": "eth0", "mtu": -1}})),
+    ("board-counter-negative", _set("board.interfaces", {"eth0": {"name": "eth0", "counters": {"rx_packets": -5}}})),
     ("board-timeout-nan", _set("board.solicit_timeout", float("nan"))),
     ("board-route-dev-missing", _set("board.routes", [{"dst": "0.0.0.0/0", "via": "192.0.2.1", "dev": "nope0"}])),
     ("others-list", _set("others", [])),
     ("others-int", _set("others", {"k": 5})),
-    ("format-2", _set("format", 2)),
+    ("format-3", _set("format", 3)),
     ("format-string", _set("format", "1")),
     ("format-missing", _set("format", _DEL)),
     ("key-int", _set("key", 5)),
@@ -557,7 +558,7 @@ for sid in (
     "garbage",
     "boot-nan",
     "arp-bad-state",
-    "format-2",
+    "format-3",
 ):
     C(f"state-{sid}-mutate", S, ("evl", "net", "-N43"), setup=(f"state:{sid}",), has=CORRUPT, prefix="evl-net: ")
     C(f"state-{sid}-sim-show", S, ("evl", "sim", "show"), setup=(f"state:{sid}",), has=CORRUPT, prefix="evl-sim: ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import textwrap
 import time
@@ -281,3 +282,33 @@ def test_a_fleet_retries_each_board(tmp_path, sim_env, evl):
     assert run.code == 8
     assert {b["board"]: b["status"] for b in json.loads(run.out)} == {"c": "unreachable", "d": "unreachable"}
     assert (attempts(count, "c"), attempts(count, "d")) == (1, 1)
+
+
+def test_default_jobs_is_every_board_within_the_limits():
+    """Without --jobs, one wave: every board at once, bounded by the open-file and process limits."""
+    code = r"""
+import resource, sys
+from evl_net.engine.fleet import default_jobs, parse_jobs
+class R: jobs = None
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+roomy = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+resource.setrlimit(resource.RLIMIT_NOFILE, (roomy, hard))  # 4096: room for 504 boards, MAX_JOBS bounds them
+print(default_jobs(1), default_jobs(64), default_jobs(1000), parse_jobs(R(), 40), roomy)
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))
+print(default_jobs(64))
+resource.setrlimit(resource.RLIMIT_NOFILE, (60, hard))
+print(default_jobs(64))
+nproc = resource.getrlimit(resource.RLIMIT_NPROC)
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+nproc_hard = nproc[1] if nproc[1] == resource.RLIM_INFINITY or nproc[1] >= 40 else 40
+resource.setrlimit(resource.RLIMIT_NPROC, (40, nproc_hard))
+print(default_jobs(64))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split("\n")
+    *jobs, roomy = lines[0].split()
+    assert jobs == ["1", "64", str(min(256, (int(roomy) - 64) // 8)), "40"]  # 256 when the hard limit allows 4096
+    assert lines[1] == str((128 - 64) // 8)  # 8: descriptors bound it
+    assert lines[2] == "1"  # never below one
+    assert lines[3] == str(40 // 4)  # a quarter of the process limit

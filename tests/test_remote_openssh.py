@@ -23,6 +23,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -288,10 +289,75 @@ def test_64_sessions_at_once_with_stock_max_startups(
     assert not failed, (failed, run.err[-2000:])
     assert run.code == 0
 
-    statuses, run = fleet(lab, tmp_path, "--retries=0")
+    statuses, run = fleet(lab, tmp_path, "--retries=0", "--ssh=-o ControlMaster=no")  # cold: no shared connections
     without = sum(1 for s in statuses.values() if s != "ok") if statuses else BOARDS
     record_property("boards_failed_without_retries", without)
     print(f"\n{without} of {BOARDS} boards failed with --retries=0 (exit {run.code})")
+
+
+def mux_fleet(lab: OpensshLab, tmp_path: pathlib.Path, name: str, *args: str, **env: str) -> tuple[Any, Any]:
+    key = lab.keys.get(name) or lab.add_key(name)
+    config = lab.client_config(name, key)
+    hosts = tmp_path / f"hosts-{name}"
+    hosts.write_text("".join(f"{lab.alias(i)}\n" for i in (1, 2, 3)))
+    logins = lab.logins()
+    run = lab.evl(f"--hosts={hosts}", "-Q", "-i", "eth0.42", "--json", *args, config=config, **env)
+    assert run.code == 0, run.err
+    return sorted(b["board"] + ":" + b["status"] for b in json.loads(run.out)), lab.logins() - logins
+
+
+def test_a_fleet_keeps_its_connections_between_runs(lab: OpensshLab, tmp_path: pathlib.Path) -> None:
+    boards, logins = mux_fleet(lab, tmp_path, "mux")
+    assert logins == 3 and all(b.endswith(":ok") for b in boards)
+    control = lab.runtime / "evl-ssh"
+    assert stat.S_IMODE(control.stat().st_mode) == 0o700
+    sockets = [p for p in control.iterdir() if stat.S_ISSOCK(p.lstat().st_mode)]
+    assert len(sockets) >= 3
+    again, logins = mux_fleet(lab, tmp_path, "mux")
+    assert (again, logins) == (boards, 0)  # the same answers, through the connections kept
+    cold, logins = mux_fleet(lab, tmp_path, "mux", "--ssh=-o ControlMaster=no")
+    assert (cold, logins) == (boards, 3)  # the user's ControlMaster=no comes first, so it wins
+
+
+def test_a_changed_known_hosts_file_is_not_served_by_a_kept_connection(lab: OpensshLab, tmp_path: pathlib.Path) -> None:
+    """Trust changed since the connection was made (the key replaced in known_hosts): log in afresh and refuse."""
+    key = lab.keys.get("muxkh") or lab.add_key("muxkh")
+    known = lab.write_known_hosts(tmp_path / "known_hosts")
+    config = lab.client_config("muxkh", key, known_hosts=known)
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"{lab.alias(4)}\n{lab.alias(5)}\n")
+    run = lab.evl(f"--hosts={hosts}", "-n", "--json", config=config)
+    assert run.code == 0 and all(b["status"] == "ok" for b in json.loads(run.out)), run.err
+    logins = lab.logins()
+    lab.write_known_hosts(known, other=True)  # the board's key is no longer the trusted one
+    run = lab.evl(f"--hosts={hosts}", "-n", "--json", config=config)
+    assert [b["status"] for b in json.loads(run.out)] == ["hostkey-refused", "hostkey-refused"], run.out
+    assert lab.logins() == logins
+
+
+@pytest.mark.parametrize("problem", ["mode 0755", "symlink", "not a directory"])
+def test_a_control_directory_that_is_not_private_is_not_used(
+    lab: OpensshLab, tmp_path: pathlib.Path, problem: str
+) -> None:
+    runtime, home = tmp_path / "run", tmp_path / "home"
+    runtime.mkdir(mode=0o700)
+    (home / ".cache" / "evl-tools").mkdir(parents=True)
+    for control in (runtime / "evl-ssh", home / ".cache" / "evl-tools" / "ssh"):
+        if problem == "mode 0755":
+            control.mkdir(mode=0o755)
+            control.chmod(0o755)
+        elif problem == "symlink":
+            (tmp_path / f"elsewhere-{control.parent.name}").mkdir(mode=0o700)
+            control.symlink_to(tmp_path / f"elsewhere-{control.parent.name}")
+        else:
+            control.write_text("")
+    env = {"XDG_RUNTIME_DIR": str(runtime), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    first, logins = mux_fleet(lab, tmp_path, "muxbad", **env)
+    assert logins == 3 and all(b.endswith(":ok") for b in first)
+    again, logins = mux_fleet(lab, tmp_path, "muxbad", **env)
+    assert (again, logins) == (first, 3)  # nothing kept
+    for where in tmp_path.rglob("*"):
+        assert not stat.S_ISSOCK(where.lstat().st_mode), where
 
 
 # -- 4. refused host keys and a frozen sshd, with LogLevel QUIET ----------------------------------------

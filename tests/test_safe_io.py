@@ -28,7 +28,7 @@ from evl_net.kernel.names import name_problem
 from evl_net.transports.remote.client import Options, check_ssh_args
 from evl_net.transports.sim import SimTransport
 from evl_net.transports.sim import board as boards
-from evl_net.transports.sim.state import StateFile
+from evl_net.transports.sim.state import FORMAT, StateFile
 
 # -- reading -------------------------------------------------------------------------------------
 
@@ -191,7 +191,7 @@ def test_a_closed_stdout_is_never_reused_by_a_file_the_command_opens(sim_env: di
     )
     assert (proc.returncode, proc.stderr) == (1, "evl-net: write error: Bad file descriptor\n")
     assert state.read_bytes() == before
-    assert json.loads(before)["format"] == 1
+    assert json.loads(before)["format"] == FORMAT
 
 
 def test_a_mutation_whose_output_fails_says_the_board_changed(sim_env: dict[str, str]) -> None:
@@ -384,6 +384,7 @@ def test_a_hand_edited_state_the_kernel_could_not_have_is_corrupt(tmp_path: Path
     state = tmp_path / "s.json"
     with _sim(state) as sim:
         sim.set_vlans("42")
+        sim.set_mtu("eth2", 1400)  # a board that differs from its file's is stored in full
     data = _stored(state)
     edit(data)
     state.write_text(json.dumps(data))

@@ -205,13 +205,22 @@ def valid_state_bytes(tmp_path: Path) -> bytes:
     return path.read_bytes()
 
 
+def edited_state_bytes(tmp_path: Path) -> bytes:
+    """A valid state whose board differs from its file's (eth1's MTU changed): the board is stored in full."""
+    path = tmp_path / "edited.json"
+    with quiet_sim(path) as t:
+        t.enable_port("eth0.42", 0, 0)
+        t.set_mtu("eth1", 1400)
+    return path.read_bytes()
+
+
 def manual_fingerprint() -> str:
     return boards.fingerprint(boards.locate(None)[1])
 
 
-def mutated(tmp: Path, change) -> bytes:
-    """A valid state file's bytes, after ``change(state)`` on its JSON object."""
-    state = json.loads(valid_state_bytes(tmp))
+def mutated(tmp: Path, change, valid=valid_state_bytes) -> bytes:
+    """A valid state file's bytes (``valid(tmp)``), after ``change(state)`` on its JSON object."""
+    state = json.loads(valid(tmp))
     change(state)
     return json.dumps(state).encode()
 
@@ -244,7 +253,11 @@ CORRUPT = {
     "negative-counter": lambda tmp: mutated(tmp, lambda s: s["counters"].update({"eth0.42": {"rx_packets": -1}})),
     "boolean-counter": lambda tmp: mutated(tmp, lambda s: s["counters"].update({"eth0": {"tx_bytes": True}})),
     "negative-pool": lambda tmp: mutated(tmp, lambda s: s["pools"]["eth0"].update(skb_total=-5)),
-    "mtu-a-float": lambda tmp: mutated(tmp, lambda s: s["board"]["interfaces"]["eth0"].update(mtu=1500.5)),
+    "mtu-a-float": lambda tmp: mutated(
+        tmp, lambda s: s["board"]["interfaces"]["eth0"].update(mtu=1500.5), edited_state_bytes
+    ),
+    "named-board-with-content": lambda tmp: mutated(tmp, lambda s: s["board"].update(page_size="x")),
+    "named-board-edited": lambda tmp: mutated(tmp, lambda s: s.update(edited=True)),
     "boot-not-a-number": lambda tmp: valid_state_bytes(tmp).replace(b'"boot":', b'"boot":NaN,"was":'),
     "arp-entry-a-string": lambda tmp: mutated(tmp, lambda s: s.update(arp=["eth0.42 10.10.10.10"])),
     "vlan-out-of-range": lambda tmp: mutated(tmp, lambda s: s.update(vlans=[42, 5000])),

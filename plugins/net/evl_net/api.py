@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from evl_core.errors import EvlError
 from evl_net.engine import execute, select
 from evl_net.engine.request import OpResult, Request
-from evl_net.hookspecs import Operation, TransportInfo
+from evl_net.registrations import Operation, TransportInfo
 from evl_net.transports import NEIGH_MAYROUTE, NEIGH_PERMANENT
 
 
@@ -58,7 +58,9 @@ class Board:
     def run(self, operation: str, argument: Any = None, **fields: Any) -> OpResult:
         """Run one operation by name; ``fields`` are :class:`~evl_net.engine.request.Request` fields (``ifname``...)."""
         seen = fields.pop("_seen", ())
-        known = Request.__dataclass_fields__
+        from evl_core.record import fields as record_fields
+
+        known = {f.name for f in record_fields(Request)}
         unknown = sorted(set(fields) - set(known))
         if unknown:
             raise EvlError(f"{operation}: unknown field '{unknown[0]}' (fields: {', '.join(sorted(known))})")
@@ -237,7 +239,7 @@ def _vid(value: Any) -> int:
 
 def _context(env: Mapping[str, str], stderr: TextIO) -> Any:
     from evl_core import plugins
-    from evl_core.hookspecs import Context
+    from evl_core.commands import Context
 
     registry = plugins.load(stderr=stderr, env=dict(env))
     return Context(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Mapping
 
 from evl_core.errors import EvlError, shown
 from evl_core.files import open_directory, open_lock
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 STATE_DIR_ENV = "EVL_NET_AGENT_DIR"
 DEFAULT_STATE_DIR = "/run/evl"

@@ -7,10 +7,10 @@ command, does not pay for defining them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from evl_core.record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Interface:
     """A network interface as ``-Q --all-interfaces`` lists it."""
 
@@ -19,7 +19,7 @@ class Interface:
     up: bool = True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PortConfig:
     """A port after ``enable``: whether the request changed anything, and its pool's sizes."""
 
@@ -28,14 +28,14 @@ class PortConfig:
     buffer_size: int | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Change:
     """The outcome of a request that only says whether it changed the board."""
 
     changed: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FilterInstalled:
     """An eBPF RX filter installed: the program the object's first one turned out to be."""
 
@@ -44,7 +44,7 @@ class FilterInstalled:
     section: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Solicited:
     """A peer solicited into the out-of-band ARP front cache."""
 
@@ -54,7 +54,7 @@ class Solicited:
     changed: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VlansSet:
     """The global RX VLAN filter after a write, as the kernel prints it."""
 
@@ -65,7 +65,7 @@ class VlansSet:
 # -- what evl net-config reads and changes beyond the EVL requests --------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Link:
     """A network interface as the board's networking has it (rtnetlink on a real board).
 
@@ -86,7 +86,7 @@ class Link:
     oob_port: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FilterState:
     """What is known of the eBPF RX filter of a port's real device ``real``.
 
@@ -103,7 +103,7 @@ class FilterState:
     program: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Neighbour:
     """An entry of the out-of-band ARP front cache: next hop ``ip`` on port ``dev``."""
 
@@ -113,7 +113,7 @@ class Neighbour:
     permanent: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PeerRoute:
     """Where a solicitation of a host would go: its address, the output device and next hop, what is cached.
 
@@ -127,7 +127,7 @@ class PeerRoute:
     cached: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CoreAbi:
     """The EVL ABI revisions the board's core speaks (``abi_base`` .. ``abi_current``)."""
 

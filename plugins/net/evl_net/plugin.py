@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from evl_core.hookspecs import Command, hookimpl
 from evl_net import SUMMARY
-from evl_net.hookspecs import Formatter, Operation, TransportInfo
+from evl_net.registrations import Formatter, Operation, TransportInfo
 
 
 @hookimpl

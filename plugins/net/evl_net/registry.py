@@ -8,15 +8,15 @@ which gets one warning.  A broken hook costs one warning and its own records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:  # for the type checker only: typing costs start-up time
+    from collections.abc import Callable, Iterable
+    from typing import Any, Protocol, TypeVar
+    from typing import Generic as _Generic
 
-from evl_core.hookspecs import Context
+    from evl_core.commands import Context
 
-T = TypeVar("T")
-
-if TYPE_CHECKING:  # for the type checker only: a Protocol class costs start-up time
-    from typing import Protocol
+    T = TypeVar("T")
 
     class _Named(Protocol):
         @property
@@ -24,10 +24,20 @@ if TYPE_CHECKING:  # for the type checker only: a Protocol class costs start-up 
 
     N = TypeVar("N", bound=_Named)
 
+else:
+
+    class _Generic:
+        """``Registered[X]`` at run time (annotations are never evaluated, but say so anyway)."""
+
+        def __class_getitem__(cls, item: object) -> object:
+            return cls
+
+    T = None
+
 BUILTIN_MODULE = "evl_net.plugin"
 
 
-class Registered(Generic[T]):
+class Registered(_Generic[T]):
     """The usable records of one hook, and the names that collided (``name -> claimants``)."""
 
     def __init__(self) -> None:
@@ -47,15 +57,11 @@ def _warn(ctx: Context, text: str) -> None:
 
 def _results(ctx: Context, hook: str) -> list[tuple[str, bool, Any]]:
     """(plugin label, built in?, records) for each implementation of ``hook``."""
-    from evl_core.plugins import call_each
+    from evl_core.plugins import hook_results
 
-    pm = ctx.plugin_manager
-    caller = getattr(pm.hook, hook)
     out = []
-    for name, records in call_each(caller.get_hookimpls(), lambda t: _warn(ctx, t)):
-        plugin = pm.get_plugin(name)
-        builtin = getattr(plugin, "__name__", None) == BUILTIN_MODULE
-        out.append((ctx.plugin_labels.get(name, name), builtin, list(records or ())))
+    for name, module_name, records in hook_results(ctx.plugin_manager, hook, lambda t: _warn(ctx, t)):
+        out.append((ctx.plugin_labels.get(name, name), module_name == BUILTIN_MODULE, list(records or ())))
     return sorted(out, key=lambda item: not item[1])  # built-ins first, whatever the registration order
 
 
@@ -110,7 +116,7 @@ def collect(
 
 def operations(ctx: Context) -> Registered[Any]:
     """The operations of every plugin: each claims its name and its options."""
-    from evl_net.hookspecs import C_LONG_OPTIONS, OPTION_NAMES, Operation
+    from evl_net.registrations import C_LONG_OPTIONS, OPTION_NAMES, Operation
 
     def refuse(op: Operation, builtin: bool) -> str | None:
         if builtin:
@@ -151,9 +157,9 @@ def named(ctx: Context, hook: str, kind: type[N], what: str) -> Registered[N]:
 
 def _held_to_requests(op: Any) -> Any:
     """A third party's operation, given a transport that offers only the primitives it declares."""
-    import dataclasses
+    from evl_core.record import replace
 
-    return dataclasses.replace(op, run=_DeclaredRun(op.name, op.run, frozenset(op.requests)))
+    return replace(op, run=_DeclaredRun(op.name, op.run, frozenset(op.requests)))
 
 
 class _DeclaredRun:

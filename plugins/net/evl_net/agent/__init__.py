@@ -36,11 +36,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from evl_core.errors import EvlError
 from evl_net.boardlock import DEFAULT_STATE_DIR, STATE_DIR_ENV
 from evl_net.transports.remote import protocol
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def build_parser():  # -> argparse.ArgumentParser

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
 from evl_core.errors import EvlError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 
 class Backend:
@@ -30,7 +32,7 @@ class Backend:
     def from_ctx(cls, name: str | None, board: str | None, ctx: Any) -> Backend:
         from evl_core.lazy import resolve
         from evl_net.engine import select
-        from evl_net.hookspecs import TransportInfo
+        from evl_net.registrations import TransportInfo
         from evl_net.registry import named
 
         env = {k: v for k, v in ctx.env.items() if k != select.REMOTE_ENV}

@@ -19,13 +19,16 @@ only the transport knows, before anything else reaches the transport.
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
-from typing import Any
 
 from evl_net.errors import KernelError
 from evl_net.model import to_json
 from evl_net.transports.contract import BY_WIRE, DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, Primitive
 from evl_net.transports.remote import protocol
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 #: The flags of a solicitation the ABI defines (docs/abi.md, "Requests"); any other bit is refused.
 SOLICIT_FLAGS = NEIGH_PERMANENT | NEIGH_MAYROUTE

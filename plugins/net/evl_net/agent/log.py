@@ -16,10 +16,13 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Mapping
-from typing import Any
 
 from evl_core.errors import escape
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 #: The longest argument text in a line; the longest line a file gets.
 ARGS_MAX = 256

@@ -13,8 +13,6 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
 
 from evl_core.errors import EvlError
 from evl_net.agent import handlers
@@ -23,6 +21,11 @@ from evl_net.agent.log import Log
 from evl_net.boardlock import BoardLock, default_state_dir
 from evl_net.transports.remote import protocol
 from evl_net.transports.remote.protocol import ProtocolError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 CHUNK = 65536
 EOF_GRACE_S = 0.5  # how long an operation may still run once the workstation has gone

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from evl_core.commands import Context
 from evl_core.errors import EvlError, one_line, shown
-from evl_core.hookspecs import Context
 
 DEFAULT_LISTEN = "127.0.0.1:9471"
 METRICS_PATH = "/metrics"

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
-from typing import Any
-
+from evl_core.commands import Context
 from evl_core.errors import EvlError, UsageError
-from evl_core.hookspecs import Context
 from evl_core.streams import OutputError
 from evl_net import SUMMARY
 from evl_net.cli import options
 from evl_net.cli.usage import USAGE
 from evl_net.engine import execute, render, select
 from evl_net.engine.request import OpResult, Request, changed
-from evl_net.hookspecs import Formatter, Operation, TransportInfo
+from evl_net.registrations import Formatter, Operation, TransportInfo
 from evl_net.registry import Registered, named, operations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 
 def usage(ctx: Context, ops: Sequence[Operation] | None = None) -> None:
@@ -106,6 +107,8 @@ def _execute(request: Request, ops: Sequence[Operation], ctx: Context) -> int:
                         f"--watch={request.watch}: the board's agent ends a session idle for {idle:g} s: "
                         "watch it more often than that"
                     )
+                import contextlib
+
                 session = contextlib.nullcontext(transport)
                 read = query.sampler(request, lambda: session)
                 return watch.run(request, read, interval, count, ctx.stdout, transport.board)

@@ -130,10 +130,18 @@ operation runs on that board, through the system \fBssh\fR(1) and the board's
 on the board.
 Several boards (\fB\-\-remote\fR repeated, \fB\-\-hosts\fR \fIfile\fR with one target a line
 and \fB#\fR comments, or a comma list in \fBEVL_NET_REMOTE\fR) are served concurrently,
-\fB\-\-jobs\fR at a time (default 16), and the results come as a table
+\fB\-\-jobs\fR at a time (by default all of them, as far as the open\-file and process
+limits allow), and the results come as a table
 (BOARD, STATUS, RESULT, MS; failures last and repeated on stderr),
 as one JSON array with \fB\-\-json\fR, or as one JSON object per board, as each finishes,
 with \fB\-\-jsonl\fR.
+A fleet keeps each board's ssh connection open for 60 s after its last session
+(\fBControlMaster=auto\fR, \fBControlPersist=60\fR), in \fI$XDG_RUNTIME_DIR/evl\-ssh\fR
+(else \fI~/.cache/evl\-tools/ssh\fR), a directory used only while it is the user's own and
+private.  The socket is named by a digest of the configuration \fBssh \-G\fR prints and of the
+known\-hosts files' status, so a changed configuration or known\-hosts file logs in afresh.
+\fB\-\-ssh\fR='\-o ControlMaster=no' (or any \fBControlMaster\fR, \fBControlPath\fR,
+\fBControlPersist\fR, \fB\-M\fR or \fB\-S\fR of the user's) leaves multiplexing to the user.
 .PP
 Each board ends with one status:
 \fBok\fR, \fBchanged\fR (a command changed the board's state), \fBfailed\fR (the board answered

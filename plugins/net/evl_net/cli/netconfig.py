@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from evl_core.commands import Context
 from evl_core.errors import EvlError, shown
-from evl_core.hookspecs import Context
 
 if TYPE_CHECKING:
     from evl_net.api import Board
@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--remote", action="append", default=[], metavar="[USER@]HOST[:PORT]", help="a board over SSH (repeatable)"
         )
         board.add_argument("--hosts", metavar="FILE", help="boards over SSH, one [user@]host[:port] a line")
-        board.add_argument("--jobs", metavar="N", help="boards served at once (default 16)")
+        board.add_argument(
+            "--jobs", metavar="N", help="boards served at once (default: all, within the open-file and process limits)"
+        )
         board.add_argument("--ssh", metavar="OPTIONS", help="options for ssh (host-key checking cannot be weakened)")
         board.add_argument("--timeout", metavar="SECONDS", help="per request on a remote board (default 10)")
         board.add_argument(
@@ -429,7 +431,7 @@ def _fleet(args: argparse.Namespace, ctx: Context, setup: Setup | None, boards: 
 
     from evl_net.engine import fleet
 
-    jobs = fleet.parse_jobs(_request(args))
+    jobs = fleet.parse_jobs(_request(args), len(boards))
     done: list[Outcome] = []
     tty = not args.json and _isatty(ctx.stderr)
 

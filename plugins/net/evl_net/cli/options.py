@@ -7,13 +7,15 @@ strictly before anything is done (the C tool lets ``-p -1`` wrap around).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 from evl_core.errors import EvlError, UsageError, shown
 from evl_core.getopt import NO_ARGUMENT, OPTIONAL_ARGUMENT, REQUIRED_ARGUMENT, Getopt, GetoptError, LongOption
 from evl_net.engine.request import Request
-from evl_net.hookspecs import C_LONG_OPTIONS, Operation
+from evl_net.registrations import C_LONG_OPTIONS, Operation
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 U64_MAX = 2**64 - 1
 POOL_MAX = 32768
@@ -59,7 +61,14 @@ MODIFIERS = (
         "FILE",
         "administer the boards listed in FILE over SSH (one [USER@]HOST[:PORT] a line, # comments)",
     ),
-    ("jobs", None, REQUIRED_ARGUMENT, "N", "with several boards: how many to serve at once (default 16, at most 256)"),
+    (
+        "jobs",
+        None,
+        REQUIRED_ARGUMENT,
+        "N",
+        "with several boards: how many to serve at once (default: all, as the open-file and process limits allow; "
+        "at most 256)",
+    ),
     ("jsonl", None, NO_ARGUMENT, None, "with remote boards: one JSON object per board, printed as each finishes"),
     (
         "accept-new-host-key",

@@ -6,9 +6,9 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from evl_core.commands import Context
 from evl_core.errors import EvlError, shown
 from evl_core.files import read_regular, read_text
-from evl_core.hookspecs import Context
 
 if TYPE_CHECKING:
     from evl_net.transports.sim import SimTransport

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
-
 from evl_core.lazy import resolve
 from evl_net.engine.request import OpResult, Request
-from evl_net.hookspecs import Operation
+from evl_net.registrations import Operation
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
     from evl_net.transports.contract import Transport
 
-Step = tuple[Operation, Any]
+    Step = tuple[Operation, Any]
 
 
 def plan(request: Request, operations: Sequence[Operation]) -> list[Step]:

@@ -3,8 +3,9 @@
 Targets come from ``--remote`` (repeatable), ``--hosts FILE`` (one
 ``[user@]host[:port]`` a line, ``#`` comments) or ``EVL_NET_REMOTE`` (a comma
 list).  Boards are served concurrently by one asyncio loop, at most ``--jobs``
-(default 16) at a time; each board runs the very actions of local use (on a
-worker thread) over its own session.
+at a time (by default every board at once, within the process's limits); each
+board runs the very actions of local use (on a worker thread) over its own
+session.
 
 Every board ends with one status: ``ok``, ``changed`` (a mutation changed
 something), ``failed`` (the board answered with an error), ``incompatible``
@@ -28,10 +29,11 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from evl_core.errors import EvlError, one_line, shown, strerror
+from evl_core.record import replace
 from evl_net.transports.remote.client import (
     BUSY,
     CHANGED,
@@ -43,13 +45,17 @@ from evl_net.transports.remote.client import (
     Session,
     SessionError,
     Target,
+    mux_directory,
 )
 from evl_net.transports.remote.targets import targets
 
 __all__ = ["is_fleet", "parse_jobs", "run", "targets"]
 
-DEFAULT_JOBS = 16
 MAX_JOBS = 256
+#: Descriptors one board in flight holds (its ssh child's three pipes, their ends here, the event loop's share)
+#: and those kept for everything else, for the default --jobs.
+FDS_PER_BOARD = 8
+FDS_KEPT = 64
 
 EXIT_OK = 0
 EXIT_FAILED = 4
@@ -62,10 +68,30 @@ def is_fleet(request: Any, found: Sequence[Target]) -> bool:
     return len(found) > 1 or bool(getattr(request, "hosts", None)) or request.jsonl
 
 
-def parse_jobs(request: Any) -> int:
+def default_jobs(boards: int) -> int:
+    """Every board at once, as far as this process's limits allow: one wave of the fleet's latency.
+
+    A board in flight is an ``ssh`` child and a few descriptors, so the open-file and
+    process limits bound it (a quarter of the process limit: the user runs other processes);
+    so does :data:`MAX_JOBS`.
+    """
+    import resource
+
+    bounds = [max(1, boards), MAX_JOBS]
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if nofile != resource.RLIM_INFINITY:
+        bounds.append((nofile - FDS_KEPT) // FDS_PER_BOARD)
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    if nproc != resource.RLIM_INFINITY:
+        bounds.append(nproc // 4)
+    return max(1, min(bounds))
+
+
+def parse_jobs(request: Any, boards: int = 1) -> int:
+    """``--jobs``, or by default :func:`default_jobs` for ``boards`` boards."""
     text = getattr(request, "jobs", None)
     if text is None:
-        return DEFAULT_JOBS
+        return default_jobs(boards)
     if not str(text).isascii() or not str(text).isdigit() or not 1 <= int(text) <= MAX_JOBS:
         raise EvlError(f"invalid number of jobs '{shown(str(text))}': expected 1..{MAX_JOBS}")
     return int(text)
@@ -266,8 +292,9 @@ def run(
     prometheus = request.format == "prometheus"
     if jsonl and prometheus:
         raise EvlError("--jsonl and --format=prometheus exclude each other")
-    jobs = parse_jobs(request)
-    opts = Options.from_request(request, ctx.env)
+    jobs = parse_jobs(request, len(found))
+    # one ssh connection per board, kept between runs (a monitoring loop's next call logs in no more)
+    opts = replace(Options.from_request(request, ctx.env), mux_dir=mux_directory(ctx.env))
 
     def stream(result: BoardResult) -> None:
         ctx.stdout.write(json.dumps(result.as_json(), separators=(",", ":")) + "\n")

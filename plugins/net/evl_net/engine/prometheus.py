@@ -21,18 +21,31 @@ start-up time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
-
 from evl_core.errors import EvlError, shown
-from evl_net.model import DevStat
+from evl_core.record import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from typing import Any, Protocol
+
+    import evl_net.model
+
+    class PortRecord(Protocol):
+        """What a port record offers: ``-Q``'s PortStatus and ``-Q --all-interfaces``' InterfaceStat rows."""
+
+        @property
+        def ifname(self) -> str: ...
+
+        @property
+        def stat(self) -> evl_net.model.DevStat | None: ...
+
 
 COUNTER = "counter"
 GAUGE = "gauge"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Metric:
     """One series of a port: ``name`` (the sample name), ``type``, ``help``, the DevStat ``field`` it reads,
     and the labels of its own (beside ``ifname`` and the caller's)."""
@@ -78,17 +91,7 @@ PORT_LABELS = frozenset({"ifname", *(name for m in METRICS for name, _v in m.lab
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class PortRecord(Protocol):
-    """What a port record offers: ``-Q``'s PortStatus and ``-Q --all-interfaces``' InterfaceStat rows."""
-
-    @property
-    def ifname(self) -> str: ...
-
-    @property
-    def stat(self) -> DevStat | None: ...
-
-
-@dataclass(frozen=True)
+@record(frozen=True)
 class Family:
     """One metric family, ready to write: its name, type, help and samples (labels, value)."""
 
@@ -143,6 +146,8 @@ def render(result: Any, request: Any) -> str | None:
     rows = getattr(result, "interfaces", None)
     if isinstance(rows, list):  # -Q --all-interfaces
         return exposition(rows)
+    from evl_net.model import DevStat
+
     if isinstance(getattr(result, "stat", None), DevStat) and isinstance(getattr(result, "ifname", None), str):
         return exposition([result])
     return None

@@ -7,11 +7,13 @@ which is an error naming the formatters that can render it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from evl_core.errors import EvlError
 from evl_net.engine.request import OpResult, Request
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 def render_text(result: OpResult, request: Request) -> str | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from evl_core.record import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 
-@dataclass
+@record
 class Request:
     """The command line, parsed: the input of planning and of every operation."""
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from evl_core.errors import EvlError
-from evl_net.hookspecs import TransportInfo
+from evl_net.registrations import TransportInfo
 from evl_net.transports import REMOTE_ENV
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
 
 TRANSPORT_ENV = "EVL_NET_TRANSPORT"
 DEVDIR_ENV = "EVL_DEVDIR"

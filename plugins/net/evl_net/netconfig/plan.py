@@ -28,11 +28,11 @@ of the file, and the steps that could be planned.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from evl_core import record
 from evl_net.netconfig.live import Live, Pool, peer_key
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class _Planner:
         return size if link.loopback or size >= link.mtu else link.mtu
 
     def set_link(self, name: str, **changes: Any) -> None:
-        self.proj.links[name] = dataclasses.replace(self.proj.links[name], **changes)
+        self.proj.links[name] = record.replace(self.proj.links[name], **changes)
 
     # -- the phases --------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ as ``"module:attr"`` strings, resolved when the operation is used.
 from __future__ import annotations
 
 from evl_core.getopt import NO_ARGUMENT, OPTIONAL_ARGUMENT, REQUIRED_ARGUMENT
-from evl_net.hookspecs import Operation
+from evl_net.registrations import Operation
 
 PORT = "evl_net.ops.port"
 FILTER = "evl_net.ops.filter"

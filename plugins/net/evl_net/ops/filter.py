@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
-
 from evl_core.errors import EvlError, shown
 from evl_core.files import MiB, read_regular
+from evl_core.record import record
 from evl_net.engine.request import OpResult, Request
 from evl_net.model import optional
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import ClassVar
+
     from evl_net.transports.contract import Transport
 
 #: The largest eBPF object read (real filters are a few KiB; the remote protocol caps what it carries too).
 OBJECT_MAX = 64 * MiB
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FilterSet(OpResult):
     """``object`` is the path given, None for a removal."""
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
-
 from evl_core.errors import EvlError
+from evl_core.record import record
 from evl_net.engine.request import OpResult, Request
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from evl_net.transports.contract import Transport
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Enabled(OpResult):
     action: ClassVar[str] = "enable"
     ifname: str
@@ -24,7 +25,7 @@ class Enabled(OpResult):
         return ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Disabled(OpResult):
     action: ClassVar[str] = "disable"
     ifname: str

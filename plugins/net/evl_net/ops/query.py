@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
-
 from evl_core.errors import EvlError
+from evl_core.record import record
 from evl_net.engine.request import OpResult, Request
 from evl_net.model import DevStat, inline
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from evl_net.ops.query_all import AllInterfaces
     from evl_net.transports.contract import Transport
 
@@ -49,14 +50,14 @@ def cell(value: Any) -> str:
     return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
-@dataclass
+@record
 class PortStatus(OpResult):
     """One port: its counters, printed verbose, or the values its modifiers select."""
 
     action: ClassVar[str] = "query"
     ifname: str
     modifiers: str
-    stat: DevStat = inline()  # noqa: RUF009 -- a dataclasses.field; its default, None, is not shared state
+    stat: DevStat = inline()
 
     def verbose(self) -> str:
         s = self.stat

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
 
 from evl_core.errors import EvlError, UsageError
+from evl_core.record import record
 from evl_net.engine.request import OpResult, Request
 from evl_net.transports import NEIGH_MAYROUTE, NEIGH_PERMANENT
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import ClassVar
+
     from evl_net.transports.contract import Transport
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Solicited(OpResult):
     action: ClassVar[str] = "solicit"
     ifname: str | None

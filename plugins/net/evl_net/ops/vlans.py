@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
-
 from evl_core.errors import EvlError, UsageError
+from evl_core.record import record
 from evl_net.engine.request import OpResult, Request
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from evl_net.transports.contract import Transport
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VlansSet(OpResult):
     """``cleared`` says what was asked (``-N`` alone), not what a read-back holds."""
 
@@ -25,7 +26,7 @@ class VlansSet(OpResult):
         return "VLAN filter cleared\n" if self.cleared else ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VlansShown(OpResult):
     action: ClassVar[str] = "show-vlans"
     vlans: str

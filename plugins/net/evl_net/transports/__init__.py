@@ -7,7 +7,10 @@ module more than it needs.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 
 #: The boards ``evl net`` administers when no transport is chosen: a comma list of [user@]host[:port].
 REMOTE_ENV = "EVL_NET_REMOTE"

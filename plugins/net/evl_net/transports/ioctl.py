@@ -529,8 +529,7 @@ class IoctlTransport(TransportBase):
         return CoreAbi(info["abi_base"], info["abi_current"])
 
     def links(self) -> Sequence[Link]:
-        import dataclasses
-
+        from evl_core import record
         from evl_net.transports import rtnetlink
 
         out = []
@@ -540,7 +539,7 @@ class IoctlTransport(TransportBase):
             except OSError:  # no EVL device: neither capable nor a port
                 out.append(link)
                 continue
-            out.append(dataclasses.replace(link, oob_capable=stat.oob_capable, oob_port=stat.oob_port))
+            out.append(record.replace(link, oob_capable=stat.oob_capable, oob_port=stat.oob_port))
         return out
 
     def filter_state(self, ifname: str) -> FilterState:

@@ -8,11 +8,13 @@ Several boards go through :mod:`evl_net.engine.fleet` instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
-
 from evl_core.errors import EvlError
 from evl_net.transports.contract import BY_METHOD, Primitive, TransportBase
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Mapping
+    from typing import Any
 
 PROG = "evl-net"  # what `evl net` and `evl-net` both call themselves in messages
 

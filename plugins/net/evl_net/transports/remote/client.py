@@ -156,6 +156,10 @@ class Options:
     known_hosts: str | None = None
     #: ``ssh -G`` verdicts of this run, per distinct command line (None: the configuration is acceptable)
     config_checks: dict[tuple[str, ...], str | None] = field(default_factory=dict, compare=False, hash=False)
+    #: the private directory of ssh's control sockets (connections shared between runs), None: no multiplexing
+    mux_dir: str | None = None
+    #: a digest of what ``ssh -G`` printed, per distinct command line: the name of its control socket
+    config_digests: dict[tuple[str, ...], str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def connect_timeout(self) -> float:
@@ -345,7 +349,85 @@ def check_ssh_args(args: Sequence[str], accept_new_host_key: bool, known_hosts: 
             )
 
 
-def ssh_argv(target: Target, opts: Options) -> list[str]:
+#: How long a fleet's ssh connection stays open after its last session (ssh's ControlPersist), in seconds.
+MUX_PERSIST_S = 60
+#: The longest control socket path: ssh binds ``<path>.<16 random characters>`` first, in a sun_path of 108.
+MUX_PATH_MAX = 90
+MUX_DIR_ENV = "XDG_RUNTIME_DIR"
+#: ssh's multiplexing options (lower case): a user who gives one decides about multiplexing
+MUX_OPTIONS = frozenset({"controlmaster", "controlpath", "controlpersist"})
+
+
+def mux_directory(env: Mapping[str, str]) -> str | None:
+    """The private directory of a fleet's ssh control sockets, made if needed; None where there is none to trust.
+
+    ``$XDG_RUNTIME_DIR/evl-ssh``, else ``$XDG_CACHE_HOME/evl-tools/ssh`` (``~/.cache``): a directory of
+    the user's own, that nobody else may enter, in a parent that nobody else may
+    rename it in.  A socket there is a logged-in connection to a board.
+    """
+    candidates = []
+    runtime = env.get(MUX_DIR_ENV, "")
+    if os.path.isabs(runtime):
+        candidates.append(os.path.join(runtime, "evl-ssh"))
+    cache = env.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(cache):
+        home = env.get("HOME") or os.path.expanduser("~")
+        cache = os.path.join(home, ".cache") if os.path.isabs(home) else ""
+    if cache:
+        candidates.append(os.path.join(cache, "evl-tools", "ssh"))
+    for path in candidates:
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        except OSError:
+            continue
+        if _private_directory(path):
+            return path
+    return None
+
+
+def _private_directory(path: str) -> bool:
+    import stat
+
+    try:
+        st, parent = os.lstat(path), os.lstat(os.path.dirname(path))
+    except OSError:
+        return False
+    uid = os.geteuid()
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and st.st_uid == uid
+        and not st.st_mode & 0o077
+        and parent.st_uid in (uid, 0)
+        and (not parent.st_mode & 0o022 or bool(parent.st_mode & stat.S_ISVTX))
+    )
+
+
+def mux_options(target: Target, opts: Options) -> list[str]:
+    """ssh's options for sharing one connection to ``target`` between sessions and runs, or none.
+
+    The socket is named by a digest of the whole configuration ``ssh -G``
+    printed for the session (host, port, user, keys, known-hosts files,
+    host-key checking...), so a connection made under one configuration never
+    serves another.  A user's own ``ControlMaster``, ``ControlPath`` or
+    ``ControlPersist`` (or ``-M``, ``-S``) in ``--ssh`` or ``EVL_NET_SSH``
+    leaves multiplexing to them: ``-o ControlMaster=no`` turns it off.
+    """
+    if opts.mux_dir is None or any(key in MUX_OPTIONS for key, _ in ssh_options(opts.ssh_args)):
+        return []
+    if any(flag in ("M", "S") for flag, _ in ssh_flags(opts.ssh_args)):  # -M, -S ctl_path: the user's own
+        return []
+    digest = opts.config_digests.get(tuple(ssh_argv(target, opts, mux=False)))
+    if digest is None:
+        return []
+    path = os.path.join(opts.mux_dir, digest)
+    if len(path.encode("utf-8", "surrogateescape")) > MUX_PATH_MAX:
+        return []
+    quoted = '"' + path.replace("%", "%%") + '"'  # ssh expands %-tokens in ControlPath
+    return ["-o", "ControlMaster=auto", "-o", f"ControlPath={quoted}", "-o", f"ControlPersist={MUX_PERSIST_S}"]
+
+
+def ssh_argv(target: Target, opts: Options, mux: bool = True) -> list[str]:
+    """The ssh command line of a session with ``target``; ``mux``: with the control socket options, if any."""
     checking = "accept-new" if opts.accept_new_host_key else "yes"
     argv = [
         opts.ssh,
@@ -395,6 +477,8 @@ def ssh_argv(target: Target, opts: Options) -> list[str]:
         "-o",
         f"ServerAliveCountMax={KEEPALIVE_COUNT}",
     ]
+    if mux:
+        argv += mux_options(target, opts)
     if target.port is not None:
         argv += ["-p", str(target.port)]
     if target.user is not None:
@@ -448,16 +532,50 @@ def check_effective_config(output: str, target: Target, opts: Options) -> str | 
 
 async def check_config(target: Target, opts: Options) -> None:
     """Run ``ssh -G`` for the session's command line (once per distinct one in a run); EvlError if refused."""
-    argv = ssh_argv(target, opts)
+    argv = ssh_argv(target, opts, mux=False)
     key = tuple(argv)
     if key not in opts.config_checks:
-        opts.config_checks[key] = await _run_config_check(effective_config_argv(argv), target, opts)
+        problem, output = await _run_config_check(effective_config_argv(argv), target, opts)
+        opts.config_checks[key] = problem
+        if output is not None:
+            opts.config_digests[key] = _connection_digest(output)
     problem = opts.config_checks[key]
     if problem is not None:
         raise EvlError(problem)
 
 
-async def _run_config_check(argv: Sequence[str], target: Target, opts: Options) -> str | None:
+def _connection_digest(output: str) -> str:
+    """The name of the control socket for a configuration ``ssh -G`` printed as ``output``.
+
+    The known-hosts files' status is part of it: a connection made while a key
+    was trusted never serves a run after that trust was changed (a key removed
+    or replaced in known_hosts); that run logs in afresh and checks the key.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(output.encode("utf-8", "surrogateescape"))
+    for line in output.splitlines():
+        key, _, value = line.partition(" ")
+        if key.lower() in ("userknownhostsfile", "globalknownhostsfile"):
+            for name in value.split():
+                try:
+                    st = os.stat(os.path.expanduser(name))
+                    status = f"{name} {st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+                except OSError:
+                    status = f"{name} -"
+                digest.update(b"\0" + status.encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:16]
+
+
+async def _run_config_check(argv: Sequence[str], target: Target, opts: Options) -> tuple[str | None, str | None]:
+    """(why the configuration is refused or None, what ``ssh -G`` printed or None)."""
+    problem, output = await _config_output(argv, target, opts)
+    if problem is not None or output is None:
+        return problem, None
+    return check_effective_config(output, target, opts), output
+
+
+async def _config_output(argv: Sequence[str], target: Target, opts: Options) -> tuple[str | None, str | None]:
     where = f"the ssh configuration for {shown(target.host)}"
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -467,7 +585,7 @@ async def _run_config_check(argv: Sequence[str], target: Target, opts: Options) 
             stderr=asyncio.subprocess.PIPE,
         )
     except OSError as exc:
-        return f"cannot check {where}: cannot run {opts.ssh}: {exc.strerror}"
+        return f"cannot check {where}: cannot run {opts.ssh}: {exc.strerror}", None
     try:
         out, err = await asyncio.wait_for(proc.communicate(), opts.connect_timeout + opts.timeout)
     except TimeoutError:
@@ -476,14 +594,15 @@ async def _run_config_check(argv: Sequence[str], target: Target, opts: Options) 
         except ProcessLookupError:
             pass
         await proc.wait()
-        return f"cannot check {where}: 'ssh -G' did not answer"
+        return f"cannot check {where}: 'ssh -G' did not answer", None
     if proc.returncode != 0:
         text = _without_debug(err.decode("utf-8", "replace"))
         if "option -- g" in text.lower() or "usage: ssh" in text.lower():
-            return f"cannot check {where}: this ssh has no -G (an OpenSSH of 6.8 or later is needed)"
+            return f"cannot check {where}: this ssh has no -G (an OpenSSH of 6.8 or later is needed)", None
         last = _last_line(text)
-        return f"cannot check {where}: 'ssh -G' failed" + (f": {last}" if last else f" with status {proc.returncode}")
-    return check_effective_config(out.decode("utf-8", "replace"), target, opts)
+        failed = f"cannot check {where}: 'ssh -G' failed"
+        return failed + (f": {last}" if last else f" with status {proc.returncode}"), None
+    return None, out.decode("utf-8", "replace")
 
 
 class SessionError(EvlError):

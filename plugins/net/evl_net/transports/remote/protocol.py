@@ -38,11 +38,14 @@ import errno as _errno
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
+from evl_core.record import field, record
 from evl_net.transports.contract import PRIMITIVES, wire_key
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 #: Protocol versions this code speaks (inclusive range).  Version 2: the
 #: operations are the transport contract's primitives, reads answer
@@ -114,7 +117,8 @@ class ProtocolError(Exception):
 
 # -- operations: the allowlist --------------------------------------------------
 
-Validator = Callable[[str, Any], None]
+if TYPE_CHECKING:
+    Validator = Callable[[str, Any], None]
 
 
 def _fail(name: str, what: str) -> ProtocolError:
@@ -169,7 +173,7 @@ def _seconds(limit: float) -> Validator:
 IFNAME = _text(MAX_NAME)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Op:
     """One operation of the allowlist: its argument schema and what it is."""
 
@@ -370,7 +374,7 @@ def valid_id(value: Any) -> bool:
 # -- requests (agent side) ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Request:
     id: Any
     op: str
@@ -468,7 +472,7 @@ def oserror_frame(rid: Any, exc: OSError, log: list[str] | None = None) -> bytes
 # -- replies (client side) -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reply:
     id: Any
     ok: bool

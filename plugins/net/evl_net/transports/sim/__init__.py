@@ -21,10 +21,12 @@ The package is split by concern:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from evl_net.transports.sim.kernel import SimTransport
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 __all__ = ["BOARD_ENV", "SimTransport", "factory", "host_netns"]
 
@@ -43,6 +45,9 @@ def host_netns(spec: str | None) -> str | None:
 
 def factory(request: Any, env: Mapping[str, str]) -> SimTransport:
     """The simulator transport of a request: its board (``--board``, else EVL_SIM_BOARD) and the state file."""
+    from evl_net.transports.sim.boardcache import default_dir
     from evl_net.transports.sim.state import default_path
 
-    return SimTransport(board=request.board or env.get(BOARD_ENV) or None, state_path=default_path(env))
+    return SimTransport(
+        board=request.board or env.get(BOARD_ENV) or None, state_path=default_path(env), cache_dir=default_dir(env)
+    )

@@ -6,21 +6,25 @@ reproduces the setup of the ``evl net`` manual.  A file is checked against
 schema cannot say -- a board the kernel could never have (a VLAN device
 without its parent, or wider than it...).  A bad file gets one line naming
 the file, the key and the first problem, with the count of the others.  A
-board is stored with its state (:mod:`evl_net.transports.sim.records` gives
-the JSON form), under the fingerprint of the file's content.
+board is known by the fingerprint of its file's content: it is parsed and
+checked once per content, then comes from the board cache
+(:mod:`~evl_net.transports.sim.boardcache`); the state only names it
+(:mod:`~evl_net.transports.sim.records`).
 """
 
-# No "from __future__ import annotations": the records' hints are read at run time, cheaper as objects.
+from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from evl_core.errors import EvlError, shown
 from evl_core.files import MiB, read_regular
+from evl_core.record import field, record
 from evl_net.kernel.names import name_problem
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # the schema is needed when a board boots, not on every invocation
+    from typing import Any
+
     from evl_net.schema import Problem, Validator
 
 DEFAULT_BOARD = "manual"
@@ -43,7 +47,7 @@ COUNTERS = (
 )
 
 
-@dataclass
+@record
 class Iface:
     name: str
     parent: str | None = None
@@ -60,14 +64,14 @@ class Iface:
     port: bool = False
 
 
-@dataclass
+@record
 class Route:
     dst: str
     via: str
     dev: str | None = None
 
 
-@dataclass
+@record
 class Peer:
     ip: str
     mac: str
@@ -75,7 +79,7 @@ class Peer:
     dev: str | None = None
 
 
-@dataclass
+@record
 class Board:
     name: str
     fingerprint: str
@@ -177,7 +181,7 @@ def fingerprint(path: str) -> str:
     return digest(data)
 
 
-def _bytes(path: str) -> bytes:
+def content(path: str) -> bytes:
     """The file's bytes: those fingerprint() just read if the file did not change since, else read anew."""
     global _last
     last, _last = _last, None
@@ -193,15 +197,15 @@ def load(spec: str | None) -> Board:
     fingerprint() of the same file came just before.
     """
     name, path = locate(spec)
-    return parse(_bytes(path), path, name)
+    return parse(content(path), path, name)
 
 
 # -- checking ------------------------------------------------------------------
 
-_validator: "Validator | None" = None
+_validator: Validator | None = None
 
 
-def validator() -> "Validator":
+def validator() -> Validator:
     """The board schema, read and compiled once per process."""
     global _validator
     if _validator is None:
@@ -244,7 +248,7 @@ def parse(data: bytes, path: str, name: str | None = None) -> Board:
     return _board(document, name if name is not None else path, digest(data))
 
 
-def problems(document: dict[str, Any]) -> "list[Problem]":
+def problems(document: dict[str, Any]) -> list[Problem]:
     """Everything wrong with a decoded board file, in document order (empty: it is a board).
 
     The schema first; the consistency of a document the schema accepts next
@@ -258,7 +262,7 @@ def problems(document: dict[str, Any]) -> "list[Problem]":
     return found
 
 
-def describe(problem: "Problem") -> str:
+def describe(problem: Problem) -> str:
     """``key.path: what is wrong`` for a message, with the file's words escaped and shortened."""
     message = problem.message
     if problem.keyword == "additionalProperties" and problem.path[-2:-1] == ("counters",):
@@ -272,7 +276,7 @@ def _quote(value: str) -> str:
     return shown(repr(value))
 
 
-def _consistency(doc: dict[str, Any]) -> "list[Problem]":
+def _consistency(doc: dict[str, Any]) -> list[Problem]:
     """What the schema cannot say: a board the kernel could not have, references to nothing."""
     import ipaddress
 

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
 
 from evl_net.errors import KernelError, device_open_stage
 from evl_net.model import DevStat
 from evl_net.transports import DEFAULT_POOL, NEIGH_MAYROUTE, NEIGH_PERMANENT, POOL_MAX, TransportBase
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, Protocol
+
     from evl_net.outcomes import (
         Change,
         CoreAbi,
@@ -99,17 +101,22 @@ class SimTransport(TransportBase):
 
     ``board`` is a board name, a board file, ``host`` or ``host:NETNS`` (None:
     the default board); ``state_path`` the state file; ``console`` receives
-    the kernel log lines as a console would show them.  After :meth:`load`,
+    the kernel log lines as a console would show them; ``cache_dir`` the board
+    cache's directory (None: the user's). After :meth:`load`,
     ``state`` is the board's state and ``host_netns`` the namespace a host
     board mirrors ("" = ours; None for a board file).
     """
 
     name = "sim"
 
-    def __init__(self, board: str | None, state_path: str, console: Console | None = None) -> None:
+    def __init__(
+        self, board: str | None, state_path: str, console: Console | None = None, cache_dir: str | None = None
+    ) -> None:
         self.board_spec = board
         self.state_path = state_path
         self.console = console
+        self.cache_dir = cache_dir
+        self._port_set: tuple[list[str], int, frozenset[str]] | None = None
         self.state: BoardState | None = None
         self.host_netns: str | None = None
         self._store: Store | None = None
@@ -131,7 +138,7 @@ class SimTransport(TransportBase):
         if self._store is None:
             from evl_net.transports.sim.store import Store
 
-            self._store = Store(self.state_path)
+            self._store = Store(self.state_path, self.cache_dir)
         self.state, self.host_netns = self._store.load(self.board_spec)
         return self.state
 
@@ -162,7 +169,7 @@ class SimTransport(TransportBase):
         return Store(self.state_path).reset()
 
     def snapshot(self) -> dict[str, Any]:
-        """The whole state in its JSON form, as the state file holds it (``evl sim show --json``)."""
+        """The whole state in its JSON form (``evl sim show --json``): the board's in full, the others' as stored."""
         from evl_net.transports.sim.records import encode
 
         self.sync_maps()
@@ -253,9 +260,8 @@ class SimTransport(TransportBase):
         from evl_net.outcomes import Interface
 
         state = self.load()
-        return [
-            Interface(name=i.name, oob_port=i.name in state.ports, up=i.up) for i in state.board.interfaces.values()
-        ]
+        ports = set(state.ports)
+        return [Interface(name=i.name, oob_port=i.name in ports, up=i.up) for i in state.board.interfaces.values()]
 
     def enable_port(self, ifname: str, pool_size: int, buffer_size: int) -> PortConfig:
         from evl_net.outcomes import PortConfig  # only mutations need it
@@ -300,8 +306,19 @@ class SimTransport(TransportBase):
         if pool is not None:
             stat.skb_size, stat.skb_total, stat.skb_free = pool.skb_size, pool.skb_total, pool.skb_free
         stat.oob_capable = iface.oob_capable
-        stat.oob_port = ifname in state.ports
+        stat.oob_port = ifname in self._ports(state)
         return stat
+
+    def _ports(self, state: BoardState) -> frozenset[str]:
+        """The ports as a set, for a query of every interface (the list is kept in enabling order).
+
+        Rebuilt when the list is another or its length changed: ports are only ever
+        appended (enable) or removed (dismantle).
+        """
+        cached = self._port_set
+        if cached is None or cached[0] is not state.ports or cached[1] != len(state.ports):
+            cached = self._port_set = (state.ports, len(state.ports), frozenset(state.ports))
+        return cached[2]
 
     def get_vlans(self) -> str:
         from evl_net.kernel import vlans

@@ -11,14 +11,18 @@ here, once, with the words of the refusal.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
-from typing import Any
 
+from evl_core.record import record
 from evl_net.errors import KernelError
-from evl_net.kernel.bpflink import MapDef
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
+    from evl_net.kernel.bpflink import MapDef
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Loaded:
     """A program ready to run: its identity, the (dead-code sanitized) instructions, its maps' definitions."""
 

@@ -3,42 +3,49 @@
 A :class:`BoardState` is what the simulated EVL core of one board holds
 between invocations: its ports, their buffer pools, the eBPF RX filters, the
 global VLAN map, the ARP front cache, the out-of-band counters and the kernel
-log.  The state file holds the current board's state, with every other board
-used with the file set aside under ``others``.
+log.  The board itself (:class:`~evl_net.transports.sim.board.Board`) is not
+stored with it when it is a board file's, as parsed: the state names it
+(``{"name": ..., "fingerprint": ...}``) and the board comes from the board
+cache (:mod:`~evl_net.transports.sim.boardcache`).  It is stored in full only
+when the state's board differs from the file's (its links were changed:
+``edited``) or has no file (a host mirror: ``host``).
 
-The JSON form is the model's: :func:`evl_net.model.to_json` writes it (the
-records in mappings keyed by device name through ``json``'s ``default``
-hook), and :func:`decode` reads it back with the rules of
-:func:`evl_net.model.from_json`, extended with what the state has and the
-model's records do not: ``dict[str, X]`` and floats.  A wrong type anywhere
-is a :class:`~evl_net.model.ShapeError`; :func:`read_state` then checks what
+The JSON form is the model's (a record is an object of its fields, ``None``
+fields kept as null, ``optional`` ones left out while None), written and read
+here by a table of each record's fields and their kinds (:data:`SPECS`), so
+that no type hint is evaluated at run time: the state is read at every
+start-up.  :func:`decode` reads strictly, with the rules of
+:func:`evl_net.model.from_json` (a record's fields by name, those with a
+default may be missing, unknown keys ignored; ``bool`` is no integer), plus
+``dict[str, X]`` and finite floats.  A wrong type anywhere is a
+:class:`~evl_net.model.ShapeError`; :func:`read_state` then checks what
 types cannot say: no negative counter, pools that fit their ports, devices
 that exist.
-
-The record classes are few on purpose: each dataclass costs start-up time,
-and every ``evl net`` invocation on the simulator reads the state.
 """
 
-# No "from __future__ import annotations" here: the records' hints are read at run time
-# (every start-up), and real objects are cheaper to read than strings to evaluate.
-import dataclasses
-import json
-import math
-import types
-import typing
-from dataclasses import dataclass
-from typing import Any
+from __future__ import annotations
 
-from evl_net.model import ShapeError, from_json, optional, to_json
-from evl_net.transports.sim.board import Board
+from evl_core.record import field, record
+from evl_net.model import ShapeError
+from evl_net.transports.sim.board import Board, Iface, Peer, Route
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 U32 = 2**32
 U64 = 2**64
 VID_MIN, VID_MAX = 2, 4094  # as evl_net.kernel.vlans has them
+#: A field left out of the JSON object while it is None (as evl_net.model.optional() says).
+OPTIONAL = {"json": "optional"}
 
 
-# Records of a state file: no comparisons and no repr, so that they are cheap to define at start-up.
-@dataclass(eq=False, repr=False)
+def optional() -> Any:
+    return field(default=None, metadata=OPTIONAL)
+
+
+# Records of a state file: no comparisons and no repr.
+@record(eq=False, repr=False)
 class Pool:
     """The buffer pool of a real device carrying ports (docs/abi.md, "Ports")."""
 
@@ -47,7 +54,7 @@ class Pool:
     skb_free: int
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class ArpEntry:
     """An entry of the ARP front cache: ``state`` is "P" (permanent) or "R" (reachable, aging)."""
 
@@ -57,7 +64,7 @@ class ArpEntry:
     state: str
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class MapState:
     """A map of the installed filter and its content (``ebpf.maps``), kept across invocations.
 
@@ -76,12 +83,12 @@ class MapState:
     section: str
     cpus: int
     entries: dict[str, str]
-    records: list[str] | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
+    records: list[str] | None = optional()
     prod: int | None = optional()
     cons: int | None = optional()
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class FilterInfo:
     """The eBPF RX filter installed on a real device.
 
@@ -98,17 +105,17 @@ class FilterInfo:
     insns: str | None = optional()
     prog_tag: str | None = optional()
     prog_id: str | None = optional()
-    maps: list[MapState] | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
+    maps: list[MapState] | None = optional()
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class HostState:
     """What a host-mirror board needs beyond the board: the interface indexes its ports were made on."""
 
     ifindex: dict[str, int]
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class BoardState:
     """The simulated EVL core of one board.
 
@@ -118,8 +125,10 @@ class BoardState:
     lines); ``key`` the board's identity in the file (a shipped board's name, a board
     file's absolute path, or the host board's name); ``stamp`` what a stat said of the
     board file when its content was last fingerprinted
-    (:func:`~evl_net.transports.sim.board.stamp`); ``others`` the states set aside, by key
-    (only on the current state); ``host`` the host-mirror bookkeeping.
+    (:func:`~evl_net.transports.sim.board.stamp`); ``others`` the states of the other
+    boards of the file, by key, as the file holds them (JSON objects, read only when
+    their board is used; only on the current state); ``host`` the host-mirror
+    bookkeeping; ``edited`` whether the board differs from its file's (then stored in full).
     """
 
     board: Board
@@ -133,101 +142,189 @@ class BoardState:
     log: list[str]
     key: str | None = optional()
     stamp: str | None = optional()
-    others: dict[str, "BoardState"] | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
-    host: HostState | None = optional()  # noqa: RUF009 (a dataclasses.field, default None)
-
-
-BoardState.__annotations__["others"] = dict[str, BoardState] | None  # the forward reference, resolved once
+    others: dict[str, Any] | None = optional()
+    host: HostState | None = optional()
+    edited: bool = field(default=False, metadata={"json": "true"})
 
 
 # -- the JSON form ---------------------------------------------------------------------------------
 
-#: Per record class: (field name, type hint, required), resolved once per process.
-_FIELDS: dict[type, list[tuple[str, Any, bool]]] = {}
+# A field's kind: "int", "bool", "str", "float", "any" (a JSON value, as it is), a record class,
+# or ("list" | "dict" | "opt", kind).
+INT, BOOL, STR, FLOAT, ANY = "int", "bool", "str", "float", "any"
 
 
-def _hints(kind: type) -> dict[str, Any]:
-    hints = dict(kind.__annotations__)
-    for name, hint in hints.items():
-        if isinstance(hint, str) or any(isinstance(a, (str, typing.ForwardRef)) for a in _walk_args(hint)):
-            hints[name] = typing.get_type_hints(kind)[name]  # a forward reference: resolve it the slow way
-    return hints
+def _opt(kind: Any) -> tuple[str, Any]:
+    return ("opt", kind)
 
 
-def _walk_args(hint: Any) -> list[Any]:
-    out = []
-    for arg in typing.get_args(hint):
-        out.append(arg)
-        out.extend(_walk_args(arg))
-    return out
+def _list(kind: Any) -> tuple[str, Any]:
+    return ("list", kind)
 
 
-def _fields(kind: type) -> list[tuple[str, Any, bool]]:
-    fields = _FIELDS.get(kind)
-    if fields is None:
-        # The annotations are objects (this module and board.py do not postpone them), so they are
-        # read as they are: typing.get_type_hints would cost a millisecond of every start-up.
-        hints = _hints(kind)
-        fields = _FIELDS[kind] = [
-            (f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
-            for f in dataclasses.fields(kind)
-        ]
-    return fields
+def _dict(kind: Any) -> tuple[str, Any]:
+    return ("dict", kind)
+
+
+#: Per record class: its fields (name, kind, required, how the JSON form writes it: "" always,
+#: "optional" left out while None, "true" left out while false), in order.
+SPECS: dict[type, tuple[tuple[str, Any, bool, str], ...]] = {}
+
+
+def _spec(kind: type, *fields: tuple[str, Any]) -> None:
+    from evl_core.record import fields as record_fields
+
+    declared = {f.name: f for f in record_fields(kind)}
+    assert list(declared) == [name for name, _ in fields], kind  # the table follows the class
+    SPECS[kind] = tuple(
+        (name, k, declared[name].required, declared[name].metadata.get("json", "")) for name, k in fields
+    )
+
+
+_spec(
+    Iface,
+    ("name", STR),
+    ("parent", _opt(STR)),
+    ("vlan_id", _opt(INT)),
+    ("mtu", INT),
+    ("up", BOOL),
+    ("oob_capable", BOOL),
+    ("loopback", BOOL),
+    ("addresses", _list(STR)),
+    ("mac", STR),
+    ("driver", STR),
+    ("bus", STR),
+    ("counters", _dict(INT)),
+    ("port", BOOL),
+)
+_spec(Route, ("dst", STR), ("via", STR), ("dev", _opt(STR)))
+_spec(Peer, ("ip", STR), ("mac", STR), ("reachable", BOOL), ("dev", _opt(STR)))
+_spec(
+    Board,
+    ("name", STR),
+    ("fingerprint", STR),
+    ("page_size", INT),
+    ("solicit_timeout", FLOAT),
+    ("cpus", INT),
+    ("interfaces", _dict(Iface)),
+    ("routes", _list(Route)),
+    ("peers", _list(Peer)),
+    ("hosts", _dict(STR)),
+)
+_spec(Pool, ("skb_size", INT), ("skb_total", INT), ("skb_free", INT))
+_spec(ArpEntry, ("dev", STR), ("ip", STR), ("mac", STR), ("state", STR))
+_spec(
+    MapState,
+    ("name", STR),
+    ("type", INT),
+    ("key_size", INT),
+    ("value_size", INT),
+    ("max_entries", INT),
+    ("flags", INT),
+    ("section", STR),
+    ("cpus", INT),
+    ("entries", _dict(STR)),
+    ("records", _opt(_list(STR))),
+    ("prod", _opt(INT)),
+    ("cons", _opt(INT)),
+)
+_spec(
+    FilterInfo,
+    *((name, _opt(STR)) for name in ("object", "section", "name", "license", "sha256", "insns", "prog_tag", "prog_id")),
+    ("maps", _opt(_list(MapState))),
+)
+_spec(HostState, ("ifindex", _dict(INT)))
+_spec(
+    BoardState,
+    ("board", Board),
+    ("boot", FLOAT),
+    ("ports", _list(STR)),
+    ("pools", _dict(Pool)),
+    ("counters", _dict(_dict(INT))),
+    ("filters", _dict(FilterInfo)),
+    ("vlans", _list(INT)),
+    ("arp", _list(ArpEntry)),
+    ("log", _list(STR)),
+    ("key", _opt(STR)),
+    ("stamp", _opt(STR)),
+    ("others", _opt(_dict(ANY))),
+    ("host", _opt(HostState)),
+    ("edited", BOOL),
+)
+
+
+def to_json(value: Any) -> Any:
+    """The JSON value of a state record (or list, dict, scalar holding them), records written by their table."""
+    if type(value) in SPECS:
+        return to_json_fields(value)
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
 
 
 def encode(record: Any) -> Any:
-    """The JSON value of a state record: :func:`evl_net.model.to_json` all the way down.
+    """The JSON value of a state record, a copy: nothing in it is shared with the record."""
+    import json
 
-    (Writing the state file needs no copy: ``json.dump(to_json(state), default=to_json)``.)
-    """
-    return json.loads(json.dumps(to_json(record), default=to_json))
+    return json.loads(json.dumps(to_json(record)))
 
 
 def decode(kind: Any, value: Any, where: str = "state") -> Any:
-    """``value`` read back as ``kind``, strictly: :class:`~evl_net.model.ShapeError` if it is not one.
+    """``value`` read back as ``kind`` (a record class, or a kind of :data:`SPECS`), strictly.
 
-    The rules of :func:`evl_net.model.from_json` (a record's fields by name,
-    those with a default may be missing, unknown keys ignored; scalars are
-    checked by it), plus ``dict[str, X]`` and finite floats.  Records are
-    walked here with their type hints resolved once per class: the state is
-    read at every start-up.
+    :class:`~evl_net.model.ShapeError` if it is not one.
     """
-    origin = typing.get_origin(kind)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ShapeError(f"{where} is not an object")
-        item = typing.get_args(kind)[1]
-        if item is int and all(type(v) is int for v in value.values()):
-            return dict(value)  # what from_json(int, v) would return for each
-        return {key: decode(item, v, f"{where}.{key}") for key, v in value.items()}
-    if origin is list:
-        if not isinstance(value, list):
-            raise ShapeError(f"{where} is not a list")
-        (item,) = typing.get_args(kind)
-        if (item is str and all(type(v) is str for v in value)) or (item is int and all(type(v) is int for v in value)):
-            return list(value)  # what from_json(item, v) would return for each
-        return [decode(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(kind):
-            return None
-        (option,) = [a for a in typing.get_args(kind) if a is not type(None)]  # the state's are Optionals
-        return decode(option, value, where)
-    if kind is float:
-        if type(value) not in (int, float) or not math.isfinite(value):
+    if kind is INT:
+        if type(value) is not int:
+            raise ShapeError(f"{where} is not an integer")
+        return value
+    if kind is STR:
+        if not isinstance(value, str):
+            raise ShapeError(f"{where} is not a string")
+        return value
+    if kind is BOOL:
+        if type(value) is not bool:
+            raise ShapeError(f"{where} is not a boolean")
+        return value
+    if kind is FLOAT:
+        if type(value) not in (int, float) or value != value or value in (float("inf"), float("-inf")):
             raise ShapeError(f"{where} is not a number")
         return float(value)
-    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        fields = _fields(kind)
+    if kind is ANY:
+        return value
+    if isinstance(kind, tuple):
+        how, item = kind
+        if how == "opt":
+            return None if value is None else decode(item, value, where)
+        if how == "list":
+            if not isinstance(value, list):
+                raise ShapeError(f"{where} is not a list")
+            if (item is STR and all(type(v) is str for v in value)) or (
+                item is INT and all(type(v) is int for v in value)
+            ):
+                return list(value)
+            return [decode(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
         if not isinstance(value, dict):
             raise ShapeError(f"{where} is not an object")
-        kwargs: dict[str, Any] = {}
-        for name, hint, required in fields:
-            if name in value:
-                kwargs[name] = decode(hint, value[name], f"{where}.{name}")
-            elif required:
-                raise ShapeError(f"{where} lacks '{name}'")
-        return kind(**kwargs)
-    return from_json(kind, value, where)
+        if (item is INT and all(type(v) is int for v in value.values())) or (
+            item is STR and all(type(v) is str for v in value.values())
+        ):
+            return dict(value)
+        return {key: decode(item, v, f"{where}.{key}") for key, v in value.items()}
+    spec = SPECS.get(kind)
+    if spec is None:
+        raise ShapeError(f"{where}: no JSON form for {kind!r}")
+    if not isinstance(value, dict):
+        raise ShapeError(f"{where} is not an object")
+    kwargs: dict[str, Any] = {}
+    for name, item, required, _how in spec:
+        if name in value:
+            kwargs[name] = decode(item, value[name], f"{where}.{name}")
+        elif required:
+            raise ShapeError(f"{where} lacks '{name}'")
+    return kind(**kwargs)
 
 
 # -- what types cannot say -------------------------------------------------------------------------
@@ -345,10 +442,14 @@ def check_board(board: Board, where: str) -> None:
             raise ShapeError(f"{where}.routes[{i}].dev: no interface {route.dev!r}")
 
 
-def check_state(state: BoardState, where: str = "state") -> None:
-    """Fail unless ``state`` is consistent: what the kernel semantics rely on holds."""
+def check_state(state: BoardState, where: str = "state", board_checked: bool = False) -> None:
+    """Fail unless ``state`` is consistent: what the kernel semantics rely on holds.
+
+    ``board_checked``: the board is its file's, as parsed (and checked then).
+    """
     board = state.board
-    check_board(board, f"{where}.board")
+    if not board_checked:
+        check_board(board, f"{where}.board")
     for i, port in enumerate(state.ports):
         if port not in board.interfaces:
             raise ShapeError(f"{where}.ports[{i}]: no interface {port!r}")
@@ -386,14 +487,81 @@ def check_state(state: BoardState, where: str = "state") -> None:
     if state.host is not None:
         for name, index in state.host.ifindex.items():
             _count(index, f"{where}.host.ifindex.{name}", U32)
-    for key, other in (state.others or {}).items():
-        if other.others:
-            raise ShapeError(f"{where}.others.{key}.others: a state set aside holds no others")
-        check_state(other, f"{where}.others.{key}")
 
 
-def read_state(value: Any) -> BoardState:
-    """The state a state file holds, checked; ShapeError when it is not one."""
-    state: BoardState = decode(BoardState, value)
-    check_state(state)
+#: The keys of a board the state only names (its board file's, as parsed: it comes from the board cache).
+STUB_KEYS = frozenset(("name", "fingerprint"))
+
+
+def board_ref(value: Any, where: str = "state") -> tuple[str, str, bool]:
+    """(name, fingerprint, whether it is only named) of the board of state entry ``value``; ShapeError if none."""
+    if not isinstance(value, dict):
+        raise ShapeError(f"{where} is not an object")
+    board = value.get("board")
+    if not isinstance(board, dict):
+        raise ShapeError(f"{where}.board is not an object" if "board" in value else f"{where} lacks 'board'")
+    name, fingerprint = board.get("name"), board.get("fingerprint")
+    if not isinstance(name, str):
+        raise ShapeError(f"{where}.board.name is not a string" if "name" in board else f"{where}.board lacks 'name'")
+    if not isinstance(fingerprint, str):
+        raise ShapeError(
+            f"{where}.board.fingerprint is not a string"
+            if "fingerprint" in board
+            else f"{where}.board lacks 'fingerprint'"
+        )
+    return name, fingerprint, board.keys() <= STUB_KEYS
+
+
+def read_state(value: Any, board: Board | None = None, where: str = "state") -> BoardState:
+    """State entry ``value`` of a state file, checked; ShapeError when it is not one (``others`` left out).
+
+    ``board`` is the board of an entry that only names it (:func:`board_ref`):
+    its board file's, as parsed; an entry holding its board in full is read
+    with it, and the board checked.
+    """
+    _name, _fingerprint, named = board_ref(value, where)
+    kwargs: dict[str, Any] = {}
+    for name, kind, required, _how in SPECS[BoardState]:
+        if name == "others":
+            continue
+        if name == "board":
+            if named:
+                if board is None:
+                    raise ShapeError(f"{where}.board: no board of that name")
+                kwargs[name] = board
+            else:
+                kwargs[name] = decode(Board, value[name], f"{where}.board")
+        elif name in value:
+            kwargs[name] = decode(kind, value[name], f"{where}.{name}")
+        elif required:
+            raise ShapeError(f"{where} lacks '{name}'")
+    state = BoardState(**kwargs)
+    if named and (state.host is not None or state.edited):
+        raise ShapeError(f"{where}.board: the board of a host mirror or an edited board is stored in full")
+    check_state(state, where, board_checked=named)
     return state
+
+
+def write_form(state: BoardState) -> dict[str, Any]:
+    """The JSON form of ``state`` as the state file holds it: a board file's unedited board only named."""
+    board = state.board
+    out: dict[str, Any] = {
+        "board": to_json(board)
+        if state.host is not None or state.edited
+        else {"name": board.name, "fingerprint": board.fingerprint}
+    }
+    out.update(to_json_fields(state, skip=("board", "others")))
+    return out
+
+
+def to_json_fields(value: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """:func:`to_json` of a record, without the fields ``skip``."""
+    out: dict[str, Any] = {}
+    for name, _kind, _required, how in SPECS[type(value)]:
+        if name in skip:
+            continue
+        item = getattr(value, name)
+        if (how == "optional" and item is None) or (how == "true" and not item):
+            continue
+        out[name] = to_json(item)
+    return out

@@ -15,14 +15,19 @@ import fcntl
 import json
 import os
 import stat
-from collections.abc import Callable, Mapping
-from typing import Any
 
 from evl_core.errors import EvlError, shown
 from evl_core.files import MiB, open_lock, problem, read_regular
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
 STATE_ENV = "EVL_SIM_STATE"
-FORMAT = 1
+#: The format written: 2, a board file's board only named (1, every board in full, is still read).
+FORMAT = 2
+READABLE = (1, 2)
 #: The largest state file read (a state holding many large boards stays far below it).
 STATE_MAX = 256 * MiB
 TMP_INFIX = ".tmp."
@@ -115,7 +120,7 @@ class StateFile:
             raise
         try:
             data = json.loads(raw)
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
+            if not isinstance(data, dict) or data.get("format") not in READABLE or type(data["format"]) is not int:
                 raise ValueError("unknown format")
         except RecursionError:
             raise corrupt(self.path, "nested too deep") from None
