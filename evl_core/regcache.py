@@ -4,11 +4,14 @@ A command's start-up would otherwise import pluggy and every plugin module
 to learn what it already learnt last time.  After a clean load (no warning),
 :func:`write` stores the commands, the labels, and what every hook without
 arguments returned (records whose fields are plain data, classes named as
-``"module:qualname"``), with a stamp of what they came from: the status of
-every ``sys.path`` directory (a distribution installed, upgraded or removed
-adds or removes its metadata directory there), of the plugin distributions'
-metadata and of the modules the plugins and their records live in.
-:func:`read` answers only while every stamp still holds.
+``"module:qualname"``), with a stamp of what they came from: the
+distributions each ``sys.path`` directory holds (the names of their metadata
+directories, which an install, an upgrade or a removal changes, the status
+of their entry points, the ``.pth`` files), and the status of every module
+the load imported from the plugins' and their records' packages.
+:func:`read` answers only while every stamp still holds.  A load that read a
+file changed less than two seconds before it began is not cached: it may
+have read it half old, half new.
 
 It is written with :mod:`marshal` (read in microseconds, with no import),
 and read only from a private directory, as a regular file of the user's own

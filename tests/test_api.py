@@ -80,3 +80,14 @@ def test_from_json_is_strict():
         from_json(DevStat, {**to_json(stat), "rx_packets": True})
     with pytest.raises(ShapeError, match="not a boolean"):
         from_json(DevStat, {**to_json(stat), "oob_port": 1})
+
+
+def test_one_open_board_sees_each_change_of_its_ports(board):
+    """A batch on one open board: a port disabled and another enabled (the list's length unchanged)."""
+    board.enable("eth0")
+    assert board.query("eth0").stat.oob_port is True
+    board.disable("eth0")
+    board.enable("eth1")
+    assert (board.query("eth1").stat.oob_port, board.query("eth0").stat.oob_port) == (True, False)
+    ports = {row.ifname: row.stat.oob_port for row in board.query_all().interfaces if row.stat is not None}
+    assert ports["eth1"] is True and ports["eth0"] is False

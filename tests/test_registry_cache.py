@@ -76,8 +76,10 @@ class Venv:
                 err.append(line + "\n")
         return proc.returncode, proc.stdout, "".join(err), imported
 
-    def pip_install(self, src: Path, cache: Path) -> None:
-        _check([*self.pip, "install", "--no-deps", "--no-build-isolation", str(src)], _env(cache))
+    def pip_install(self, src: Path, cache: Path, target: Path | None = None) -> None:
+        """``pip install src`` into the venv, or with ``target`` into that directory (put on PYTHONPATH)."""
+        into = ["--target", str(target)] if target is not None else []
+        _check([*self.pip, "install", "--no-deps", "--no-build-isolation", *into, str(src)], _env(cache))
 
     def hello(self, version: str, summary: str) -> Path:
         """A copy of the evl-hello plugin, at ``version``, whose command says ``summary``."""
@@ -250,18 +252,7 @@ def test_editing_a_plugin_module_in_place_invalidates_it(venv, tmp_path):
     """A plugin on PYTHONPATH (as a source checkout is): its module's own status is in the stamp."""
     cache = tmp_path / "cache"
     target = tmp_path / "site"
-    _check(
-        [
-            *venv.pip,
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(venv.hello("0.3.0", "v3")),
-        ],
-        _env(cache),
-    )
+    venv.pip_install(venv.hello("0.3.0", "v3"), cache, target)
     extra = {"PYTHONPATH": str(target)}
     assert commands(venv.run(cache, "help", **extra)[1])["hello"] == "v3"
     assert from_cache(venv.run(cache, "help", **extra)[3])
@@ -280,18 +271,7 @@ def test_a_broken_plugin_warns_every_time(venv, tmp_path):
     """A load that warned is not cached: the warning is not lost on the next run."""
     cache = tmp_path / "cache"
     target = tmp_path / "site"
-    _check(
-        [
-            *venv.pip,
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(Path(__file__).resolve().parent / "plugins" / "evl-broken"),
-        ],
-        _env(cache),
-    )
+    venv.pip_install(Path(__file__).resolve().parent / "plugins" / "evl-broken", cache, target)
     for _ in range(3):
         code, out, err, imported = venv.run(cache, "help", PYTHONPATH=str(target))
         assert code == 0 and "net" in commands(out)
@@ -301,18 +281,7 @@ def test_a_broken_plugin_warns_every_time(venv, tmp_path):
 
 def _hello_on_path(venv: Venv, tmp_path: Path, cache: Path, summary: str) -> tuple[Path, dict[str, str]]:
     target = tmp_path / "site"
-    _check(
-        [
-            *venv.pip,
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(venv.hello(f"0.9.{abs(hash(summary)) % 1000}", summary)),
-        ],
-        _env(cache),
-    )
+    venv.pip_install(venv.hello(f"0.9.{len(summary)}", summary), cache, target)
     return target / "evl_hello", {"PYTHONPATH": str(target)}
 
 

@@ -258,6 +258,8 @@ CORRUPT = {
     ),
     "named-board-with-content": lambda tmp: mutated(tmp, lambda s: s["board"].update(page_size="x")),
     "named-board-edited": lambda tmp: mutated(tmp, lambda s: s.update(edited=True)),
+    "named-board-bad-fingerprint": lambda tmp: mutated(tmp, lambda s: s["board"].update(fingerprint="sha256:zz")),
+    "named-board-empty-fingerprint": lambda tmp: mutated(tmp, lambda s: s["board"].update(fingerprint="")),
     "boot-not-a-number": lambda tmp: valid_state_bytes(tmp).replace(b'"boot":', b'"boot":NaN,"was":'),
     "arp-entry-a-string": lambda tmp: mutated(tmp, lambda s: s.update(arp=["eth0.42 10.10.10.10"])),
     "vlan-out-of-range": lambda tmp: mutated(tmp, lambda s: s.update(vlans=[42, 5000])),
@@ -343,3 +345,13 @@ def test_switching_boards_boots_the_new_board_and_keeps_the_old_one(tmp_path: Pa
     # A board file that changed is another board: it boots afresh.
     board.write_text('[[interface]]\nname = "eth0"\ndriver = "igb"\nmtu = 9000\n')
     assert query(sh, other, "eth0")["oob_port"] is False
+
+
+def test_a_full_board_with_a_null_host_is_read_as_one_without(tmp_path: Path, sim_env, sh) -> None:
+    """``"host": null`` written by hand is no host mirror: a board stored in full, compared with its file."""
+    path = Path(sim_env["EVL_SIM_STATE"])
+    path.write_bytes(mutated(tmp_path, lambda s: (s.update(host=None), s.pop("edited", None)), edited_state_bytes))
+    run = sh("evl", "net", "-Q", "-i", "eth1", env=sim_env)
+    assert run.code == 0 and "internal error" not in run.err, run.err
+    shown = sh("evl", "sim", "--json", "show", env=sim_env)
+    assert json.loads(shown.out)["board"]["interfaces"]["eth1"]["mtu"] == 1400  # the edited board kept

@@ -62,12 +62,21 @@ def default_dir(env: Mapping[str, str]) -> str:
 
 
 def _parser_stamp() -> tuple[int, ...]:
-    """What identifies the code that parses a board and stores it: the size and mtime of its modules and schema."""
+    """What identifies the code that parses a board and stores it: the size and mtime of its modules and schema.
+
+    The board's module, its JSON Schema and the validator (``evl_net/schema.py``), the name rules, TOML
+    reading (``evl_core/files.py``), the records and this module.
+    """
+    from evl_core import files, record
     from evl_net.kernel import names
     from evl_net.transports.sim import board
 
+    # the validator's module by its path: importing it is what a cache hit saves
+    schema = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(board.__file__)))), "schema.py"
+    )
     out: list[int] = [FORMAT, marshal.version, *sys.version_info[:2]]
-    for path in (board.__file__, board.SCHEMA_PATH, names.__file__, __file__):
+    for path in (board.__file__, board.SCHEMA_PATH, names.__file__, __file__, schema, files.__file__, record.__file__):
         try:
             st = os.stat(path)
         except (OSError, TypeError):

@@ -116,7 +116,7 @@ class SimTransport(TransportBase):
         self.state_path = state_path
         self.console = console
         self.cache_dir = cache_dir
-        self._port_set: tuple[list[str], int, frozenset[str]] | None = None
+        self._port_set: tuple[list[str], frozenset[str]] | None = None
         self.state: BoardState | None = None
         self.host_netns: str | None = None
         self._store: Store | None = None
@@ -145,6 +145,7 @@ class SimTransport(TransportBase):
     def mark_dirty(self) -> None:
         """Note that the state changed: :meth:`close` stores it."""
         self._dirty = True
+        self._port_set = None
 
     def close(self) -> None:
         """Store the state when it changed, and unlock the state file."""
@@ -228,6 +229,7 @@ class SimTransport(TransportBase):
         """Take port ``ifname`` down, as disabling it or its device going down does; False if it is no port."""
         if dismantle(self.load(), ifname):
             self._dirty = True
+            self._port_set = None
             return True
         return False
 
@@ -290,6 +292,7 @@ class SimTransport(TransportBase):
             pool = state.pools[real] = Pool(skb_size=size, skb_total=total, skb_free=total)
         state.ports.append(ifname)
         self._dirty = True
+        self._port_set = None
         return PortConfig(True, pool.skb_total, pool.skb_size)
 
     def disable_port(self, ifname: str) -> Change:
@@ -312,13 +315,13 @@ class SimTransport(TransportBase):
     def _ports(self, state: BoardState) -> frozenset[str]:
         """The ports as a set, for a query of every interface (the list is kept in enabling order).
 
-        Rebuilt when the list is another or its length changed: ports are only ever
-        appended (enable) or removed (dismantle).
+        Forgotten whenever this transport changes the ports (:meth:`enable_port`,
+        :meth:`dismantle`, :meth:`mark_dirty`) or the state is another.
         """
         cached = self._port_set
-        if cached is None or cached[0] is not state.ports or cached[1] != len(state.ports):
-            cached = self._port_set = (state.ports, len(state.ports), frozenset(state.ports))
-        return cached[2]
+        if cached is None or cached[0] is not state.ports:
+            cached = self._port_set = (state.ports, frozenset(state.ports))
+        return cached[1]
 
     def get_vlans(self) -> str:
         from evl_net.kernel import vlans

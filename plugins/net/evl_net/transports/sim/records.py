@@ -509,7 +509,19 @@ def board_ref(value: Any, where: str = "state") -> tuple[str, str, bool]:
             if "fingerprint" in board
             else f"{where}.board lacks 'fingerprint'"
         )
-    return name, fingerprint, board.keys() <= STUB_KEYS
+    named = board.keys() <= STUB_KEYS
+    if named and not _fingerprint_form(fingerprint):
+        raise ShapeError(f"{where}.board.fingerprint is neither a sha256: digest nor a file's path:size:mtime:inode")
+    return name, fingerprint, named
+
+
+def _fingerprint_form(text: str) -> bool:
+    """A board file's fingerprint: ``sha256:<64 hex digits>``, or an older release's ``/path:size:mtime_ns:ino``."""
+    if text.startswith("sha256:"):
+        digest = text[7:]
+        return len(digest) == 64 and not digest.strip("0123456789abcdef")
+    parts = text.rsplit(":", 3)
+    return len(parts) == 4 and parts[0].startswith("/") and all(p.isascii() and p.isdigit() for p in parts[1:])
 
 
 def read_state(value: Any, board: Board | None = None, where: str = "state") -> BoardState:

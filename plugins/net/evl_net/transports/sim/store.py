@@ -141,7 +141,7 @@ class Store:
                 return None  # another content: the board boots afresh
             fingerprint = digest  # a state of an older release, of this very file
         board = None
-        if named or ("host" not in entry and not entry.get("edited")):
+        if named or (entry.get("host") is None and not entry.get("edited")):
             # Only named, or stored in full by the previous format: the file's board is needed.
             board, self._pristine = self._static(path, name, fingerprint)
             if board.fingerprint != fingerprint:
@@ -150,7 +150,8 @@ class Store:
         state.board.fingerprint = fingerprint
         if not named and state.host is None and not state.edited:
             # The previous format stored every board in full: only a board that differs from its file's stays so.
-            assert self._pristine is not None
+            if self._pristine is None:  # not a state this code or the previous one wrote
+                raise corrupt(self.path, "a board stored in full, neither edited nor a host mirror, without its file")
             state.edited = not boardcache.unchanged(state.board, self._pristine)
             self.dirty = True
         return state
