@@ -17,8 +17,6 @@ both.
 
 from __future__ import annotations
 
-import sys
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -277,21 +275,3 @@ def replace(obj: T, **changes: Any) -> T:
         raise TypeError(f"{type(obj).__name__} has no field '{sorted(unknown)[0]}'")
     values = {f.name: changes[f.name] if f.name in changes else getattr(obj, f.name) for f in specs}
     return type(obj)(**values)
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    """A record's fields as a dict (one level: nested records stay records)."""
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
-
-
-def type_hints(kind: type) -> dict[str, Any]:
-    """A record's field types, evaluated (``typing.get_type_hints``, once per class)."""
-    hints = _HINTS.get(kind)
-    if hints is None:
-        import typing
-
-        hints = _HINTS[kind] = typing.get_type_hints(kind, vars(sys.modules[kind.__module__]))
-    return hints
-
-
-_HINTS: dict[type, dict[str, Any]] = {}

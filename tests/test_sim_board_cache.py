@@ -485,8 +485,6 @@ def test_the_simulators_start_up_modules_import_neither_typing_nor_dataclasses(m
 def test_a_query_evaluates_no_type_hint(tmp_path: Path, env, monkeypatch) -> None:
     import typing
 
-    from evl_core import record
-
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("type hints evaluated on the simulator's path")
 
@@ -494,7 +492,6 @@ def test_a_query_evaluates_no_type_hint(tmp_path: Path, env, monkeypatch) -> Non
     with quiet_sim(state, None, cache) as t:
         t.enable_port("eth0.42", 0, 0)
     monkeypatch.setattr(typing, "get_type_hints", refuse)
-    monkeypatch.setattr(record, "type_hints", refuse)
     with quiet_sim(state, None, cache) as t:
         assert t.get_stat("eth0.42").oob_port is True
         t.set_vlans("42")
