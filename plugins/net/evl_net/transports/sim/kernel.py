@@ -116,7 +116,7 @@ class SimTransport(TransportBase):
         self.state_path = state_path
         self.console = console
         self.cache_dir = cache_dir
-        self._port_set: tuple[list[str], frozenset[str]] | None = None
+        self._port_set: tuple[list[str], int, frozenset[str]] | None = None
         self.state: BoardState | None = None
         self.host_netns: str | None = None
         self._store: Store | None = None
@@ -316,12 +316,13 @@ class SimTransport(TransportBase):
         """The ports as a set, for a query of every interface (the list is kept in enabling order).
 
         Forgotten whenever this transport changes the ports (:meth:`enable_port`,
-        :meth:`dismantle`, :meth:`mark_dirty`) or the state is another.
+        :meth:`dismantle`, :meth:`mark_dirty`), the state is another, or the list's
+        length changed (a host board's reconciliation dismantles ports itself).
         """
         cached = self._port_set
-        if cached is None or cached[0] is not state.ports:
-            cached = self._port_set = (state.ports, frozenset(state.ports))
-        return cached[1]
+        if cached is None or cached[0] is not state.ports or cached[1] != len(state.ports):
+            cached = self._port_set = (state.ports, len(state.ports), frozenset(state.ports))
+        return cached[2]
 
     def get_vlans(self) -> str:
         from evl_net.kernel import vlans
@@ -534,6 +535,7 @@ class SimTransport(TransportBase):
         changed: bool = getattr(rtnetlink, request)(self.host_netns or None, *args)
         self.state = self._store.refresh_host(self.state, self.host_netns or "")
         self._dirty = True
+        self._port_set = None
         return changed
 
     def create_vlan(self, ifname: str, parent: str, vlan_id: int) -> Change:
