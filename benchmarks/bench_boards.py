@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import PYTHON, Launcher  # the method of run.py, its forking helper
+from run import PYTHON, Launcher, print_table  # the method of run.py, its forking helper
 
 BIN = PYTHON.parent
 MANUAL = Path(__file__).resolve().parent.parent / "plugins" / "net" / "evl_net" / "boards" / "manual.toml"
@@ -138,13 +138,7 @@ def main() -> int:
         ]
         for label in labels
     ]
-    widths = [max(len(r[c]) for r in [headers, *rows]) for c in range(len(headers))]
-    for row in [headers, ["-" * w for w in widths], *rows]:
-        print(
-            "  ".join(
-                c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-        )
+    print_table(headers, rows, right=set(range(1, len(headers))))
     print()
     for v in names:
         for label, ratio, limit in (

@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import BIN, MIB, Launcher
+from run import BIN, MIB, Launcher, print_table
 
 TARGET = 3.0
 PARENTS = ("eth0", "eth1")
@@ -143,11 +143,7 @@ def main() -> int:
         else:
             mark = "" if i == first else "pass" if ratio <= TARGET else "MISS"
         rows.append([variant + label, f"{median:.1f}", f"{ratio:.2f}×", f"{rss[i] / MIB:.1f}", target, mark])
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-    right = {1, 2, 3}
-    for row in [headers, ["-" * w for w in widths], *rows]:
-        cells = [c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))]
-        print("  ".join(cells).rstrip())
+    print_table(headers, rows, right={1, 2, 3})
     print(
         f"\n{opts.vlans + 4} interfaces; {opts.rounds} rounds (+{opts.warmup} warm-up), interleaved;"
         f" interpreter {sys.executable}"

@@ -90,6 +90,14 @@ class Launcher:
         self.proc.wait()
 
 
+def print_table(headers: list[str], rows: list[list[str]], right: set[int]) -> None:
+    """``rows`` under ``headers``, columns ``right`` aligned right, the others left (every benchmark's table)."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+    for row in [headers, ["-" * w for w in widths], *rows]:
+        cells = [c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))]
+        print("  ".join(cells).rstrip())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30, help="measured rounds (default 30)")
@@ -193,15 +201,7 @@ def main() -> int:
             target = f"{target}, ≤ {max_mib:g} MiB"
         rows.append([*row, target, mark])
 
-    try:
-        from tabulate import tabulate
-
-        align = ("left",) + ("right",) * (len(headers) - 3) + ("left", "left")
-        print(tabulate(rows, headers, disable_numparse=True, colalign=align))
-    except ImportError:
-        widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-        for row in [headers, ["-" * w for w in widths], *rows]:
-            print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print_table(headers, rows, right=set(range(1, len(headers) - 2)))
     interpreters = "; ".join(f"{v}: {p}" for v, p in variants)
     print(f"\n{opts.rounds} rounds (+{opts.warmup} warm-up), interleaved; {interpreters}")
     if opts.all:

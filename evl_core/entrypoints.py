@@ -25,8 +25,6 @@ class EntryPoint:
     value: str
     dist_name: str
     dist_version: str
-    #: the distribution's metadata directory (``.dist-info``/``.egg-info``)
-    dist_path: str = ""
 
     def load(self) -> Any:
         from evl_core.lazy import resolve
@@ -83,5 +81,5 @@ def entry_points(group: str, path: list[str] | None = None) -> list[EntryPoint]:
             except OSError:
                 continue
             for name, value in _parse(text, group):
-                found.append(EntryPoint(name, value, dist_name, version, os.path.join(entry or ".", dirname)))
+                found.append(EntryPoint(name, value, dist_name, version))
     return found

@@ -16,6 +16,10 @@ import stat
 
 from evl_core.errors import EvlError, shown
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 MiB = 1024 * 1024
 
 _KINDS = (
@@ -24,6 +28,20 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+
+def cache_directory(env: Mapping[str, str]) -> str | None:
+    """This project's cache directory: ``$XDG_CACHE_HOME/evl-tools``, else ``~/.cache/evl-tools``.
+
+    None when neither is known (the XDG rule: a relative value is ignored).
+    """
+    base = env.get("XDG_CACHE_HOME") or ""
+    if not os.path.isabs(base):
+        home = env.get("HOME") or os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, "evl-tools")
 
 
 def _size(limit: int) -> str:

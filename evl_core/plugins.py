@@ -43,8 +43,6 @@ class Registry:
     labels: dict[str, str] = field(default_factory=dict)
     #: whether loading warned (a registry that did is not cached: its warnings stay live)
     warned: bool = False
-    #: plugin name -> the entry point it came from (the cache checks their distributions)
-    entry_points: dict[str, Any] = field(default_factory=dict)
 
 
 class _Warner:
@@ -186,7 +184,6 @@ def _load_entry_points(registry: Registry, stderr: TextIO) -> None:
             continue
         if _register(pm, plugin, ep.name, stderr):
             registry.labels[ep.name] = label
-            registry.entry_points[ep.name] = ep
 
 
 def _collect_commands(registry: Registry, stderr: TextIO) -> None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from evl_core.plugins import Registry
 
-FORMAT = 3
+FORMAT = 4
 OFF_ENV = "EVL_NO_REGISTRY_CACHE"
 #: A cache file larger than this is not ours.
 MAX_BYTES = 4 * 1024 * 1024
@@ -49,20 +49,12 @@ class Uncacheable(Exception):
     """A registration that cannot be kept as plain data (a callable, a local class...)."""
 
 
-def directory(env: Mapping[str, str]) -> str | None:
-    base = env.get("XDG_CACHE_HOME") or ""
-    if not os.path.isabs(base):  # the XDG rule: a relative value is ignored
-        home = env.get("HOME") or os.path.expanduser("~")
-        if not os.path.isabs(home):
-            return None
-        base = os.path.join(home, ".cache")
-    return os.path.join(base, "evl-tools")
-
-
 def cache_path(env: Mapping[str, str], key: str | None = None) -> str | None:
     if env.get(OFF_ENV):
         return None
-    where = directory(env)
+    from evl_core.files import cache_directory
+
+    where = cache_directory(env)
     if where is None:
         return None
     import zlib  # built in: hashlib would cost more than the rest of this module
@@ -125,21 +117,17 @@ def _distributions(path: str) -> list[Any] | None:
 
 
 def _dir_stamp(path: str) -> list[Any]:
+    """A ``sys.path`` entry: the directory (its inode: not another one by that name) and its distributions."""
     try:
         st = os.stat(path)
     except OSError:
         return [path, None]
-    return [path, st.st_mtime_ns, st.st_ino, _distributions(path)]
+    return [path, st.st_ino, _distributions(path)]
 
 
 def _dir_fresh(stamp: list[Any]) -> bool:
     """A ``sys.path`` entry holds the same distributions, their entry points unchanged."""
-    path = stamp[0]
-    try:
-        st = os.stat(path)
-    except OSError:
-        return stamp[1:] == [None]
-    return len(stamp) == 4 and st.st_ino == stamp[2] and _distributions(path) == stamp[3]
+    return _dir_stamp(stamp[0]) == stamp
 
 
 def _fresh(data: dict[str, Any]) -> bool:
@@ -235,14 +223,10 @@ def _snapshot(registry: Registry, before: Before, key: str) -> dict[str, Any] | 
         return None
     commands = {name: _encode_record(command, modules) for name, command in registry.commands.items()}
     files: list[str] = []
-    for plugin_name, plugin in pm.list_name_plugin():
+    for _plugin_name, plugin in pm.list_name_plugin():
         if plugin is None:
             continue
-        module_name = plugin.__name__ if isinstance(plugin, type(sys)) else type(plugin).__module__
-        modules.add(module_name)
-        ep = registry.entry_points.get(plugin_name)
-        if ep is not None and ep.dist_path:
-            files += [ep.dist_path, os.path.join(ep.dist_path, "entry_points.txt")]
+        modules.add(plugin.__name__ if isinstance(plugin, type(sys)) else type(plugin).__module__)
     # Every module the load imported from the plugins' and records' packages: an edit to any of them
     # (the operations table, a summary) may change what they register.
     packages = {name.partition(".")[0] for name in modules}
@@ -258,7 +242,7 @@ def _snapshot(registry: Registry, before: Before, key: str) -> dict[str, Any] | 
         raise Uncacheable("a sys.path entry that is not a string")
     stamps = [_stamp(f) for f in files]
     dirs = [_dir_stamp(entry or ".") for entry in before.path]
-    inner = [stamp for d in dirs if len(d) == 4 and d[3] for stamp in d[3]]  # not the directories' own times
+    inner = [stamp for d in dirs if len(d) == 3 and d[2] for stamp in d[2]]  # what they hold, not their own times
     if any(len(stamp) > 2 and stamp[1] >= before.since_ns for stamp in stamps + inner):
         return None  # changed while (or just before) it was loaded: maybe read half old, half new
     return {
@@ -420,11 +404,9 @@ class CachedPlugins:
         says so, and the cache is dropped: the next run loads through pluggy.
         """
         if self._real is None:
-            import sys as _sys
-
             from evl_core.plugins import load_through_pluggy
 
-            registry = load_through_pluggy((), True, self._stderr or _sys.stderr)
+            registry = load_through_pluggy((), True, self._stderr or sys.stderr)
             if registry.warned:
                 try:
                     os.unlink(self._path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -19,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from test_plugin_venv import _copy  # one way to copy a source tree for pip, without its litter
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = Path(__file__).resolve().parent / "plugins" / "evl-hello"
-LITTER = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".*")
 HELLO_SUMMARY = "say hello from a third-party plugin"
 
 
@@ -85,7 +85,7 @@ class Venv:
         """A copy of the evl-hello plugin, at ``version``, whose command says ``summary``."""
         dst = self.src / f"evl-hello-{version}"
         if not dst.exists():
-            shutil.copytree(HELLO, dst, ignore=LITTER)
+            _copy(HELLO, dst)
             toml = dst / "pyproject.toml"
             toml.write_text(toml.read_text().replace('version = "0.1.0"', f'version = "{version}"'))
             init = dst / "evl_hello" / "__init__.py"
@@ -98,12 +98,8 @@ def venv(tmp_path_factory) -> Venv:
     base = tmp_path_factory.mktemp("regcache-venv")
     src = base / "src"
     src.mkdir()
-    core = src / "evl-tools"
-    shutil.copytree(
-        ROOT, core, ignore=lambda d, names: set(LITTER(d, names)) | ({"tests", "plugins", "benchmarks"} & set(names))
-    )
-    net = src / "evl-net"
-    shutil.copytree(ROOT / "plugins" / "net", net, ignore=LITTER)
+    core = _copy(ROOT, src / "evl-tools", skip=("tests", "plugins", "benchmarks"))
+    net = _copy(ROOT / "plugins" / "net", src / "evl-net")
     root = base / "venv"
     env = _env(base / "cache")
     _check([sys.executable, "-m", "venv", str(root)], env)

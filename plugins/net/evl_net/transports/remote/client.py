@@ -369,12 +369,11 @@ def mux_directory(env: Mapping[str, str]) -> str | None:
     runtime = env.get(MUX_DIR_ENV, "")
     if os.path.isabs(runtime):
         candidates.append(os.path.join(runtime, "evl-ssh"))
-    cache = env.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(cache):
-        home = env.get("HOME") or os.path.expanduser("~")
-        cache = os.path.join(home, ".cache") if os.path.isabs(home) else ""
-    if cache:
-        candidates.append(os.path.join(cache, "evl-tools", "ssh"))
+    from evl_core.files import cache_directory
+
+    cache = cache_directory(env)
+    if cache is not None:
+        candidates.append(os.path.join(cache, "ssh"))
     for path in candidates:
         try:
             os.makedirs(path, mode=0o700, exist_ok=True)

@@ -52,13 +52,9 @@ KEEP_BYTES = 64 * 1024 * 1024
 
 def default_dir(env: Mapping[str, str]) -> str:
     """The cache directory: ``$XDG_CACHE_HOME/evl-tools``, else ``~/.cache/evl-tools`` ("" when neither is known)."""
-    base = env.get("XDG_CACHE_HOME") or ""
-    if not os.path.isabs(base):  # the XDG rule: a relative path is ignored
-        home = env.get("HOME") or os.path.expanduser("~")
-        if not os.path.isabs(home):
-            return ""
-        base = os.path.join(home, ".cache")
-    return os.path.join(base, "evl-tools")
+    from evl_core.files import cache_directory
+
+    return cache_directory(env) or ""
 
 
 def _parser_stamp() -> tuple[int, ...]:
