@@ -13,6 +13,7 @@ import pickle
 import subprocess
 import sys
 import weakref
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -178,5 +179,6 @@ def test_defining_records_imports_nothing():
         "A(1)\n"
         "print(sorted(m for m in ('dataclasses', 'typing', 'inspect') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env={"PYTHONPATH": "."})
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env={"PYTHONPATH": root})
     assert out.stdout == "[]\n", out.stderr

@@ -175,7 +175,7 @@ def _warm(venv: Venv, cache: Path) -> str:
     return out
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "directory"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "directory", "fifo"])
 def test_a_corrupt_cache_costs_a_load_only(venv, tmp_path, damage):
     cache = tmp_path / "cache"
     out = _warm(venv, cache)
@@ -187,6 +187,9 @@ def test_a_corrupt_cache_costs_a_load_only(venv, tmp_path, damage):
         path.write_bytes(blob[: len(blob) // 2])
     elif damage == "empty":
         path.write_bytes(b"")
+    elif damage == "fifo":  # opened without blocking, and not read: not a regular file
+        path.unlink()
+        os.mkfifo(path, 0o600)
     else:
         path.unlink()
         path.mkdir()
